@@ -1,0 +1,60 @@
+//! meshplan: proves a multi-cluster Istio mesh plan consistent and compiles it into files.
+//!
+//! The pipeline, one module per stage: [`parse`] (TOML with spans → [`raw::Plan`]) →
+//! [`validate`] (every rule, every finding → [`model::Plan`]) → resolve → render → emit.
+//! Only `main.rs` touches the filesystem or the terminal.
+#![deny(clippy::print_stdout, clippy::print_stderr, clippy::exit, clippy::dbg_macro)]
+
+pub mod diagnostic;
+pub mod model;
+pub mod parse;
+pub mod raw;
+pub mod report;
+pub mod source;
+pub mod suggest;
+pub mod sweep;
+pub mod validate;
+
+use diagnostic::Error;
+use parse::PlanError;
+pub use source::Source;
+
+/// The outcome of checking a plan.
+pub struct Checked {
+    /// Every finding, sorted by position in the plan.
+    pub findings: Vec<Error>,
+    /// The validated plan, when no finding is an error.
+    pub plan: Option<model::Plan>,
+}
+
+impl Checked {
+    /// Whether the plan is valid (warnings allowed).
+    pub fn is_valid(&self) -> bool {
+        self.plan.is_some()
+    }
+}
+
+/// Parses and validates a plan.
+pub fn check(source: &Source) -> Checked {
+    match parse::parse(source) {
+        Ok(raw) => {
+            let validated = validate::validate(&raw);
+            Checked { findings: validated.findings, plan: validated.plan }
+        }
+        Err(err) => Checked { findings: vec![err.into()], plan: None },
+    }
+}
+
+/// Decodes a plan file's bytes and checks it; text that is not UTF-8 is a finding, not a
+/// failure.
+pub fn check_bytes(name: &str, bytes: &[u8]) -> (Source, Checked) {
+    let (source, bad_byte) = Source::from_bytes(name, bytes);
+    let checked = match bad_byte {
+        Some(offset) => Checked {
+            findings: vec![PlanError::Encoding { at: (offset, 1).into() }.into()],
+            plan: None,
+        },
+        None => check(&source),
+    };
+    (source, checked)
+}

@@ -1,0 +1,462 @@
+//! The validated plan: every value parsed and every reference resolved, no spans.
+//!
+//! Built only from a plan that passed validation. Later stages (resolve, render) read this
+//! and never the raw TOML.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Serialize, Serializer};
+
+use crate::raw::{self, Bookinfo, Installer, KubeProxy, MetallbMode, Platform, Role, Routing};
+use crate::sweep::Interval;
+use crate::validate::Facts;
+use crate::validate::facts::{ClusterFacts, LbKind, NodeFacts};
+
+/// A version number as plans write them: `1.24.2`, `0.15`, `1.25.0-rc.1`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version {
+    /// Major.
+    pub major: u64,
+    /// Minor.
+    pub minor: u64,
+    /// Patch, when written.
+    pub patch: Option<u64>,
+    /// Pre-release suffix after `-`, when written.
+    pub pre: Option<String>,
+}
+
+impl Version {
+    /// A release version.
+    pub const fn new(major: u64, minor: u64, patch: Option<u64>) -> Self {
+        Version { major, minor, patch, pre: None }
+    }
+
+    /// Parses `MAJOR.MINOR[.PATCH][-PRE]`; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (numbers, pre) = match text.split_once('-') {
+            Some((numbers, pre)) => (numbers, Some(pre)),
+            None => (text, None),
+        };
+        let pre_ok = pre.is_none_or(|p| {
+            !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        });
+        let parts: Vec<&str> = numbers.split('.').collect();
+        let number = |s: &str| {
+            (!s.is_empty() && s.len() <= 9 && s.chars().all(|c| c.is_ascii_digit()))
+                .then(|| s.parse::<u64>().ok())
+                .flatten()
+        };
+        let (major, minor, patch) = match parts.as_slice() {
+            [major, minor] => (number(major)?, number(minor)?, None),
+            [major, minor, patch] => (number(major)?, number(minor)?, Some(number(patch)?)),
+            _ => return None,
+        };
+        pre_ok.then(|| Version { major, minor, patch, pre: pre.map(str::to_owned) })
+    }
+
+    /// Whether this is `major.minor` or later.
+    pub fn at_least(&self, major: u64, minor: u64) -> bool {
+        (self.major, self.minor) >= (major, minor)
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)?;
+        if let Some(patch) = self.patch {
+            write!(f, ".{patch}")?;
+        }
+        if let Some(pre) = &self.pre {
+            write!(f, "-{pre}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for Version {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// The validated plan.
+#[derive(Debug, Serialize)]
+pub struct Plan {
+    /// Mesh-wide settings.
+    pub mesh: Mesh,
+    /// Networks, in plan order.
+    pub networks: Vec<Network>,
+    /// Clusters, in plan order.
+    pub clusters: Vec<Cluster>,
+}
+
+/// Mesh-wide settings.
+#[derive(Debug, Serialize)]
+pub struct Mesh {
+    /// Mesh ID.
+    pub id: String,
+    /// Trust domain.
+    pub trust_domain: String,
+    /// Istio version.
+    pub istio_version: Version,
+    /// Image registry override.
+    pub hub: Option<String>,
+    /// Installer.
+    pub installer: Installer,
+    /// MetalLB version.
+    pub metallb_version: Version,
+    /// Registry for sample images.
+    pub samples_hub: Option<String>,
+    /// Namespace of the samples.
+    pub samples_namespace: String,
+}
+
+/// A network.
+#[derive(Debug, Serialize)]
+pub struct Network {
+    /// Network ID.
+    pub id: String,
+    /// Routing mode.
+    pub routing: Routing,
+    /// Node subnet.
+    pub node_subnet: Option<IpNet>,
+}
+
+/// A cluster.
+#[derive(Debug, Serialize)]
+pub struct Cluster {
+    /// Name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// A remote's primary (resolved, also when implied).
+    pub primary: Option<String>,
+    /// Network ID.
+    pub network: String,
+    /// kubectl context.
+    pub context: String,
+    /// Platform.
+    pub platform: Platform,
+    /// Kubernetes version.
+    pub kubernetes: Option<Version>,
+    /// API server URL.
+    pub api_server: Option<String>,
+    /// Pod range.
+    pub pod_cidr: IpNet,
+    /// Service range.
+    pub service_cidr: IpNet,
+    /// Default locality.
+    pub locality: Locality,
+    /// kube-proxy mode.
+    pub kube_proxy: KubeProxy,
+    /// Planned LoadBalancer addresses.
+    pub lb: Lb,
+    /// MetalLB pool.
+    pub metallb: Option<Metallb>,
+    /// Nodes.
+    pub nodes: Vec<Node>,
+    /// Demo workloads.
+    pub samples: Samples,
+    /// GKE settings.
+    pub gke: Option<Gke>,
+}
+
+/// Region, zone, subzone.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Locality {
+    /// Region.
+    pub region: Option<String>,
+    /// Zone.
+    pub zone: Option<String>,
+    /// Subzone.
+    pub subzone: Option<String>,
+}
+
+/// Planned LoadBalancer addresses.
+#[derive(Debug, Default, Serialize)]
+pub struct Lb {
+    /// istiod's LoadBalancer.
+    pub istiod: Option<IpAddr>,
+    /// East-west gateway.
+    pub eastwest: Option<IpAddr>,
+    /// Ingress gateway.
+    pub ingress: Option<IpAddr>,
+}
+
+/// A MetalLB pool.
+#[derive(Debug, Serialize)]
+pub struct Metallb {
+    /// IPAddressPool name.
+    pub pool: String,
+    /// Entries as written (validated).
+    pub addresses: Vec<String>,
+    /// Advertisement mode.
+    pub mode: MetallbMode,
+    /// L2 interfaces.
+    pub interfaces: Vec<String>,
+    /// BGP peers.
+    pub peers: Vec<Peer>,
+    /// BGP AS number.
+    pub asn: Option<u32>,
+    /// Number of addresses in the pool.
+    pub size: u128,
+}
+
+/// A BGP peer.
+#[derive(Debug, Serialize)]
+pub struct Peer {
+    /// Router address.
+    pub address: String,
+    /// Router AS number.
+    pub asn: u32,
+}
+
+/// A node.
+#[derive(Debug, Serialize)]
+pub struct Node {
+    /// Name.
+    pub name: String,
+    /// Address.
+    pub ip: Option<IpAddr>,
+    /// Pod block.
+    pub pod_cidr: Option<IpNet>,
+    /// Effective locality (node's own, else the cluster's).
+    pub locality: Locality,
+    /// Control-plane node.
+    pub control_plane: bool,
+}
+
+/// Demo workloads.
+#[derive(Debug, Default, Serialize)]
+pub struct Samples {
+    /// helloworld version label.
+    pub helloworld: Option<String>,
+    /// sleep/curl client.
+    pub sleep: bool,
+    /// Bookinfo workloads, sorted.
+    pub bookinfo: Vec<Bookinfo>,
+}
+
+/// GKE firewall settings.
+#[derive(Debug, Serialize)]
+pub struct Gke {
+    /// Project.
+    pub project: Option<String>,
+    /// Zone.
+    pub zone: Option<String>,
+    /// VPC.
+    pub vpc: String,
+    /// Target tags.
+    pub target_tags: Vec<String>,
+}
+
+impl Serialize for Bookinfo {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(match self {
+            Bookinfo::Productpage => "productpage",
+            Bookinfo::Details => "details",
+            Bookinfo::Ratings => "ratings",
+            Bookinfo::ReviewsV1 => "reviews-v1",
+            Bookinfo::ReviewsV2 => "reviews-v2",
+            Bookinfo::ReviewsV3 => "reviews-v3",
+        })
+    }
+}
+
+macro_rules! serialize_lowercase {
+    ($($ty:ty => [$($variant:ident = $name:literal),*]),* $(,)?) => {$(
+        impl Serialize for $ty {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(match self { $(<$ty>::$variant => $name),* })
+            }
+        }
+    )*};
+}
+
+serialize_lowercase! {
+    Role => [Primary = "primary", Remote = "remote"],
+    Routing => [None = "none", Static = "static"],
+    Platform => [Generic = "generic", Kubeadm = "kubeadm", Kind = "kind", Icp = "icp", Gke = "gke"],
+    KubeProxy => [Iptables = "iptables", Ipvs = "ipvs"],
+    MetallbMode => [L2 = "l2", Bgp = "bgp"],
+    Installer => [Istioctl = "istioctl", Helm = "helm"],
+}
+
+fn text(value: &Option<toml::Spanned<String>>) -> Option<String> {
+    value.as_ref().map(|v| v.get_ref().clone())
+}
+
+impl Plan {
+    /// Builds the model from a plan that passed validation; `None` if a value it needs did not
+    /// parse (validation reports that as an error first, so this does not happen in practice).
+    pub fn from_facts(facts: &Facts) -> Option<Plan> {
+        let raw_mesh = facts.plan.mesh.get_ref();
+        let istio = raw_mesh.istio.get_ref();
+        let samples = raw_mesh.samples.as_ref().map(|s| s.get_ref());
+        let mesh = Mesh {
+            id: raw_mesh.id.get_ref().clone(),
+            trust_domain: text(&raw_mesh.trust_domain).unwrap_or_else(|| "cluster.local".to_owned()),
+            istio_version: facts.istio_version.clone()?,
+            hub: text(&istio.hub),
+            installer: istio.installer.as_ref().map_or(Installer::Istioctl, |i| *i.get_ref()),
+            metallb_version: facts.metallb_version.clone()?,
+            samples_hub: samples.and_then(|s| text(&s.hub)),
+            samples_namespace: samples
+                .and_then(|s| text(&s.namespace))
+                .unwrap_or_else(|| "sample".to_owned()),
+        };
+        let networks = facts
+            .networks
+            .iter()
+            .map(|n| {
+                let raw = n.raw.get_ref();
+                Network {
+                    id: raw.id.get_ref().clone(),
+                    routing: raw.routing.as_ref().map_or(Routing::None, |r| *r.get_ref()),
+                    node_subnet: n.node_subnet.as_ref().map(|s| *s.get_ref()),
+                }
+            })
+            .collect();
+        let clusters = facts
+            .clusters
+            .iter()
+            .map(|c| cluster(facts, c))
+            .collect::<Option<Vec<_>>>()?;
+        Some(Plan { mesh, networks, clusters })
+    }
+}
+
+fn cluster(facts: &Facts, c: &ClusterFacts) -> Option<Cluster> {
+    let raw = c.raw.get_ref();
+    let locality = Locality {
+        region: text(&raw.region),
+        zone: text(&raw.zone),
+        subzone: text(&raw.subzone),
+    };
+    let lb_addr = |kind| c.lb(kind).map(|lb| *lb.addr.get_ref());
+    Some(Cluster {
+        name: c.name().to_owned(),
+        role: *raw.role.get_ref(),
+        primary: primary_of(facts, c),
+        network: raw.network.get_ref().clone(),
+        context: text(&raw.context).unwrap_or_else(|| c.name().to_owned()),
+        platform: raw.platform.as_ref().map_or(Platform::Generic, |p| *p.get_ref()),
+        kubernetes: c.kubernetes.clone(),
+        api_server: c.api_server.as_ref().map(|u| u.get_ref().to_string()),
+        pod_cidr: *c.pod_cidr.as_ref()?.get_ref(),
+        service_cidr: *c.service_cidr.as_ref()?.get_ref(),
+        kube_proxy: raw.kube_proxy.as_ref().map_or(KubeProxy::Iptables, |k| *k.get_ref()),
+        lb: Lb {
+            istiod: lb_addr(LbKind::Istiod),
+            eastwest: lb_addr(LbKind::Eastwest),
+            ingress: lb_addr(LbKind::Ingress),
+        },
+        metallb: raw.metallb.as_ref().map(|m| metallb(c, m.get_ref())),
+        nodes: c.nodes.iter().map(|n| node(n, &locality)).collect(),
+        samples: samples(raw.samples.as_ref().map(|s| s.get_ref())),
+        gke: raw.gke.as_ref().map(|g| gke(g.get_ref())),
+        locality,
+    })
+}
+
+fn primary_of(facts: &Facts, c: &ClusterFacts) -> Option<String> {
+    let raw = c.raw.get_ref();
+    if *raw.role.get_ref() == Role::Primary {
+        return None;
+    }
+    match &raw.primary {
+        Some(named) => Some(named.get_ref().clone()),
+        None => facts
+            .clusters
+            .iter()
+            .find(|p| *p.raw.get_ref().role.get_ref() == Role::Primary)
+            .map(|p| p.name().to_owned()),
+    }
+}
+
+fn metallb(c: &ClusterFacts, raw: &raw::Metallb) -> Metallb {
+    let list = |v: &Option<toml::Spanned<Vec<toml::Spanned<String>>>>| -> Vec<String> {
+        v.iter()
+            .flat_map(|l| l.get_ref().iter().map(|s| s.get_ref().clone()))
+            .collect()
+    };
+    Metallb {
+        pool: text(&raw.pool).unwrap_or_else(|| format!("{}-pool", c.name())),
+        addresses: raw.addresses.get_ref().iter().map(|a| a.get_ref().trim().to_owned()).collect(),
+        mode: raw.mode.as_ref().map_or(MetallbMode::L2, |m| *m.get_ref()),
+        interfaces: list(&raw.interfaces),
+        peers: raw
+            .peers
+            .iter()
+            .flat_map(|p| p.get_ref().iter())
+            .map(|p| Peer { address: p.get_ref().address.get_ref().clone(), asn: *p.get_ref().asn.get_ref() })
+            .collect(),
+        asn: raw.asn.as_ref().map(|a| *a.get_ref()),
+        size: c.pool.iter().map(|e| e.interval).fold(0u128, |sum, i: Interval| sum.saturating_add(i.size())),
+    }
+}
+
+fn node(n: &NodeFacts, cluster: &Locality) -> Node {
+    let raw = n.raw.get_ref();
+    Node {
+        name: raw.name.get_ref().clone(),
+        ip: n.ip.as_ref().map(|ip| *ip.get_ref()),
+        pod_cidr: n.block.as_ref().map(|b| *b.get_ref()),
+        locality: Locality {
+            region: text(&raw.region).or_else(|| cluster.region.clone()),
+            zone: text(&raw.zone).or_else(|| cluster.zone.clone()),
+            subzone: text(&raw.subzone).or_else(|| cluster.subzone.clone()),
+        },
+        control_plane: raw.control_plane.as_ref().is_some_and(|c| *c.get_ref()),
+    }
+}
+
+fn samples(raw: Option<&raw::Samples>) -> Samples {
+    let Some(raw) = raw else {
+        return Samples::default();
+    };
+    let mut bookinfo: Vec<Bookinfo> = raw
+        .bookinfo
+        .iter()
+        .flat_map(|b| b.get_ref().iter().map(|w| *w.get_ref()))
+        .collect();
+    bookinfo.sort();
+    bookinfo.dedup();
+    Samples {
+        helloworld: text(&raw.helloworld),
+        sleep: raw.sleep.as_ref().is_some_and(|s| *s.get_ref()),
+        bookinfo,
+    }
+}
+
+fn gke(raw: &raw::Gke) -> Gke {
+    Gke {
+        project: text(&raw.project),
+        zone: text(&raw.zone),
+        vpc: text(&raw.vpc).unwrap_or_else(|| "default".to_owned()),
+        target_tags: raw
+            .target_tags
+            .iter()
+            .flat_map(|t| t.get_ref().iter().map(|s| s.get_ref().clone()))
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Version;
+
+    #[test]
+    fn versions_parse_and_compare() {
+        let v = Version::parse("1.24.2").unwrap();
+        assert_eq!(v.to_string(), "1.24.2");
+        assert!(v.at_least(1, 20) && !v.at_least(1, 25));
+        assert_eq!(Version::parse("0.15").unwrap().patch, None);
+        assert_eq!(Version::parse("1.25.0-rc.1").unwrap().to_string(), "1.25.0-rc.1");
+        for bad in ["", "1", "v1.2", "1.2.3.4", "1..2", "1.2-", "1.x"] {
+            assert!(Version::parse(bad).is_none(), "{bad}");
+        }
+    }
+}

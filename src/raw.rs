@@ -1,0 +1,299 @@
+//! Stage 1 output: a serde mirror of the plan's TOML, every value kept with its source span.
+//!
+//! No logic lives here; the doc comments on the fields are the plan format's reference
+//! (`docs/plan-format.md` and `../shared/spec/plan.md` say the same in prose).
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A whole plan file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// `[mesh]`: mesh-wide settings.
+    pub mesh: Spanned<Mesh>,
+    /// `[[network]]`: at least one network.
+    #[serde(default)]
+    pub network: Vec<Spanned<Network>>,
+    /// `[[cluster]]`: at least one cluster.
+    #[serde(default)]
+    pub cluster: Vec<Spanned<Cluster>>,
+}
+
+/// `[mesh]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mesh {
+    /// Mesh ID (`values.global.meshID`), a Kubernetes label value.
+    pub id: Spanned<String>,
+    /// Istio trust domain; default `cluster.local`.
+    pub trust_domain: Option<Spanned<String>>,
+    /// `[mesh.istio]`: which Istio the output targets.
+    pub istio: Spanned<Istio>,
+    /// `[mesh.metallb]`: which MetalLB the pools target.
+    pub metallb: Option<Spanned<MeshMetallb>>,
+    /// `[mesh.samples]`: where demo workloads come from and go to.
+    pub samples: Option<Spanned<MeshSamples>>,
+}
+
+/// `[mesh.istio]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Istio {
+    /// Istio version, e.g. `1.24.2`; 1.20 or later.
+    pub version: Spanned<String>,
+    /// Image registry override, e.g. `docker.io/istio`.
+    pub hub: Option<Spanned<String>>,
+    /// `istioctl` (default) or `helm`.
+    pub installer: Option<Spanned<Installer>>,
+}
+
+/// How Istio is installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Installer {
+    /// IstioOperator files for `istioctl install -f`.
+    Istioctl,
+    /// Helm values files.
+    Helm,
+}
+
+/// `[mesh.metallb]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeshMetallb {
+    /// MetalLB version, default `0.15`.
+    pub version: Option<Spanned<String>>,
+}
+
+/// `[mesh.samples]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeshSamples {
+    /// Registry for the sample images.
+    pub hub: Option<Spanned<String>>,
+    /// Namespace the samples go to; default `sample`.
+    pub namespace: Option<Spanned<String>>,
+}
+
+/// `[[network]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// Network ID (`values.global.network`), a label value.
+    pub id: Spanned<String>,
+    /// `none` (default) or `static`.
+    pub routing: Option<Spanned<Routing>>,
+    /// The one L2 subnet every node of the network sits on; required for `static`.
+    pub node_subnet: Option<Spanned<String>>,
+}
+
+/// How pod traffic between clusters of one network is routed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Routing {
+    /// The platform already routes pods.
+    None,
+    /// Host routes on every node (generated `ip route` scripts).
+    Static,
+}
+
+/// `[[cluster]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    /// Cluster name: DNS-1123 label, unique in the plan.
+    pub name: Spanned<String>,
+    /// `primary` or `remote`.
+    pub role: Spanned<Role>,
+    /// A remote's primary; required when the plan has several primaries.
+    pub primary: Option<Spanned<String>>,
+    /// The `id` of a declared network.
+    pub network: Spanned<String>,
+    /// kubectl context for generated scripts; default = `name`.
+    pub context: Option<Spanned<String>>,
+    /// `generic` (default), `kubeadm`, `kind`, `icp` or `gke`.
+    pub platform: Option<Spanned<Platform>>,
+    /// Kubernetes version, e.g. `1.25`.
+    pub kubernetes: Option<Spanned<String>>,
+    /// API server URL, e.g. `https://10.64.30.130:6443`.
+    pub api_server: Option<Spanned<String>>,
+    /// The cluster's pod range.
+    pub pod_cidr: Spanned<String>,
+    /// The cluster's service range.
+    pub service_cidr: Spanned<String>,
+    /// Default region of the cluster's nodes.
+    pub region: Option<Spanned<String>>,
+    /// Default zone of the cluster's nodes.
+    pub zone: Option<Spanned<String>>,
+    /// Default subzone of the cluster's nodes.
+    pub subzone: Option<Spanned<String>>,
+    /// `iptables` (default) or `ipvs`.
+    pub kube_proxy: Option<Spanned<KubeProxy>>,
+    /// `[cluster.lb]`: planned LoadBalancer addresses.
+    pub lb: Option<Spanned<Lb>>,
+    /// `[cluster.metallb]`: MetalLB address pools.
+    pub metallb: Option<Spanned<Metallb>>,
+    /// `[[cluster.node]]`: the cluster's nodes.
+    #[serde(default)]
+    pub node: Vec<Spanned<Node>>,
+    /// `[cluster.samples]`: demo workloads.
+    pub samples: Option<Spanned<Samples>>,
+    /// `[cluster.gke]`: GKE firewall settings.
+    pub gke: Option<Spanned<Gke>>,
+}
+
+/// A cluster's role in the mesh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Runs istiod.
+    Primary,
+    /// Uses a primary's istiod.
+    Remote,
+}
+
+/// Where a cluster runs; adds platform files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// No platform files.
+    Generic,
+    /// kubeadm ClusterConfiguration.
+    Kubeadm,
+    /// kind Cluster config.
+    Kind,
+    /// IBM Cloud Private `cluster/config.yaml` network keys.
+    Icp,
+    /// GKE firewall script.
+    Gke,
+}
+
+/// kube-proxy mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KubeProxy {
+    /// iptables mode.
+    Iptables,
+    /// IPVS mode (MetalLB L2 then needs `strictARP: true`).
+    Ipvs,
+}
+
+/// `[cluster.lb]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lb {
+    /// Address of the LoadBalancer Service exposing this primary's istiod.
+    pub istiod: Option<Spanned<String>>,
+    /// Address of the east-west gateway.
+    pub eastwest: Option<Spanned<String>>,
+    /// Address of the ingress gateway.
+    pub ingress: Option<Spanned<String>>,
+}
+
+/// `[cluster.metallb]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metallb {
+    /// Pool entries: CIDRs or inclusive `start-end` ranges.
+    pub addresses: Spanned<Vec<Spanned<String>>>,
+    /// `l2` (default) or `bgp`.
+    pub mode: Option<Spanned<MetallbMode>>,
+    /// L2 only: interfaces to announce from.
+    pub interfaces: Option<Spanned<Vec<Spanned<String>>>>,
+    /// IPAddressPool name; default `<cluster>-pool`.
+    pub pool: Option<Spanned<String>>,
+    /// BGP only: routers to peer with.
+    pub peers: Option<Spanned<Vec<Spanned<Peer>>>>,
+    /// BGP only: MetalLB's own AS number.
+    pub asn: Option<Spanned<u32>>,
+}
+
+/// MetalLB advertisement kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetallbMode {
+    /// Layer 2 (ARP/NDP).
+    L2,
+    /// BGP.
+    Bgp,
+}
+
+/// A BGP peer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    /// The router's address.
+    pub address: Spanned<String>,
+    /// The router's AS number.
+    pub asn: Spanned<u32>,
+}
+
+/// `[[cluster.node]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    /// Node name: DNS-1123 subdomain, unique in the cluster.
+    pub name: Spanned<String>,
+    /// The node's address.
+    pub ip: Option<Spanned<String>>,
+    /// The node's pod block, inside the cluster's `pod_cidr`.
+    pub pod_cidr: Option<Spanned<String>>,
+    /// Overrides the cluster's region.
+    pub region: Option<Spanned<String>>,
+    /// Overrides the cluster's zone.
+    pub zone: Option<Spanned<String>>,
+    /// Overrides the cluster's subzone.
+    pub subzone: Option<Spanned<String>>,
+    /// Control-plane node (kind/kubeadm files); default false.
+    pub control_plane: Option<Spanned<bool>>,
+}
+
+/// `[cluster.samples]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Samples {
+    /// Deploy helloworld with this version label.
+    pub helloworld: Option<Spanned<String>>,
+    /// Deploy the sleep/curl client.
+    pub sleep: Option<Spanned<bool>>,
+    /// Bookinfo workloads to run here.
+    pub bookinfo: Option<Spanned<Vec<Spanned<Bookinfo>>>>,
+}
+
+/// A bookinfo workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+pub enum Bookinfo {
+    /// productpage-v1.
+    #[serde(rename = "productpage")]
+    Productpage,
+    /// details-v1.
+    #[serde(rename = "details")]
+    Details,
+    /// ratings-v1.
+    #[serde(rename = "ratings")]
+    Ratings,
+    /// reviews-v1.
+    #[serde(rename = "reviews-v1")]
+    ReviewsV1,
+    /// reviews-v2.
+    #[serde(rename = "reviews-v2")]
+    ReviewsV2,
+    /// reviews-v3.
+    #[serde(rename = "reviews-v3")]
+    ReviewsV3,
+}
+
+/// `[cluster.gke]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gke {
+    /// GCP project.
+    pub project: Option<Spanned<String>>,
+    /// GCP zone.
+    pub zone: Option<Spanned<String>>,
+    /// VPC network; default `default`.
+    pub vpc: Option<Spanned<String>>,
+    /// Network tags of the cluster's nodes (firewall targets).
+    pub target_tags: Option<Spanned<Vec<Spanned<String>>>>,
+}

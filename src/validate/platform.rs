@@ -1,0 +1,189 @@
+//! Rules of the `platform` family: API server URLs, kind and GKE prerequisites, platform tables
+//! that the cluster's platform does not use.
+
+use miette::{Diagnostic, SourceSpan};
+use thiserror::Error;
+use toml::Spanned;
+use url::{Host, Url};
+
+use super::facts::ClusterFacts;
+use super::{Facts, Findings};
+use crate::diagnostic::at;
+use crate::raw::Platform;
+
+/// `meshplan::platform::*`.
+#[derive(Debug, Error, Diagnostic)]
+pub enum PlatformError {
+    /// Not an https URL with a host.
+    #[error("api_server `{value}` is not an API server URL")]
+    #[diagnostic(
+        code(meshplan::platform::invalid_api_server),
+        help("write the URL kubectl uses, e.g. `https://10.64.30.130:6443`")
+    )]
+    InvalidApiServer {
+        /// As written.
+        value: String,
+        #[label("{reason}")]
+        at: SourceSpan,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// kind needs an IP for apiServerAddress.
+    #[error("kind cluster `{cluster}` needs an IP address in api_server, not `{host}`")]
+    #[diagnostic(
+        code(meshplan::platform::kind_api_server),
+        help("kind's networking.apiServerAddress takes an IP; use the host's address that other clusters reach, e.g. `https://172.18.0.1:6443`")
+    )]
+    KindApiServer {
+        /// The cluster.
+        cluster: String,
+        /// The host as written.
+        host: String,
+        #[label("a hostname, not an IP address")]
+        at: SourceSpan,
+    },
+
+    /// An API server on loopback cannot be reached from other clusters.
+    #[error("api_server of `{cluster}` is a loopback address")]
+    #[diagnostic(
+        code(meshplan::platform::loopback_api_server),
+        severity(Warning),
+        help("istiod in the other clusters connects to this URL through the remote secret; give an address they can reach (kind's default kubeconfig points at 127.0.0.1, istio/istio#58047)")
+    )]
+    LoopbackApiServer {
+        /// The cluster.
+        cluster: String,
+        #[label("only reachable from this host")]
+        at: SourceSpan,
+    },
+
+    /// GKE firewall needs target tags.
+    #[error("GKE cluster `{cluster}` has no firewall target tags")]
+    #[diagnostic(
+        code(meshplan::platform::gke_target_tags),
+        help("add `[cluster.gke]` with `target_tags = [\"gke-<cluster>-<hash>-node\"]` (gcloud compute instances list --format='value(tags.items[0])'); without targets the firewall rule would apply to every instance in the VPC")
+    )]
+    GkeTargetTags {
+        /// The cluster.
+        cluster: String,
+        #[label("{what}")]
+        at: SourceSpan,
+        /// What is missing.
+        what: &'static str,
+    },
+
+    /// A platform table for another platform.
+    #[error("`[cluster.{table}]` is ignored: `{cluster}` is not on platform `{table}`")]
+    #[diagnostic(
+        code(meshplan::platform::unused_table),
+        severity(Warning),
+        help("set `platform = \"{table}\"` on the cluster, or remove the table")
+    )]
+    UnusedTable {
+        /// The cluster.
+        cluster: String,
+        /// The table.
+        table: &'static str,
+        #[label("not used by this cluster's platform")]
+        at: SourceSpan,
+    },
+}
+
+/// Parses `api_server`, which must be an http(s) URL with a host.
+pub fn parse_api_server(value: &Spanned<String>, out: &mut Findings) -> Option<Spanned<Url>> {
+    let text = value.get_ref();
+    let reason = match Url::parse(text) {
+        Ok(url) if !matches!(url.scheme(), "https" | "http") => "the scheme must be https",
+        Ok(url) if url.host().is_none() => "no host",
+        Ok(url) => return Some(Spanned::new(value.span(), url)),
+        Err(_) => "not a URL",
+    };
+    out.push(PlatformError::InvalidApiServer {
+        value: text.clone(),
+        at: at(value),
+        reason: reason.to_owned(),
+    });
+    None
+}
+
+/// Runs the `platform` rules.
+pub fn check(facts: &Facts, out: &mut Findings) {
+    for cluster in &facts.clusters {
+        if let Some(url) = &cluster.api_server {
+            kind_api_server_is_an_ip(cluster, url, out);
+            api_server_is_not_loopback(cluster, url, out);
+        }
+        gke_has_target_tags(cluster, out);
+        platform_tables_match_platform(cluster, out);
+    }
+}
+
+fn platform_of(cluster: &ClusterFacts) -> Platform {
+    cluster
+        .raw
+        .get_ref()
+        .platform
+        .as_ref()
+        .map_or(Platform::Generic, |p| *p.get_ref())
+}
+
+fn kind_api_server_is_an_ip(cluster: &ClusterFacts, url: &Spanned<Url>, out: &mut Findings) {
+    if platform_of(cluster) != Platform::Kind {
+        return;
+    }
+    if let Some(Host::Domain(host)) = url.get_ref().host() {
+        out.push(PlatformError::KindApiServer {
+            cluster: cluster.name().to_owned(),
+            host: host.to_owned(),
+            at: at(url),
+        });
+    }
+}
+
+fn api_server_is_not_loopback(cluster: &ClusterFacts, url: &Spanned<Url>, out: &mut Findings) {
+    let loopback = match url.get_ref().host() {
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(Host::Domain(host)) => host.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    if loopback {
+        out.push(PlatformError::LoopbackApiServer {
+            cluster: cluster.name().to_owned(),
+            at: at(url),
+        });
+    }
+}
+
+fn gke_has_target_tags(cluster: &ClusterFacts, out: &mut Findings) {
+    if platform_of(cluster) != Platform::Gke {
+        return;
+    }
+    let raw = cluster.raw.get_ref();
+    let (what, span) = match raw.gke.as_ref() {
+        None => ("no [cluster.gke] table", raw.platform.as_ref().map(at)),
+        Some(gke) => match gke.get_ref().target_tags.as_ref() {
+            None => ("no target_tags", Some(at(gke))),
+            Some(tags) if tags.get_ref().is_empty() => ("empty target_tags", Some(at(tags))),
+            Some(_) => return,
+        },
+    };
+    out.push(PlatformError::GkeTargetTags {
+        cluster: cluster.name().to_owned(),
+        at: span.unwrap_or_else(|| at(&raw.name)),
+        what,
+    });
+}
+
+fn platform_tables_match_platform(cluster: &ClusterFacts, out: &mut Findings) {
+    if let Some(gke) = &cluster.raw.get_ref().gke
+        && platform_of(cluster) != Platform::Gke
+    {
+        out.push(PlatformError::UnusedTable {
+            cluster: cluster.name().to_owned(),
+            table: "gke",
+            at: at(gke),
+        });
+    }
+}

@@ -1,0 +1,388 @@
+//! Rules of the `pool` family: MetalLB pool entries parse and are well formed, pools do not
+//! overlap or contain node IPs, have room for the addresses planned in them, sit in the nodes'
+//! subnet in L2 mode, and BGP mode has what it needs.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use miette::{Diagnostic, SourceSpan};
+use thiserror::Error;
+use toml::Spanned;
+
+use super::facts::{ClusterFacts, PoolEntry};
+use super::{Facts, Findings, cidr};
+use crate::diagnostic::at;
+use crate::raw::{self, MetallbMode};
+use crate::sweep::{self, Interval};
+
+/// `meshplan::pool::*`.
+#[derive(Debug, Error, Diagnostic)]
+pub enum PoolError {
+    /// Neither a CIDR nor a range.
+    #[error("`{value}` is not a MetalLB address entry")]
+    #[diagnostic(
+        code(meshplan::pool::invalid_entry),
+        help("write a CIDR (`10.0.0.0/29`, no spaces) or an inclusive range of two addresses (`10.6.136.25-10.6.136.29`); a single address is `10.0.0.5/32`")
+    )]
+    InvalidEntry {
+        /// As written.
+        value: String,
+        #[label("{reason}")]
+        at: SourceSpan,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// Range end before start.
+    #[error("range `{value}` ends before it starts")]
+    #[diagnostic(
+        code(meshplan::pool::reversed_range),
+        help("write the lower address first: `{fixed}`")
+    )]
+    ReversedRange {
+        /// As written.
+        value: String,
+        /// Swapped.
+        fixed: String,
+        #[label("start is after end")]
+        at: SourceSpan,
+    },
+
+    /// IPv4 start with IPv6 end, or the reverse.
+    #[error("range `{value}` mixes IPv4 and IPv6")]
+    #[diagnostic(
+        code(meshplan::pool::mixed_family),
+        help("write one entry per family; MetalLB silently allocates nothing from a mixed range")
+    )]
+    MixedFamily {
+        /// As written.
+        value: String,
+        #[label("both ends must be one family")]
+        at: SourceSpan,
+    },
+
+    /// `addresses = []`.
+    #[error("MetalLB pool of `{cluster}` has no addresses")]
+    #[diagnostic(
+        code(meshplan::pool::empty),
+        help("list at least one CIDR or range, or remove `[cluster.metallb]`")
+    )]
+    Empty {
+        /// The cluster.
+        cluster: String,
+        #[label("empty")]
+        at: SourceSpan,
+    },
+
+    /// Two pool entries share addresses.
+    #[error("MetalLB pools overlap: {second} and {first}")]
+    #[diagnostic(
+        code(meshplan::pool::overlap),
+        help("give every pool its own addresses; MetalLB rejects overlapping pools in one cluster, and two clusters announcing one address break each other")
+    )]
+    Overlap {
+        /// Described, e.g. "`c1`'s pool entry 10.0.0.0/29".
+        first: String,
+        #[label("{first}")]
+        first_at: SourceSpan,
+        /// Described.
+        second: String,
+        #[label("overlaps {first}")]
+        second_at: SourceSpan,
+    },
+
+    /// A pool contains a node's address.
+    #[error("MetalLB pool of `{cluster}` contains node `{node}`'s address {ip}")]
+    #[diagnostic(
+        code(meshplan::pool::contains_node_ip),
+        help("shrink the pool so it skips {ip}: MetalLB would hand the node's address to a Service and the node becomes unreachable (metallb/metallb#1397)")
+    )]
+    ContainsNodeIp {
+        /// The pool's cluster.
+        cluster: String,
+        /// The node.
+        node: String,
+        /// The node's IP.
+        ip: IpAddr,
+        #[label("this entry contains {ip}")]
+        pool_at: SourceSpan,
+        #[label("node `{node}`")]
+        node_at: SourceSpan,
+    },
+
+    /// Fewer pool addresses than planned LB addresses.
+    #[error("MetalLB pool of `{cluster}` has {size} addresses for {planned} planned LoadBalancer addresses")]
+    #[diagnostic(
+        code(meshplan::pool::too_small),
+        help("widen the pool to at least {planned} addresses, or plan fewer Services with addresses in it")
+    )]
+    TooSmall {
+        /// The cluster.
+        cluster: String,
+        /// Addresses in the pool.
+        size: u128,
+        /// Planned lb addresses.
+        planned: usize,
+        #[label("{size} addresses")]
+        at: SourceSpan,
+    },
+
+    /// L2 pool outside the node subnet: nobody answers ARP for it.
+    #[error("L2 pool entry `{value}` of `{cluster}` is outside node subnet {subnet}")]
+    #[diagnostic(
+        code(meshplan::pool::outside_node_subnet),
+        severity(Warning),
+        help("in L2 mode MetalLB answers ARP/NDP only on the nodes' own subnet; use addresses from {subnet}, or `mode = \"bgp\"` (metallb/metallb#433)")
+    )]
+    OutsideNodeSubnet {
+        /// The cluster.
+        cluster: String,
+        /// The entry.
+        value: String,
+        /// The network's node subnet.
+        subnet: IpNet,
+        #[label("not in {subnet}")]
+        at: SourceSpan,
+        #[label("node subnet of the network")]
+        subnet_at: SourceSpan,
+    },
+
+    /// BGP mode without peers or ASN.
+    #[error("BGP mode of `{cluster}` needs {missing}")]
+    #[diagnostic(
+        code(meshplan::pool::bgp_incomplete),
+        help("add `asn = 64512` (MetalLB's own AS) and `peers = [{{ address = \"10.0.0.1\", asn = 64513 }}]` to [cluster.metallb]")
+    )]
+    BgpIncomplete {
+        /// The cluster.
+        cluster: String,
+        /// What is missing.
+        missing: &'static str,
+        #[label("mode = \"bgp\"")]
+        at: SourceSpan,
+    },
+
+    /// A key of the other mode.
+    #[error("`{key}` is ignored in {mode} mode")]
+    #[diagnostic(
+        code(meshplan::pool::mode_mismatch),
+        severity(Warning),
+        help("{hint}")
+    )]
+    ModeMismatch {
+        /// The key.
+        key: &'static str,
+        /// The pool's mode.
+        mode: &'static str,
+        /// How to fix.
+        hint: &'static str,
+        #[label("only used in the other mode")]
+        at: SourceSpan,
+    },
+}
+
+/// Parses one `addresses` entry: a CIDR, or `start-end`.
+pub fn parse_entry(entry: &Spanned<String>, out: &mut Findings) -> Option<Interval> {
+    match entry.get_ref().split_once('-') {
+        None => cidr::parse_cidr(entry, "addresses", out).map(|net| Interval::of_net(net.get_ref())),
+        Some((start, end)) => parse_range(entry, start.trim(), end.trim(), out),
+    }
+}
+
+fn parse_range(
+    entry: &Spanned<String>,
+    start: &str,
+    end: &str,
+    out: &mut Findings,
+) -> Option<Interval> {
+    let text = entry.get_ref().clone();
+    let (Ok(lo), Ok(hi)) = (start.parse::<IpAddr>(), end.parse::<IpAddr>()) else {
+        let bad = if start.parse::<IpAddr>().is_err() { start } else { end };
+        out.push(PoolError::InvalidEntry {
+            value: text,
+            at: at(entry),
+            reason: format!("`{bad}` is not an IP address"),
+        });
+        return None;
+    };
+    if lo.is_ipv4() != hi.is_ipv4() {
+        out.push(PoolError::MixedFamily { value: text, at: at(entry) });
+        return None;
+    }
+    let interval = Interval::of_range(lo, hi);
+    if interval.is_none() {
+        out.push(PoolError::ReversedRange {
+            value: text,
+            fixed: format!("{hi}-{lo}"),
+            at: at(entry),
+        });
+    }
+    interval
+}
+
+/// Runs the `pool` rules.
+pub fn check(facts: &Facts, out: &mut Findings) {
+    pools_do_not_overlap(facts, out);
+    for cluster in &facts.clusters {
+        let Some(metallb) = &cluster.raw.get_ref().metallb else {
+            continue;
+        };
+        pool_is_not_empty(cluster, metallb, out);
+        pool_has_room(cluster, metallb, out);
+        pool_excludes_node_ips(facts, cluster, out);
+        l2_pool_in_node_subnet(facts, cluster, metallb.get_ref(), out);
+        bgp_has_peers_and_asn(cluster, metallb.get_ref(), out);
+        keys_match_mode(metallb.get_ref(), out);
+    }
+}
+
+fn pool_is_not_empty(cluster: &ClusterFacts, metallb: &Spanned<raw::Metallb>, out: &mut Findings) {
+    let addresses = &metallb.get_ref().addresses;
+    if addresses.get_ref().is_empty() {
+        out.push(PoolError::Empty {
+            cluster: cluster.name().to_owned(),
+            at: at(addresses),
+        });
+    }
+}
+
+/// Plan-wide: pools of one cluster must not overlap, and two clusters announcing the same
+/// address (on one L2, or routed to both) break each other.
+fn pools_do_not_overlap(facts: &Facts, out: &mut Findings) {
+    let entries: Vec<(&ClusterFacts, &PoolEntry)> = facts
+        .clusters
+        .iter()
+        .flat_map(|c| c.pool.iter().map(move |e| (c, e)))
+        .collect();
+    let intervals: Vec<Interval> = entries.iter().map(|(_, e)| e.interval).collect();
+    for (i, j) in sweep::overlapping_pairs(&intervals) {
+        let (mut first, mut second) = (entries[i], entries[j]);
+        if second.1.raw.span().start < first.1.raw.span().start {
+            std::mem::swap(&mut first, &mut second);
+        }
+        out.push(PoolError::Overlap {
+            first: describe_entry(first),
+            first_at: at(first.1.raw),
+            second: describe_entry(second),
+            second_at: at(second.1.raw),
+        });
+    }
+}
+
+fn describe_entry((cluster, entry): (&ClusterFacts, &PoolEntry)) -> String {
+    format!("`{}`'s pool entry {}", cluster.name(), entry.raw.get_ref())
+}
+
+fn pool_has_room(cluster: &ClusterFacts, metallb: &Spanned<raw::Metallb>, out: &mut Findings) {
+    if cluster.pool.is_empty() {
+        return;
+    }
+    let size = cluster
+        .pool
+        .iter()
+        .fold(0u128, |sum, entry| sum.saturating_add(entry.interval.size()));
+    let planned = cluster.lb.len();
+    if (planned as u128) > size {
+        out.push(PoolError::TooSmall {
+            cluster: cluster.name().to_owned(),
+            size,
+            planned,
+            at: at(&metallb.get_ref().addresses),
+        });
+    }
+}
+
+/// Within the cluster's network (the scope on which node addresses are unique).
+fn pool_excludes_node_ips(facts: &Facts, cluster: &ClusterFacts, out: &mut Findings) {
+    let Some(network) = cluster.network else {
+        return;
+    };
+    let nodes: Vec<(&str, &Spanned<IpAddr>)> = facts
+        .clusters_on(network)
+        .flat_map(|c| c.nodes.iter())
+        .filter_map(|n| Some((n.raw.get_ref().name.get_ref().as_str(), n.ip.as_ref()?)))
+        .collect();
+    let pool: Vec<Interval> = cluster.pool.iter().map(|e| e.interval).collect();
+    let ips: Vec<Interval> = nodes.iter().map(|(_, ip)| Interval::of_addr(*ip.get_ref())).collect();
+    for (p, n) in sweep::crossing_pairs(&pool, &ips) {
+        let (node, ip) = nodes[n];
+        out.push(PoolError::ContainsNodeIp {
+            cluster: cluster.name().to_owned(),
+            node: node.to_owned(),
+            ip: *ip.get_ref(),
+            pool_at: at(cluster.pool[p].raw),
+            node_at: at(ip),
+        });
+    }
+}
+
+fn l2_pool_in_node_subnet(
+    facts: &Facts,
+    cluster: &ClusterFacts,
+    metallb: &raw::Metallb,
+    out: &mut Findings,
+) {
+    let mode = metallb.mode.as_ref().map_or(MetallbMode::L2, |m| *m.get_ref());
+    let subnet = cluster
+        .network
+        .and_then(|n| facts.networks[n].node_subnet.as_ref());
+    let (MetallbMode::L2, Some(subnet)) = (mode, subnet) else {
+        return;
+    };
+    let inside = Interval::of_net(subnet.get_ref());
+    for entry in cluster.pool.iter().filter(|e| !inside.contains(&e.interval)) {
+        out.push(PoolError::OutsideNodeSubnet {
+            cluster: cluster.name().to_owned(),
+            value: entry.raw.get_ref().clone(),
+            subnet: *subnet.get_ref(),
+            at: at(entry.raw),
+            subnet_at: at(subnet),
+        });
+    }
+}
+
+fn bgp_has_peers_and_asn(cluster: &ClusterFacts, metallb: &raw::Metallb, out: &mut Findings) {
+    let Some(mode) = metallb.mode.as_ref().filter(|m| *m.get_ref() == MetallbMode::Bgp) else {
+        return;
+    };
+    let no_peers = metallb.peers.as_ref().is_none_or(|p| p.get_ref().is_empty());
+    let no_asn = metallb.asn.as_ref().is_none_or(|a| *a.get_ref() == 0);
+    let missing = match (no_peers, no_asn) {
+        (true, true) => "`peers` and `asn`",
+        (true, false) => "`peers`",
+        (false, true) => "`asn` (MetalLB's own AS number, not 0)",
+        (false, false) => return,
+    };
+    out.push(PoolError::BgpIncomplete {
+        cluster: cluster.name().to_owned(),
+        missing,
+        at: at(mode),
+    });
+}
+
+fn keys_match_mode(metallb: &raw::Metallb, out: &mut Findings) {
+    let bgp = metallb.mode.as_ref().is_some_and(|m| *m.get_ref() == MetallbMode::Bgp);
+    if bgp {
+        if let Some(interfaces) = &metallb.interfaces {
+            out.push(PoolError::ModeMismatch {
+                key: "interfaces",
+                mode: "bgp",
+                hint: "remove `interfaces`, or set `mode = \"l2\"`",
+                at: at(interfaces),
+            });
+        }
+        return;
+    }
+    let bgp_keys = [
+        metallb.peers.as_ref().map(|p| ("peers", at(p))),
+        metallb.asn.as_ref().map(|a| ("asn", at(a))),
+    ];
+    for (key, span) in bgp_keys.into_iter().flatten() {
+        out.push(PoolError::ModeMismatch {
+            key,
+            mode: "l2",
+            hint: "set `mode = \"bgp\"` to peer with routers, or remove the BGP keys",
+            at: span,
+        });
+    }
+}

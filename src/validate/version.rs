@@ -1,0 +1,134 @@
+//! Rules of the `version` family: versions parse and are supported.
+
+use miette::{Diagnostic, SourceSpan};
+use thiserror::Error;
+use toml::Spanned;
+
+use super::{Facts, Findings};
+use crate::diagnostic::at;
+use crate::model::Version;
+
+/// The oldest Istio whose multicluster flow meshplan emits.
+pub const OLDEST_ISTIO: Version = Version::new(1, 20, Some(0));
+/// MetalLB's CRD configuration (IPAddressPool, L2Advertisement) exists from 0.13.
+pub const OLDEST_METALLB: Version = Version::new(0, 13, None);
+/// The MetalLB version assumed when the plan names none.
+pub const DEFAULT_METALLB: Version = Version::new(0, 15, None);
+
+/// `meshplan::version::*`.
+#[derive(Debug, Error, Diagnostic)]
+pub enum VersionError {
+    /// Not a version number.
+    #[error("`{value}` is not a {product} version")]
+    #[diagnostic(code(meshplan::version::invalid))]
+    Invalid {
+        /// As written.
+        value: String,
+        /// Istio, MetalLB or Kubernetes.
+        product: &'static str,
+        #[label("expected MAJOR.MINOR or MAJOR.MINOR.PATCH")]
+        at: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    /// Istio older than meshplan supports.
+    #[error("Istio {value} is older than the oldest supported, {OLDEST_ISTIO}")]
+    #[diagnostic(
+        code(meshplan::version::istio_unsupported),
+        help("set mesh.istio.version to {OLDEST_ISTIO} or later; older releases lack the multicluster install flow meshplan emits (the seeds' Citadel/Mixer-era flows map to current Istio)")
+    )]
+    IstioUnsupported {
+        /// As written.
+        value: String,
+        #[label("unsupported Istio version")]
+        at: SourceSpan,
+    },
+
+    /// Istio needs an exact release for image tags.
+    #[error("Istio version `{value}` names no release")]
+    #[diagnostic(
+        code(meshplan::version::istio_patch),
+        help("write the full release, e.g. `{value}.0`: it becomes the image tag, and Istio publishes images only for full releases")
+    )]
+    IstioPatch {
+        /// As written.
+        value: String,
+        #[label("no patch number")]
+        at: SourceSpan,
+    },
+
+    /// MetalLB older than its CRD configuration.
+    #[error("MetalLB {value} is older than {OLDEST_METALLB}")]
+    #[diagnostic(
+        code(meshplan::version::metallb_unsupported),
+        help("set mesh.metallb.version to 0.13 or later: meshplan writes IPAddressPool and advertisement resources, which replaced the ConfigMap in MetalLB 0.13")
+    )]
+    MetallbUnsupported {
+        /// As written.
+        value: String,
+        #[label("unsupported MetalLB version")]
+        at: SourceSpan,
+    },
+}
+
+/// Parses `MAJOR.MINOR[.PATCH][-PRERELEASE]`, reporting anything else.
+pub fn parse(value: &Spanned<String>, product: &'static str, out: &mut Findings) -> Option<Version> {
+    let text = value.get_ref();
+    let parsed = Version::parse(text);
+    if parsed.is_none() {
+        let trimmed = text.trim_start_matches(['v', 'V']);
+        let help = if trimmed != text && Version::parse(trimmed).is_some() {
+            format!("drop the leading `v`: `{trimmed}`")
+        } else {
+            "write digits separated by dots, e.g. `1.24.2` (Istio), `0.15` (MetalLB), `1.30` (Kubernetes)".to_owned()
+        };
+        out.push(VersionError::Invalid {
+            value: text.clone(),
+            product,
+            at: at(value),
+            help,
+        });
+    }
+    parsed
+}
+
+/// Runs the `version` rules.
+pub fn check(facts: &Facts, out: &mut Findings) {
+    let mesh = facts.plan.mesh.get_ref();
+    let istio = &mesh.istio.get_ref().version;
+    if let Some(version) = &facts.istio_version {
+        istio_is_supported(istio, version, out);
+    }
+    if let (Some(version), Some(written)) = (
+        &facts.metallb_version,
+        mesh.metallb.as_ref().and_then(|m| m.get_ref().version.as_ref()),
+    ) {
+        metallb_is_supported(written, version, out);
+    }
+}
+
+fn istio_is_supported(written: &Spanned<String>, version: &Version, out: &mut Findings) {
+    if version.at_least(1, 20) {
+        if version.patch.is_none() {
+            out.push(VersionError::IstioPatch {
+                value: written.get_ref().clone(),
+                at: at(written),
+            });
+        }
+    } else {
+        out.push(VersionError::IstioUnsupported {
+            value: written.get_ref().clone(),
+            at: at(written),
+        });
+    }
+}
+
+fn metallb_is_supported(written: &Spanned<String>, version: &Version, out: &mut Findings) {
+    if !version.at_least(OLDEST_METALLB.major, OLDEST_METALLB.minor) {
+        out.push(VersionError::MetallbUnsupported {
+            value: written.get_ref().clone(),
+            at: at(written),
+        });
+    }
+}
