@@ -3,7 +3,12 @@
 //! The pipeline, one module per stage: [`parse`] (TOML with spans → [`raw::Plan`]) →
 //! [`validate`] (every rule, every finding → [`model::Plan`]) → resolve → render → emit.
 //! Only `main.rs` touches the filesystem or the terminal.
-#![deny(clippy::print_stdout, clippy::print_stderr, clippy::exit, clippy::dbg_macro)]
+#![deny(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::exit,
+    clippy::dbg_macro
+)]
 
 pub mod diagnostic;
 pub mod model;
@@ -39,9 +44,15 @@ pub fn check(source: &Source) -> Checked {
     match parse::parse(source) {
         Ok(raw) => {
             let validated = validate::validate(&raw);
-            Checked { findings: validated.findings, plan: validated.plan }
+            Checked {
+                findings: validated.findings,
+                plan: validated.plan,
+            }
         }
-        Err(err) => Checked { findings: vec![err.into()], plan: None },
+        Err(err) => Checked {
+            findings: vec![err.into()],
+            plan: None,
+        },
     }
 }
 
@@ -51,7 +62,12 @@ pub fn check_bytes(name: &str, bytes: &[u8]) -> (Source, Checked) {
     let (source, bad_byte) = Source::from_bytes(name, bytes);
     let checked = match bad_byte {
         Some(offset) => Checked {
-            findings: vec![PlanError::Encoding { at: (offset, 1).into() }.into()],
+            findings: vec![
+                PlanError::Encoding {
+                    at: (offset, 1).into(),
+                }
+                .into(),
+            ],
             plan: None,
         },
         None => check(&source),

@@ -30,7 +30,9 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Validate a plan: print every finding, exit 0 when valid (warnings allowed), 1 when not.
-    #[command(after_help = "Examples:\n  meshplan check plans/three-cloud-metallb.toml\n  meshplan check plan.toml --diagnostics json 2> findings.jsonl")]
+    #[command(
+        after_help = "Examples:\n  meshplan check plans/three-cloud-metallb.toml\n  meshplan check plan.toml --diagnostics json 2> findings.jsonl"
+    )]
     Check {
         /// The plan file.
         plan: PathBuf,
@@ -62,7 +64,11 @@ fn run_check(cli: &Cli, path: &PathBuf) -> ExitCode {
         return ExitCode::from(2);
     };
     print_findings(cli, &source, &checked);
-    if checked.is_valid() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    if checked.is_valid() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 /// Reads and checks a plan; `None` (after reporting) when the file cannot be read.
@@ -109,7 +115,10 @@ fn print_findings(cli: &Cli, source: &Source, checked: &Checked) {
             }
         }
         DiagnosticsFormat::Human => {
-            let style = report::Style { color: use_color(cli.color), width: 100 };
+            let style = report::Style {
+                color: use_color(cli.color),
+                width: 100,
+            };
             for finding in shown {
                 let _ = write!(stderr, "{}", report::human(source, finding, style));
             }

@@ -30,7 +30,12 @@ pub struct Version {
 impl Version {
     /// A release version.
     pub const fn new(major: u64, minor: u64, patch: Option<u64>) -> Self {
-        Version { major, minor, patch, pre: None }
+        Version {
+            major,
+            minor,
+            patch,
+            pre: None,
+        }
     }
 
     /// Parses `MAJOR.MINOR[.PATCH][-PRE]`; `None` for anything else.
@@ -40,7 +45,9 @@ impl Version {
             None => (text, None),
         };
         let pre_ok = pre.is_none_or(|p| {
-            !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
         });
         let parts: Vec<&str> = numbers.split('.').collect();
         let number = |s: &str| {
@@ -53,7 +60,12 @@ impl Version {
             [major, minor, patch] => (number(major)?, number(minor)?, Some(number(patch)?)),
             _ => return None,
         };
-        pre_ok.then(|| Version { major, minor, patch, pre: pre.map(str::to_owned) })
+        pre_ok.then(|| Version {
+            major,
+            minor,
+            patch,
+            pre: pre.map(str::to_owned),
+        })
     }
 
     /// Whether this is `major.minor` or later.
@@ -297,10 +309,14 @@ impl Plan {
         let samples = raw_mesh.samples.as_ref().map(|s| s.get_ref());
         let mesh = Mesh {
             id: raw_mesh.id.get_ref().clone(),
-            trust_domain: text(&raw_mesh.trust_domain).unwrap_or_else(|| "cluster.local".to_owned()),
+            trust_domain: text(&raw_mesh.trust_domain)
+                .unwrap_or_else(|| "cluster.local".to_owned()),
             istio_version: facts.istio_version.clone()?,
             hub: text(&istio.hub),
-            installer: istio.installer.as_ref().map_or(Installer::Istioctl, |i| *i.get_ref()),
+            installer: istio
+                .installer
+                .as_ref()
+                .map_or(Installer::Istioctl, |i| *i.get_ref()),
             metallb_version: facts.metallb_version.clone()?,
             samples_hub: samples.and_then(|s| text(&s.hub)),
             samples_namespace: samples
@@ -324,7 +340,11 @@ impl Plan {
             .iter()
             .map(|c| cluster(facts, c))
             .collect::<Option<Vec<_>>>()?;
-        Some(Plan { mesh, networks, clusters })
+        Some(Plan {
+            mesh,
+            networks,
+            clusters,
+        })
     }
 }
 
@@ -342,12 +362,18 @@ fn cluster(facts: &Facts, c: &ClusterFacts) -> Option<Cluster> {
         primary: primary_of(facts, c),
         network: raw.network.get_ref().clone(),
         context: text(&raw.context).unwrap_or_else(|| c.name().to_owned()),
-        platform: raw.platform.as_ref().map_or(Platform::Generic, |p| *p.get_ref()),
+        platform: raw
+            .platform
+            .as_ref()
+            .map_or(Platform::Generic, |p| *p.get_ref()),
         kubernetes: c.kubernetes.clone(),
         api_server: c.api_server.as_ref().map(|u| u.get_ref().to_string()),
         pod_cidr: *c.pod_cidr.as_ref()?.get_ref(),
         service_cidr: *c.service_cidr.as_ref()?.get_ref(),
-        kube_proxy: raw.kube_proxy.as_ref().map_or(KubeProxy::Iptables, |k| *k.get_ref()),
+        kube_proxy: raw
+            .kube_proxy
+            .as_ref()
+            .map_or(KubeProxy::Iptables, |k| *k.get_ref()),
         lb: Lb {
             istiod: lb_addr(LbKind::Istiod),
             eastwest: lb_addr(LbKind::Eastwest),
@@ -384,17 +410,29 @@ fn metallb(c: &ClusterFacts, raw: &raw::Metallb) -> Metallb {
     };
     Metallb {
         pool: text(&raw.pool).unwrap_or_else(|| format!("{}-pool", c.name())),
-        addresses: raw.addresses.get_ref().iter().map(|a| a.get_ref().trim().to_owned()).collect(),
+        addresses: raw
+            .addresses
+            .get_ref()
+            .iter()
+            .map(|a| a.get_ref().trim().to_owned())
+            .collect(),
         mode: raw.mode.as_ref().map_or(MetallbMode::L2, |m| *m.get_ref()),
         interfaces: list(&raw.interfaces),
         peers: raw
             .peers
             .iter()
             .flat_map(|p| p.get_ref().iter())
-            .map(|p| Peer { address: p.get_ref().address.get_ref().clone(), asn: *p.get_ref().asn.get_ref() })
+            .map(|p| Peer {
+                address: p.get_ref().address.get_ref().clone(),
+                asn: *p.get_ref().asn.get_ref(),
+            })
             .collect(),
         asn: raw.asn.as_ref().map(|a| *a.get_ref()),
-        size: c.pool.iter().map(|e| e.interval).fold(0u128, |sum, i: Interval| sum.saturating_add(i.size())),
+        size: c
+            .pool
+            .iter()
+            .map(|e| e.interval)
+            .fold(0u128, |sum, i: Interval| sum.saturating_add(i.size())),
     }
 }
 
@@ -454,7 +492,10 @@ mod tests {
         assert_eq!(v.to_string(), "1.24.2");
         assert!(v.at_least(1, 20) && !v.at_least(1, 25));
         assert_eq!(Version::parse("0.15").unwrap().patch, None);
-        assert_eq!(Version::parse("1.25.0-rc.1").unwrap().to_string(), "1.25.0-rc.1");
+        assert_eq!(
+            Version::parse("1.25.0-rc.1").unwrap().to_string(),
+            "1.25.0-rc.1"
+        );
         for bad in ["", "1", "v1.2", "1.2.3.4", "1..2", "1.2-", "1.x"] {
             assert!(Version::parse(bad).is_none(), "{bad}");
         }

@@ -15,7 +15,9 @@ pub enum PlanError {
     #[error("the plan is not UTF-8 text")]
     #[diagnostic(
         code(meshplan::plan::encoding),
-        help("TOML files must be UTF-8; re-save the plan as UTF-8 (check for a stray binary or UTF-16 file)")
+        help(
+            "TOML files must be UTF-8; re-save the plan as UTF-8 (check for a stray binary or UTF-16 file)"
+        )
     )]
     Encoding {
         /// The first byte that is not UTF-8.
@@ -27,7 +29,9 @@ pub enum PlanError {
     #[error("invalid TOML: {message}")]
     #[diagnostic(
         code(meshplan::plan::syntax),
-        help("see https://toml.io for the syntax; strings need double quotes, tables `[name]`, lists of tables `[[name]]`")
+        help(
+            "see https://toml.io for the syntax; strings need double quotes, tables `[name]`, lists of tables `[[name]]`"
+        )
     )]
     Syntax {
         /// What the TOML parser said.
@@ -64,7 +68,9 @@ pub enum PlanError {
     #[error("wrong type: {message}")]
     #[diagnostic(
         code(meshplan::plan::invalid_type),
-        help("see docs/plan-format.md for the type of each key (strings are quoted, lists use [ ], booleans are true/false)")
+        help(
+            "see docs/plan-format.md for the type of each key (strings are quoted, lists use [ ], booleans are true/false)"
+        )
     )]
     InvalidType {
         /// What serde said, e.g. "invalid type: integer `5`, expected a string".
@@ -175,7 +181,8 @@ mod tests {
 
     #[test]
     fn unknown_enum_value_suggests_the_nearest_value() {
-        let text = "[mesh]\nid = \"m\"\n[mesh.istio]\nversion = \"1.24.0\"\ninstaller = \"helmm\"\n";
+        let text =
+            "[mesh]\nid = \"m\"\n[mesh.istio]\nversion = \"1.24.0\"\ninstaller = \"helmm\"\n";
         match parse_err(text) {
             PlanError::InvalidValue { value, help, .. } => {
                 assert_eq!(value, "helmm");

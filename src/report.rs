@@ -6,8 +6,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use miette::{
-    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, Severity,
-    SourceCode,
+    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError,
+    MietteSpanContents, Severity, SourceCode, SourceSpan, SpanContents,
 };
 use serde::Serialize;
 
@@ -17,7 +17,39 @@ use crate::source::Source;
 /// A finding with the plan's text attached, so labels can show the plan's lines.
 struct Located<'a> {
     finding: &'a Error,
-    source: NamedSource<Arc<str>>,
+    source: PlanText,
+}
+
+/// The plan's text as miette reads it. miette's own `str` source reports, as a snippet's line
+/// count, the lines from the start of the file, which makes it print every line between two
+/// labels however far apart (two clusters 500 lines apart would print 500 lines); this
+/// reports the snippet's own line count so distant labels get separate snippets.
+struct PlanText {
+    name: String,
+    text: Arc<str>,
+}
+
+impl SourceCode for PlanText {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let inner =
+            self.text
+                .as_ref()
+                .read_span(span, context_lines_before, context_lines_after)?;
+        let lines = inner.data().iter().filter(|&&b| b == b'\n').count() + 1;
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.name.clone(),
+            inner.data(),
+            *inner.span(),
+            inner.line(),
+            inner.column(),
+            lines,
+        )))
+    }
 }
 
 impl fmt::Debug for Located<'_> {
@@ -73,7 +105,10 @@ pub fn human(source: &Source, finding: &Error, style: Style) -> String {
         .with_links(false);
     let located = Located {
         finding,
-        source: NamedSource::new(&source.name, Arc::clone(&source.text)),
+        source: PlanText {
+            name: source.name.clone(),
+            text: Arc::clone(&source.text),
+        },
     };
     let mut out = String::new();
     match handler.render_report(&mut out, &located) {
@@ -165,7 +200,11 @@ pub fn json(source: &Source, finding: &Error) -> JsonFinding {
     let (line, column) = labels.first().map_or((1, 1), |l| (l.line, l.column));
     JsonFinding {
         code: finding.code_str(),
-        severity: if finding.is_error() { "error" } else { "warning" },
+        severity: if finding.is_error() {
+            "error"
+        } else {
+            "warning"
+        },
         message: finding.to_string(),
         help: finding.help().map(|h| h.to_string()),
         file: source.name.clone(),

@@ -16,8 +16,14 @@ mod tests {
 
     #[test]
     fn picks_the_closest_likely_typo() {
-        assert_eq!(nearest("eastwst", ["istiod", "eastwest", "ingress"]), Some("eastwest"));
-        assert_eq!(nearest("network-c3", ["network-c1", "mesh"]), Some("network-c1"));
+        assert_eq!(
+            nearest("eastwst", ["istiod", "eastwest", "ingress"]),
+            Some("eastwest")
+        );
+        assert_eq!(
+            nearest("network-c3", ["network-c1", "mesh"]),
+            Some("network-c1")
+        );
     }
 
     #[test]

@@ -40,7 +40,11 @@ impl Interval {
     pub fn of_range(start: IpAddr, end: IpAddr) -> Option<Self> {
         let (v6_start, lo) = Self::key(start);
         let (v6_end, hi) = Self::key(end);
-        (v6_start == v6_end && lo <= hi).then_some(Interval { v6: v6_start, lo, hi })
+        (v6_start == v6_end && lo <= hi).then_some(Interval {
+            v6: v6_start,
+            lo,
+            hi,
+        })
     }
 
     fn key(addr: IpAddr) -> (bool, u128) {

@@ -32,7 +32,9 @@ pub enum CidrError {
     #[error("`{value}` has host bits set")]
     #[diagnostic(
         code(meshplan::cidr::host_bits),
-        help("write `{canonical}`: the address of a range has every bit after the prefix length cleared")
+        help(
+            "write `{canonical}`: the address of a range has every bit after the prefix length cleared"
+        )
     )]
     HostBits {
         /// As written.
@@ -63,7 +65,9 @@ pub enum CidrError {
     #[error("service_cidr `{value}` of `{cluster}` is larger than Kubernetes allows")]
     #[diagnostic(
         code(meshplan::cidr::service_too_large),
-        help("use a prefix of /{max_prefix} or longer (e.g. `{suggestion}`); kube-apiserver (before 1.34) and kubeadm refuse larger service ranges")
+        help(
+            "use a prefix of /{max_prefix} or longer (e.g. `{suggestion}`); kube-apiserver (before 1.34) and kubeadm refuse larger service ranges"
+        )
     )]
     ServiceTooLarge {
         /// As written.

@@ -140,7 +140,11 @@ impl<'a> Facts<'a> {
             .collect();
         let mesh = plan.mesh.get_ref();
         let istio_version = version::parse(&mesh.istio.get_ref().version, "Istio", out);
-        let metallb_version = match mesh.metallb.as_ref().and_then(|m| m.get_ref().version.as_ref()) {
+        let metallb_version = match mesh
+            .metallb
+            .as_ref()
+            .and_then(|m| m.get_ref().version.as_ref())
+        {
             Some(v) => version::parse(v, "MetalLB", out),
             None => Some(version::DEFAULT_METALLB),
         };
@@ -155,7 +159,9 @@ impl<'a> Facts<'a> {
 
     /// Clusters on network `index`.
     pub fn clusters_on(&self, index: usize) -> impl Iterator<Item = &ClusterFacts<'a>> {
-        self.clusters.iter().filter(move |c| c.network == Some(index))
+        self.clusters
+            .iter()
+            .filter(move |c| c.network == Some(index))
     }
 
     /// The cluster named `name`, if any (the first, if the name is duplicated).
@@ -185,14 +191,23 @@ fn gather_cluster<'a>(
             .map(|m| m.get_ref().addresses.get_ref().iter())
             .into_iter()
             .flatten()
-            .filter_map(|raw| Some(PoolEntry { raw, interval: pool::parse_entry(raw, out)? }))
+            .filter_map(|raw| {
+                Some(PoolEntry {
+                    raw,
+                    interval: pool::parse_entry(raw, out)?,
+                })
+            })
             .collect(),
         nodes: cluster
             .node
             .iter()
             .map(|raw| NodeFacts {
                 raw,
-                ip: raw.get_ref().ip.as_ref().and_then(|ip| cidr::parse_address(ip, "ip", out)),
+                ip: raw
+                    .get_ref()
+                    .ip
+                    .as_ref()
+                    .and_then(|ip| cidr::parse_address(ip, "ip", out)),
                 block: raw
                     .get_ref()
                     .pod_cidr

@@ -20,7 +20,9 @@ pub enum LbError {
     #[error("lb.{key} {addr} of `{cluster}` is outside its MetalLB pool")]
     #[diagnostic(
         code(meshplan::lb::outside_pool),
-        help("MetalLB only hands out addresses from its pools; a Service asking for {addr} stays <pending> forever (metallb/metallb#2079). Add {addr} to [cluster.metallb] addresses or pick an address inside them")
+        help(
+            "MetalLB only hands out addresses from its pools; a Service asking for {addr} stays <pending> forever (metallb/metallb#2079). Add {addr} to [cluster.metallb] addresses or pick an address inside them"
+        )
     )]
     OutsidePool {
         /// The cluster.
@@ -39,7 +41,9 @@ pub enum LbError {
     #[error("LoadBalancer address {addr} is planned twice")]
     #[diagnostic(
         code(meshplan::lb::duplicate),
-        help("every planned LoadBalancer address belongs to one Service in one cluster; give one of them another address")
+        help(
+            "every planned LoadBalancer address belongs to one Service in one cluster; give one of them another address"
+        )
     )]
     Duplicate {
         /// The address.
@@ -115,7 +119,11 @@ fn addresses_in_pool(cluster: &ClusterFacts, out: &mut Findings) {
     }
     for lb in &cluster.lb {
         let addr = Interval::of_addr(*lb.addr.get_ref());
-        if !cluster.pool.iter().any(|entry| entry.interval.contains(&addr)) {
+        if !cluster
+            .pool
+            .iter()
+            .any(|entry| entry.interval.contains(&addr))
+        {
             out.push(LbError::OutsidePool {
                 cluster: cluster.name().to_owned(),
                 key: lb.kind.key(),

@@ -29,8 +29,8 @@ pub mod role;
 pub mod version;
 
 use crate::diagnostic::{Error, at};
-use crate::parse::PlanError;
 use crate::model;
+use crate::parse::PlanError;
 use crate::raw;
 
 pub use facts::Facts;
@@ -93,7 +93,10 @@ pub fn validate(plan: &raw::Plan) -> Validated {
 
 /// A plan needs at least one `[[network]]` and one `[[cluster]]` (`plan` family).
 fn lists_are_not_empty(plan: &raw::Plan, out: &mut Findings) {
-    for (key, empty) in [("network", plan.network.is_empty()), ("cluster", plan.cluster.is_empty())] {
+    for (key, empty) in [
+        ("network", plan.network.is_empty()),
+        ("cluster", plan.cluster.is_empty()),
+    ] {
         if empty {
             out.push(PlanError::MissingKey {
                 key: key.to_owned(),

@@ -20,7 +20,9 @@ pub enum NameError {
     #[error("cluster name `{value}` is not a DNS-1123 label")]
     #[diagnostic(
         code(meshplan::name::cluster),
-        help("use up to 63 lowercase letters, digits and `-`, starting and ending with a letter or digit{hint}; the name becomes clusterName, the remote-secret name and a label value")
+        help(
+            "use up to 63 lowercase letters, digits and `-`, starting and ending with a letter or digit{hint}; the name becomes clusterName, the remote-secret name and a label value"
+        )
     )]
     Cluster {
         /// As written.
@@ -37,7 +39,9 @@ pub enum NameError {
     #[error("node name `{value}` is not a DNS-1123 subdomain")]
     #[diagnostic(
         code(meshplan::name::node),
-        help("use the node's Kubernetes name (`kubectl get nodes`): lowercase letters, digits, `-` and `.`, up to 253 characters")
+        help(
+            "use the node's Kubernetes name (`kubectl get nodes`): lowercase letters, digits, `-` and `.`, up to 253 characters"
+        )
     )]
     Node {
         /// As written.
@@ -50,7 +54,10 @@ pub enum NameError {
 
     /// Not a label value.
     #[error("{key} `{value}` is not a valid Kubernetes label value")]
-    #[diagnostic(code(meshplan::name::label_value), help("{LABEL_HELP}; it is written as a label (e.g. {written_as})"))]
+    #[diagnostic(
+        code(meshplan::name::label_value),
+        help("{LABEL_HELP}; it is written as a label (e.g. {written_as})")
+    )]
     LabelValue {
         /// Which key.
         key: &'static str,
@@ -68,7 +75,9 @@ pub enum NameError {
     #[error("{key} `{value}` is not a valid Kubernetes object name")]
     #[diagnostic(
         code(meshplan::name::resource),
-        help("use lowercase letters, digits and `-` (up to {max} characters), starting and ending with a letter or digit")
+        help(
+            "use lowercase letters, digits and `-` (up to {max} characters), starting and ending with a letter or digit"
+        )
     )]
     Resource {
         /// Which key.
@@ -87,7 +96,9 @@ pub enum NameError {
     #[error("trust_domain `{value}` is not a valid trust domain")]
     #[diagnostic(
         code(meshplan::name::trust_domain),
-        help("a trust domain is a DNS name such as `cluster.local` or `mesh.example.com`; all clusters of the mesh share it")
+        help(
+            "a trust domain is a DNS name such as `cluster.local` or `mesh.example.com`; all clusters of the mesh share it"
+        )
     )]
     TrustDomain {
         /// As written.
@@ -102,7 +113,9 @@ pub enum NameError {
     #[error("{what} `{value}` is defined twice")]
     #[diagnostic(
         code(meshplan::name::duplicate),
-        help("{what}s must be unique{scope}: istiod silently ignores a second cluster with a name it already knows; rename one of them")
+        help(
+            "{what}s must be unique{scope}: istiod silently ignores a second cluster with a name it already knows; rename one of them"
+        )
     )]
     Duplicate {
         /// cluster, network or node.
@@ -122,18 +135,42 @@ pub enum NameError {
 pub fn check(facts: &Facts, out: &mut Findings) {
     let plan = facts.plan;
     let mesh = plan.mesh.get_ref();
-    label_value(&mesh.id, "mesh.id", "values.global.meshID and the label topology.istio.io/mesh", out);
+    label_value(
+        &mesh.id,
+        "mesh.id",
+        "values.global.meshID and the label topology.istio.io/mesh",
+        out,
+    );
     if let Some(domain) = &mesh.trust_domain {
         trust_domain(domain, out);
     }
-    if let Some(namespace) = mesh.samples.as_ref().and_then(|s| s.get_ref().namespace.as_ref()) {
+    if let Some(namespace) = mesh
+        .samples
+        .as_ref()
+        .and_then(|s| s.get_ref().namespace.as_ref())
+    {
         resource_name(namespace, "mesh.samples.namespace", 63, false, out);
     }
     for network in &plan.network {
-        label_value(&network.get_ref().id, "network id", "topology.istio.io/network", out);
+        label_value(
+            &network.get_ref().id,
+            "network id",
+            "topology.istio.io/network",
+            out,
+        );
     }
-    unique(plan.network.iter().map(|n| &n.get_ref().id), "network", " in the plan", out);
-    unique(plan.cluster.iter().map(|c| &c.get_ref().name), "cluster", " in the plan", out);
+    unique(
+        plan.network.iter().map(|n| &n.get_ref().id),
+        "network",
+        " in the plan",
+        out,
+    );
+    unique(
+        plan.cluster.iter().map(|c| &c.get_ref().name),
+        "cluster",
+        " in the plan",
+        out,
+    );
     for cluster in &plan.cluster {
         cluster_names(cluster.get_ref(), out);
     }
@@ -147,11 +184,24 @@ fn cluster_names(cluster: &raw::Cluster, out: &mut Findings) {
         node_name(&node.name, out);
         locality(&node.region, &node.zone, &node.subzone, out);
     }
-    unique(cluster.node.iter().map(|n| &n.get_ref().name), "node", " within a cluster", out);
-    if let Some(pool) = cluster.metallb.as_ref().and_then(|m| m.get_ref().pool.as_ref()) {
+    unique(
+        cluster.node.iter().map(|n| &n.get_ref().name),
+        "node",
+        " within a cluster",
+        out,
+    );
+    if let Some(pool) = cluster
+        .metallb
+        .as_ref()
+        .and_then(|m| m.get_ref().pool.as_ref())
+    {
         resource_name(pool, "metallb.pool", 253, true, out);
     }
-    if let Some(version) = cluster.samples.as_ref().and_then(|s| s.get_ref().helloworld.as_ref()) {
+    if let Some(version) = cluster
+        .samples
+        .as_ref()
+        .and_then(|s| s.get_ref().helloworld.as_ref())
+    {
         label_value(version, "samples.helloworld", "the pod label version", out);
     }
 }
@@ -181,7 +231,10 @@ fn label_value_problem(value: &str) -> Option<&'static str> {
         Some("empty")
     } else if value.len() > 63 {
         Some("longer than 63 characters")
-    } else if !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+    } else if !value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
         Some("only letters, digits, `-`, `_` and `.` are allowed")
     } else if !edge_ok(value.chars().next()) || !edge_ok(value.chars().last()) {
         Some("must start and end with a letter or digit")
@@ -199,7 +252,10 @@ fn dns_label_problem(value: &str, max: usize) -> Option<&'static str> {
         Some("too long")
     } else if value.chars().any(|c| c.is_ascii_uppercase()) {
         Some("upper-case letters are not allowed")
-    } else if !value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+    } else if !value
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
         Some("only lowercase letters, digits and `-` are allowed")
     } else if !edge_ok(value.chars().next()) || !edge_ok(value.chars().last()) {
         Some("must start and end with a letter or digit")
@@ -216,10 +272,21 @@ fn dns_subdomain_problem(value: &str) -> Option<&'static str> {
     value
         .split('.')
         .find_map(|part| dns_label_problem(part, 63))
-        .map(|problem| if problem == "empty" { "empty part between dots" } else { problem })
+        .map(|problem| {
+            if problem == "empty" {
+                "empty part between dots"
+            } else {
+                problem
+            }
+        })
 }
 
-fn label_value(value: &Spanned<String>, key: &'static str, written_as: &'static str, out: &mut Findings) {
+fn label_value(
+    value: &Spanned<String>,
+    key: &'static str,
+    written_as: &'static str,
+    out: &mut Findings,
+) {
     if let Some(reason) = label_value_problem(value.get_ref()) {
         out.push(NameError::LabelValue {
             key,
@@ -257,7 +324,11 @@ fn cluster_name(value: &Spanned<String>, out: &mut Findings) {
 
 fn node_name(value: &Spanned<String>, out: &mut Findings) {
     if let Some(reason) = dns_subdomain_problem(value.get_ref()) {
-        out.push(NameError::Node { value: value.get_ref().clone(), at: at(value), reason });
+        out.push(NameError::Node {
+            value: value.get_ref().clone(),
+            at: at(value),
+            reason,
+        });
     }
 }
 
@@ -274,13 +345,23 @@ fn resource_name(
         dns_label_problem(value.get_ref(), max)
     };
     if let Some(reason) = problem {
-        out.push(NameError::Resource { key, value: value.get_ref().clone(), max, at: at(value), reason });
+        out.push(NameError::Resource {
+            key,
+            value: value.get_ref().clone(),
+            max,
+            at: at(value),
+            reason,
+        });
     }
 }
 
 fn trust_domain(value: &Spanned<String>, out: &mut Findings) {
     if let Some(reason) = dns_subdomain_problem(&value.get_ref().to_ascii_lowercase()) {
-        out.push(NameError::TrustDomain { value: value.get_ref().clone(), at: at(value), reason });
+        out.push(NameError::TrustDomain {
+            value: value.get_ref().clone(),
+            at: at(value),
+            reason,
+        });
     }
 }
 
@@ -323,9 +404,15 @@ mod tests {
     #[test]
     fn cluster_names_are_lowercase_labels() {
         assert_eq!(dns_label_problem("mdemo-cluster1", 63), None);
-        assert_eq!(dns_label_problem("Cluster1", 63), Some("upper-case letters are not allowed"));
+        assert_eq!(
+            dns_label_problem("Cluster1", 63),
+            Some("upper-case letters are not allowed")
+        );
         assert!(dns_label_problem("c_1", 63).is_some());
         assert_eq!(dns_subdomain_problem("node-1.example"), None);
-        assert_eq!(dns_subdomain_problem("a..b"), Some("empty part between dots"));
+        assert_eq!(
+            dns_subdomain_problem("a..b"),
+            Some("empty part between dots")
+        );
     }
 }

@@ -33,7 +33,9 @@ pub enum NetworkError {
     #[diagnostic(
         code(meshplan::network::unused),
         severity(Warning),
-        help("remove the [[network]] table, or set `network = \"{network}\"` on the clusters that belong to it")
+        help(
+            "remove the [[network]] table, or set `network = \"{network}\"` on the clusters that belong to it"
+        )
     )]
     Unused {
         /// The network.
@@ -46,7 +48,9 @@ pub enum NetworkError {
     #[error("network `{network}` routes statically but has no node_subnet")]
     #[diagnostic(
         code(meshplan::network::missing_node_subnet),
-        help("add `node_subnet = \"<cidr>\"`, the one L2 subnet all nodes of the network share; static routes are single-hop and are only valid there")
+        help(
+            "add `node_subnet = \"<cidr>\"`, the one L2 subnet all nodes of the network share; static routes are single-hop and are only valid there"
+        )
     )]
     MissingNodeSubnet {
         /// The network.
@@ -59,7 +63,9 @@ pub enum NetworkError {
     #[error("network `{network}` has no east-west gateway, but the mesh spans {count} networks")]
     #[diagnostic(
         code(meshplan::network::no_eastwest),
-        help("traffic between networks goes through east-west gateways: add `[cluster.lb] eastwest = \"<ip>\"` to a cluster on `{network}` (without a planned address the gateway's LoadBalancer stays <pending>, istio/istio#49045)")
+        help(
+            "traffic between networks goes through east-west gateways: add `[cluster.lb] eastwest = \"<ip>\"` to a cluster on `{network}` (without a planned address the gateway's LoadBalancer stays <pending>, istio/istio#49045)"
+        )
     )]
     NoEastwest {
         /// The network.
@@ -75,7 +81,9 @@ pub enum NetworkError {
     #[diagnostic(
         code(meshplan::network::cluster_without_eastwest),
         severity(Warning),
-        help("its services are reachable from other networks only through another cluster's gateway on `{network}`; add `[cluster.lb] eastwest = \"<ip>\"` unless that is intended")
+        help(
+            "its services are reachable from other networks only through another cluster's gateway on `{network}`; add `[cluster.lb] eastwest = \"<ip>\"` unless that is intended"
+        )
     )]
     ClusterWithoutEastwest {
         /// The cluster.
@@ -93,9 +101,15 @@ pub fn check(facts: &Facts, out: &mut Findings) {
     for (index, network) in facts.networks.iter().enumerate() {
         let raw = network.raw.get_ref();
         if facts.clusters_on(index).next().is_none() {
-            out.push(NetworkError::Unused { network: raw.id.get_ref().clone(), at: at(&raw.id) });
+            out.push(NetworkError::Unused {
+                network: raw.id.get_ref().clone(),
+                at: at(&raw.id),
+            });
         }
-        if let Some(routing) = raw.routing.as_ref().filter(|r| *r.get_ref() == Routing::Static)
+        if let Some(routing) = raw
+            .routing
+            .as_ref()
+            .filter(|r| *r.get_ref() == Routing::Static)
             && raw.node_subnet.is_none()
         {
             out.push(NetworkError::MissingNodeSubnet {
@@ -108,10 +122,18 @@ pub fn check(facts: &Facts, out: &mut Findings) {
 }
 
 fn clusters_name_declared_networks(facts: &Facts, out: &mut Findings) {
-    let declared = || facts.networks.iter().map(|n| n.raw.get_ref().id.get_ref().as_str());
+    let declared = || {
+        facts
+            .networks
+            .iter()
+            .map(|n| n.raw.get_ref().id.get_ref().as_str())
+    };
     for cluster in facts.clusters.iter().filter(|c| c.network.is_none()) {
         let written = &cluster.raw.get_ref().network;
-        let listed = declared().map(|id| format!("`{id}`")).collect::<Vec<_>>().join(", ");
+        let listed = declared()
+            .map(|id| format!("`{id}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let help = match suggest::nearest(written.get_ref(), declared()) {
             Some(best) => format!("did you mean `{best}`? declared networks: {listed}"),
             None if listed.is_empty() => "declare it: `[[network]]` with `id = \"...\"`".to_owned(),
@@ -137,7 +159,11 @@ fn every_network_has_eastwest(facts: &Facts, out: &mut Findings) {
         let id = &facts.networks[index].raw.get_ref().id;
         let has_gateway = |c: &&super::facts::ClusterFacts| {
             c.lb(LbKind::Eastwest).is_some()
-                || c.raw.get_ref().lb.as_ref().is_some_and(|lb| lb.get_ref().eastwest.is_some())
+                || c.raw
+                    .get_ref()
+                    .lb
+                    .as_ref()
+                    .is_some_and(|lb| lb.get_ref().eastwest.is_some())
         };
         let (with, without): (Vec<_>, Vec<_>) = facts.clusters_on(index).partition(has_gateway);
         if with.is_empty() {

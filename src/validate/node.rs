@@ -43,7 +43,9 @@ pub enum NodeError {
     #[error("pod block {block} of node `{node}` is outside `{cluster}`'s pod_cidr {pod_cidr}")]
     #[diagnostic(
         code(meshplan::node::block_outside_cluster),
-        help("a node's pod block is carved from its cluster's pod range: use a block inside {pod_cidr} (check `calicoctl ipam show --show-blocks` or `kubectl get node -o jsonpath='{{.spec.podCIDR}}'`)")
+        help(
+            "a node's pod block is carved from its cluster's pod range: use a block inside {pod_cidr} (check `calicoctl ipam show --show-blocks` or `kubectl get node -o jsonpath='{{.spec.podCIDR}}'`)"
+        )
     )]
     BlockOutsideCluster {
         /// The node.
@@ -64,7 +66,9 @@ pub enum NodeError {
     #[error("pod blocks of nodes `{second}` and `{first}` overlap")]
     #[diagnostic(
         code(meshplan::node::block_overlap),
-        help("each node owns its pod block; two nodes with overlapping blocks make routes to one of them unreachable")
+        help(
+            "each node owns its pod block; two nodes with overlapping blocks make routes to one of them unreachable"
+        )
     )]
     BlockOverlap {
         /// First node.
@@ -81,7 +85,9 @@ pub enum NodeError {
     #[error("node `{node}` needs `{missing}` for static routing on network `{network}`")]
     #[diagnostic(
         code(meshplan::node::static_incomplete),
-        help("routes.sh installs `ip route replace <pod block> via <node ip>` for every node: give the node both `ip` and `pod_cidr`")
+        help(
+            "routes.sh installs `ip route replace <pod block> via <node ip>` for every node: give the node both `ip` and `pod_cidr`"
+        )
     )]
     StaticIncomplete {
         /// The node.
@@ -98,7 +104,9 @@ pub enum NodeError {
     #[error("cluster `{cluster}` lists no nodes, but network `{network}` routes statically")]
     #[diagnostic(
         code(meshplan::node::missing_nodes),
-        help("add a `[[cluster.node]]` table with `name`, `ip` and `pod_cidr` for every node; routes are generated per node block")
+        help(
+            "add a `[[cluster.node]]` table with `name`, `ip` and `pod_cidr` for every node; routes are generated per node block"
+        )
     )]
     MissingNodes {
         /// The cluster.
@@ -113,7 +121,9 @@ pub enum NodeError {
     #[error("node `{node}`'s ip {ip} is outside node subnet {subnet} of network `{network}`")]
     #[diagnostic(
         code(meshplan::node::outside_subnet),
-        help("static routes need one hop: every node of the network sits on {subnet}; fix the address or widen node_subnet")
+        help(
+            "static routes need one hop: every node of the network sits on {subnet}; fix the address or widen node_subnet"
+        )
     )]
     OutsideSubnet {
         /// The node.
@@ -219,7 +229,12 @@ fn blocks_disjoint(nodes: &[&NodeFacts], out: &mut Findings) {
     }
 }
 
-fn ips_inside_subnet(network: &str, subnet: &Spanned<IpNet>, nodes: &[&NodeFacts], out: &mut Findings) {
+fn ips_inside_subnet(
+    network: &str,
+    subnet: &Spanned<IpNet>,
+    nodes: &[&NodeFacts],
+    out: &mut Findings,
+) {
     for node in nodes {
         let Some(ip) = &node.ip else { continue };
         if !subnet.get_ref().contains(ip.get_ref()) {

@@ -19,7 +19,9 @@ pub enum OverlapError {
     #[error("pod ranges overlap on network `{network}`: {second} and {first}")]
     #[diagnostic(
         code(meshplan::overlap::pod_cidr),
-        help("pods of clusters on one network reach each other directly, so their ranges must be disjoint: move one cluster's pod_cidr to a free range, or put the clusters on different networks (then traffic goes through east-west gateways)")
+        help(
+            "pods of clusters on one network reach each other directly, so their ranges must be disjoint: move one cluster's pod_cidr to a free range, or put the clusters on different networks (then traffic goes through east-west gateways)"
+        )
     )]
     PodCidr {
         /// The network.
@@ -38,7 +40,9 @@ pub enum OverlapError {
     #[error("service ranges overlap on network `{network}`: {second} and {first}")]
     #[diagnostic(
         code(meshplan::overlap::service_cidr),
-        help("clusters on one network must have disjoint service ranges: move one cluster's service_cidr to a free range, or put the clusters on different networks")
+        help(
+            "clusters on one network must have disjoint service ranges: move one cluster's service_cidr to a free range, or put the clusters on different networks"
+        )
     )]
     ServiceCidr {
         /// The network.
@@ -57,7 +61,9 @@ pub enum OverlapError {
     #[error("a pod range and a service range overlap on network `{network}`: {second} and {first}")]
     #[diagnostic(
         code(meshplan::overlap::pod_service),
-        help("a pod address that is also a service address is routed wrongly (kube-proxy captures it): keep every pod_cidr and service_cidr on the network disjoint")
+        help(
+            "a pod address that is also a service address is routed wrongly (kube-proxy captures it): keep every pod_cidr and service_cidr on the network disjoint"
+        )
     )]
     PodService {
         /// The network.
@@ -76,7 +82,9 @@ pub enum OverlapError {
     #[error("{address} lies inside {range}")]
     #[diagnostic(
         code(meshplan::overlap::address),
-        help("node, MetalLB and LoadBalancer addresses must be outside every pod and service range of their network, or traffic to them is captured by pod routes or kube-proxy; pick an address from the nodes' subnet")
+        help(
+            "node, MetalLB and LoadBalancer addresses must be outside every pod and service range of their network, or traffic to them is captured by pod routes or kube-proxy; pick an address from the nodes' subnet"
+        )
     )]
     Address {
         /// e.g. "node `n1`'s ip 10.1.0.5".
@@ -121,14 +129,19 @@ fn item(cluster: &str, key: &str, value: &Spanned<IpNet>) -> Item {
     }
 }
 
-fn network_ranges<'a>(clusters: impl Iterator<Item = &'a ClusterFacts<'a>>) -> Vec<(RangeKind, Item)> {
+fn network_ranges<'a>(
+    clusters: impl Iterator<Item = &'a ClusterFacts<'a>>,
+) -> Vec<(RangeKind, Item)> {
     let mut ranges = Vec::new();
     for cluster in clusters {
         if let Some(pods) = &cluster.pod_cidr {
             ranges.push((RangeKind::Pod, item(cluster.name(), "pod_cidr", pods)));
         }
         if let Some(services) = &cluster.service_cidr {
-            ranges.push((RangeKind::Service, item(cluster.name(), "service_cidr", services)));
+            ranges.push((
+                RangeKind::Service,
+                item(cluster.name(), "service_cidr", services),
+            ));
         }
     }
     ranges
@@ -140,7 +153,11 @@ fn network_addresses<'a>(clusters: impl Iterator<Item = &'a ClusterFacts<'a>>) -
         for node in &cluster.nodes {
             if let Some(ip) = &node.ip {
                 items.push(Item {
-                    what: format!("node `{}`'s ip {}", node.raw.get_ref().name.get_ref(), ip.get_ref()),
+                    what: format!(
+                        "node `{}`'s ip {}",
+                        node.raw.get_ref().name.get_ref(),
+                        ip.get_ref()
+                    ),
                     span: at(ip),
                     interval: Interval::of_addr(*ip.get_ref()),
                 });
@@ -148,14 +165,23 @@ fn network_addresses<'a>(clusters: impl Iterator<Item = &'a ClusterFacts<'a>>) -
         }
         for entry in &cluster.pool {
             items.push(Item {
-                what: format!("`{}`'s MetalLB pool entry {}", cluster.name(), entry.raw.get_ref()),
+                what: format!(
+                    "`{}`'s MetalLB pool entry {}",
+                    cluster.name(),
+                    entry.raw.get_ref()
+                ),
                 span: at(entry.raw),
                 interval: entry.interval,
             });
         }
         for lb in &cluster.lb {
             items.push(Item {
-                what: format!("`{}`'s lb.{} {}", cluster.name(), lb.kind.key(), lb.addr.get_ref()),
+                what: format!(
+                    "`{}`'s lb.{} {}",
+                    cluster.name(),
+                    lb.kind.key(),
+                    lb.addr.get_ref()
+                ),
                 span: at(&lb.addr),
                 interval: Interval::of_addr(*lb.addr.get_ref()),
             });
@@ -175,9 +201,27 @@ fn ranges_are_disjoint(network: &str, ranges: &[(RangeKind, Item)], out: &mut Fi
         let (first, first_at) = (a.1.what.clone(), a.1.span);
         let (second, second_at) = (b.1.what.clone(), b.1.span);
         out.push(match (a.0, b.0) {
-            (RangeKind::Pod, RangeKind::Pod) => OverlapError::PodCidr { network, first, first_at, second, second_at },
-            (RangeKind::Service, RangeKind::Service) => OverlapError::ServiceCidr { network, first, first_at, second, second_at },
-            _ => OverlapError::PodService { network, first, first_at, second, second_at },
+            (RangeKind::Pod, RangeKind::Pod) => OverlapError::PodCidr {
+                network,
+                first,
+                first_at,
+                second,
+                second_at,
+            },
+            (RangeKind::Service, RangeKind::Service) => OverlapError::ServiceCidr {
+                network,
+                first,
+                first_at,
+                second,
+                second_at,
+            },
+            _ => OverlapError::PodService {
+                network,
+                first,
+                first_at,
+                second,
+                second_at,
+            },
         });
     }
 }

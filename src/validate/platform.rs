@@ -33,7 +33,9 @@ pub enum PlatformError {
     #[error("kind cluster `{cluster}` needs an IP address in api_server, not `{host}`")]
     #[diagnostic(
         code(meshplan::platform::kind_api_server),
-        help("kind's networking.apiServerAddress takes an IP; use the host's address that other clusters reach, e.g. `https://172.18.0.1:6443`")
+        help(
+            "kind's networking.apiServerAddress takes an IP; use the host's address that other clusters reach, e.g. `https://172.18.0.1:6443`"
+        )
     )]
     KindApiServer {
         /// The cluster.
@@ -49,7 +51,9 @@ pub enum PlatformError {
     #[diagnostic(
         code(meshplan::platform::loopback_api_server),
         severity(Warning),
-        help("istiod in the other clusters connects to this URL through the remote secret; give an address they can reach (kind's default kubeconfig points at 127.0.0.1, istio/istio#58047)")
+        help(
+            "istiod in the other clusters connects to this URL through the remote secret; give an address they can reach (kind's default kubeconfig points at 127.0.0.1, istio/istio#58047)"
+        )
     )]
     LoopbackApiServer {
         /// The cluster.
@@ -62,7 +66,9 @@ pub enum PlatformError {
     #[error("GKE cluster `{cluster}` has no firewall target tags")]
     #[diagnostic(
         code(meshplan::platform::gke_target_tags),
-        help("add `[cluster.gke]` with `target_tags = [\"gke-<cluster>-<hash>-node\"]` (gcloud compute instances list --format='value(tags.items[0])'); without targets the firewall rule would apply to every instance in the VPC")
+        help(
+            "add `[cluster.gke]` with `target_tags = [\"gke-<cluster>-<hash>-node\"]` (gcloud compute instances list --format='value(tags.items[0])'); without targets the firewall rule would apply to every instance in the VPC"
+        )
     )]
     GkeTargetTags {
         /// The cluster.

@@ -22,7 +22,9 @@ pub enum PoolError {
     #[error("`{value}` is not a MetalLB address entry")]
     #[diagnostic(
         code(meshplan::pool::invalid_entry),
-        help("write a CIDR (`10.0.0.0/29`, no spaces) or an inclusive range of two addresses (`10.6.136.25-10.6.136.29`); a single address is `10.0.0.5/32`")
+        help(
+            "write a CIDR (`10.0.0.0/29`, no spaces) or an inclusive range of two addresses (`10.6.136.25-10.6.136.29`); a single address is `10.0.0.5/32`"
+        )
     )]
     InvalidEntry {
         /// As written.
@@ -78,7 +80,9 @@ pub enum PoolError {
     #[error("MetalLB pools overlap: {second} and {first}")]
     #[diagnostic(
         code(meshplan::pool::overlap),
-        help("give every pool its own addresses; MetalLB rejects overlapping pools in one cluster, and two clusters announcing one address break each other")
+        help(
+            "give every pool its own addresses; MetalLB rejects overlapping pools in one cluster, and two clusters announcing one address break each other"
+        )
     )]
     Overlap {
         /// Described, e.g. "`c1`'s pool entry 10.0.0.0/29".
@@ -95,7 +99,9 @@ pub enum PoolError {
     #[error("MetalLB pool of `{cluster}` contains node `{node}`'s address {ip}")]
     #[diagnostic(
         code(meshplan::pool::contains_node_ip),
-        help("shrink the pool so it skips {ip}: MetalLB would hand the node's address to a Service and the node becomes unreachable (metallb/metallb#1397)")
+        help(
+            "shrink the pool so it skips {ip}: MetalLB would hand the node's address to a Service and the node becomes unreachable (metallb/metallb#1397)"
+        )
     )]
     ContainsNodeIp {
         /// The pool's cluster.
@@ -111,10 +117,14 @@ pub enum PoolError {
     },
 
     /// Fewer pool addresses than planned LB addresses.
-    #[error("MetalLB pool of `{cluster}` has {size} addresses for {planned} planned LoadBalancer addresses")]
+    #[error(
+        "MetalLB pool of `{cluster}` has {size} addresses for {planned} planned LoadBalancer addresses"
+    )]
     #[diagnostic(
         code(meshplan::pool::too_small),
-        help("widen the pool to at least {planned} addresses, or plan fewer Services with addresses in it")
+        help(
+            "widen the pool to at least {planned} addresses, or plan fewer Services with addresses in it"
+        )
     )]
     TooSmall {
         /// The cluster.
@@ -132,7 +142,9 @@ pub enum PoolError {
     #[diagnostic(
         code(meshplan::pool::outside_node_subnet),
         severity(Warning),
-        help("in L2 mode MetalLB answers ARP/NDP only on the nodes' own subnet; use addresses from {subnet}, or `mode = \"bgp\"` (metallb/metallb#433)")
+        help(
+            "in L2 mode MetalLB answers ARP/NDP only on the nodes' own subnet; use addresses from {subnet}, or `mode = \"bgp\"` (metallb/metallb#433)"
+        )
     )]
     OutsideNodeSubnet {
         /// The cluster.
@@ -151,7 +163,9 @@ pub enum PoolError {
     #[error("BGP mode of `{cluster}` needs {missing}")]
     #[diagnostic(
         code(meshplan::pool::bgp_incomplete),
-        help("add `asn = 64512` (MetalLB's own AS) and `peers = [{{ address = \"10.0.0.1\", asn = 64513 }}]` to [cluster.metallb]")
+        help(
+            "add `asn = 64512` (MetalLB's own AS) and `peers = [{{ address = \"10.0.0.1\", asn = 64513 }}]` to [cluster.metallb]"
+        )
     )]
     BgpIncomplete {
         /// The cluster.
@@ -164,11 +178,7 @@ pub enum PoolError {
 
     /// A key of the other mode.
     #[error("`{key}` is ignored in {mode} mode")]
-    #[diagnostic(
-        code(meshplan::pool::mode_mismatch),
-        severity(Warning),
-        help("{hint}")
-    )]
+    #[diagnostic(code(meshplan::pool::mode_mismatch), severity(Warning), help("{hint}"))]
     ModeMismatch {
         /// The key.
         key: &'static str,
@@ -184,7 +194,9 @@ pub enum PoolError {
 /// Parses one `addresses` entry: a CIDR, or `start-end`.
 pub fn parse_entry(entry: &Spanned<String>, out: &mut Findings) -> Option<Interval> {
     match entry.get_ref().split_once('-') {
-        None => cidr::parse_cidr(entry, "addresses", out).map(|net| Interval::of_net(net.get_ref())),
+        None => {
+            cidr::parse_cidr(entry, "addresses", out).map(|net| Interval::of_net(net.get_ref()))
+        }
         Some((start, end)) => parse_range(entry, start.trim(), end.trim(), out),
     }
 }
@@ -197,7 +209,11 @@ fn parse_range(
 ) -> Option<Interval> {
     let text = entry.get_ref().clone();
     let (Ok(lo), Ok(hi)) = (start.parse::<IpAddr>(), end.parse::<IpAddr>()) else {
-        let bad = if start.parse::<IpAddr>().is_err() { start } else { end };
+        let bad = if start.parse::<IpAddr>().is_err() {
+            start
+        } else {
+            end
+        };
         out.push(PoolError::InvalidEntry {
             value: text,
             at: at(entry),
@@ -206,7 +222,10 @@ fn parse_range(
         return None;
     };
     if lo.is_ipv4() != hi.is_ipv4() {
-        out.push(PoolError::MixedFamily { value: text, at: at(entry) });
+        out.push(PoolError::MixedFamily {
+            value: text,
+            at: at(entry),
+        });
         return None;
     }
     let interval = Interval::of_range(lo, hi);
@@ -223,13 +242,13 @@ fn parse_range(
 /// Runs the `pool` rules.
 pub fn check(facts: &Facts, out: &mut Findings) {
     pools_do_not_overlap(facts, out);
+    pools_exclude_node_ips(facts, out);
     for cluster in &facts.clusters {
         let Some(metallb) = &cluster.raw.get_ref().metallb else {
             continue;
         };
         pool_is_not_empty(cluster, metallb, out);
         pool_has_room(cluster, metallb, out);
-        pool_excludes_node_ips(facts, cluster, out);
         l2_pool_in_node_subnet(facts, cluster, metallb.get_ref(), out);
         bgp_has_peers_and_asn(cluster, metallb.get_ref(), out);
         keys_match_mode(metallb.get_ref(), out);
@@ -277,10 +296,9 @@ fn pool_has_room(cluster: &ClusterFacts, metallb: &Spanned<raw::Metallb>, out: &
     if cluster.pool.is_empty() {
         return;
     }
-    let size = cluster
-        .pool
-        .iter()
-        .fold(0u128, |sum, entry| sum.saturating_add(entry.interval.size()));
+    let size = cluster.pool.iter().fold(0u128, |sum, entry| {
+        sum.saturating_add(entry.interval.size())
+    });
     let planned = cluster.lb.len();
     if (planned as u128) > size {
         out.push(PoolError::TooSmall {
@@ -292,27 +310,31 @@ fn pool_has_room(cluster: &ClusterFacts, metallb: &Spanned<raw::Metallb>, out: &
     }
 }
 
-/// Within the cluster's network (the scope on which node addresses are unique).
-fn pool_excludes_node_ips(facts: &Facts, cluster: &ClusterFacts, out: &mut Findings) {
-    let Some(network) = cluster.network else {
-        return;
-    };
-    let nodes: Vec<(&str, &Spanned<IpAddr>)> = facts
-        .clusters_on(network)
-        .flat_map(|c| c.nodes.iter())
-        .filter_map(|n| Some((n.raw.get_ref().name.get_ref().as_str(), n.ip.as_ref()?)))
-        .collect();
-    let pool: Vec<Interval> = cluster.pool.iter().map(|e| e.interval).collect();
-    let ips: Vec<Interval> = nodes.iter().map(|(_, ip)| Interval::of_addr(*ip.get_ref())).collect();
-    for (p, n) in sweep::crossing_pairs(&pool, &ips) {
-        let (node, ip) = nodes[n];
-        out.push(PoolError::ContainsNodeIp {
-            cluster: cluster.name().to_owned(),
-            node: node.to_owned(),
-            ip: *ip.get_ref(),
-            pool_at: at(cluster.pool[p].raw),
-            node_at: at(ip),
-        });
+/// Per network (the scope on which node addresses are unique): one sweep over all pools and
+/// node IPs of the network.
+fn pools_exclude_node_ips(facts: &Facts, out: &mut Findings) {
+    for network in 0..facts.networks.len() {
+        let pools: Vec<(&ClusterFacts, &PoolEntry)> = facts
+            .clusters_on(network)
+            .flat_map(|c| c.pool.iter().map(move |e| (c, e)))
+            .collect();
+        let nodes: Vec<(&str, &Spanned<IpAddr>)> = facts
+            .clusters_on(network)
+            .flat_map(|c| c.nodes.iter())
+            .filter_map(|n| Some((n.raw.get_ref().name.get_ref().as_str(), n.ip.as_ref()?)))
+            .collect();
+        let pool_intervals: Vec<Interval> = pools.iter().map(|(_, e)| e.interval).collect();
+        let ips: Vec<Interval> = nodes.iter().map(|(_, ip)| Interval::of_addr(*ip.get_ref())).collect();
+        for (p, n) in sweep::crossing_pairs(&pool_intervals, &ips) {
+            let ((cluster, entry), (node, ip)) = (pools[p], nodes[n]);
+            out.push(PoolError::ContainsNodeIp {
+                cluster: cluster.name().to_owned(),
+                node: node.to_owned(),
+                ip: *ip.get_ref(),
+                pool_at: at(entry.raw),
+                node_at: at(ip),
+            });
+        }
     }
 }
 
@@ -322,7 +344,10 @@ fn l2_pool_in_node_subnet(
     metallb: &raw::Metallb,
     out: &mut Findings,
 ) {
-    let mode = metallb.mode.as_ref().map_or(MetallbMode::L2, |m| *m.get_ref());
+    let mode = metallb
+        .mode
+        .as_ref()
+        .map_or(MetallbMode::L2, |m| *m.get_ref());
     let subnet = cluster
         .network
         .and_then(|n| facts.networks[n].node_subnet.as_ref());
@@ -330,7 +355,11 @@ fn l2_pool_in_node_subnet(
         return;
     };
     let inside = Interval::of_net(subnet.get_ref());
-    for entry in cluster.pool.iter().filter(|e| !inside.contains(&e.interval)) {
+    for entry in cluster
+        .pool
+        .iter()
+        .filter(|e| !inside.contains(&e.interval))
+    {
         out.push(PoolError::OutsideNodeSubnet {
             cluster: cluster.name().to_owned(),
             value: entry.raw.get_ref().clone(),
@@ -342,10 +371,17 @@ fn l2_pool_in_node_subnet(
 }
 
 fn bgp_has_peers_and_asn(cluster: &ClusterFacts, metallb: &raw::Metallb, out: &mut Findings) {
-    let Some(mode) = metallb.mode.as_ref().filter(|m| *m.get_ref() == MetallbMode::Bgp) else {
+    let Some(mode) = metallb
+        .mode
+        .as_ref()
+        .filter(|m| *m.get_ref() == MetallbMode::Bgp)
+    else {
         return;
     };
-    let no_peers = metallb.peers.as_ref().is_none_or(|p| p.get_ref().is_empty());
+    let no_peers = metallb
+        .peers
+        .as_ref()
+        .is_none_or(|p| p.get_ref().is_empty());
     let no_asn = metallb.asn.as_ref().is_none_or(|a| *a.get_ref() == 0);
     let missing = match (no_peers, no_asn) {
         (true, true) => "`peers` and `asn`",
@@ -361,7 +397,10 @@ fn bgp_has_peers_and_asn(cluster: &ClusterFacts, metallb: &raw::Metallb, out: &m
 }
 
 fn keys_match_mode(metallb: &raw::Metallb, out: &mut Findings) {
-    let bgp = metallb.mode.as_ref().is_some_and(|m| *m.get_ref() == MetallbMode::Bgp);
+    let bgp = metallb
+        .mode
+        .as_ref()
+        .is_some_and(|m| *m.get_ref() == MetallbMode::Bgp);
     if bgp {
         if let Some(interfaces) = &metallb.interfaces {
             out.push(PoolError::ModeMismatch {

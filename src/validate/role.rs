@@ -43,7 +43,9 @@ pub enum RoleError {
     #[error("remote `{cluster}` names `{primary}` as its primary, but `{primary}` is a remote")]
     #[diagnostic(
         code(meshplan::role::not_a_primary),
-        help("a remote uses a primary's istiod; name a cluster with `role = \"primary\"`{choices}")
+        help(
+            "a remote uses a primary's istiod; name a cluster with `role = \"primary\"`{choices}"
+        )
     )]
     NotAPrimary {
         /// The remote.
@@ -62,7 +64,9 @@ pub enum RoleError {
     #[error("remote `{cluster}` must say which primary it uses")]
     #[diagnostic(
         code(meshplan::role::ambiguous_primary),
-        help("the plan has several primaries ({choices}); add `primary = \"<name>\"` to this cluster")
+        help(
+            "the plan has several primaries ({choices}); add `primary = \"<name>\"` to this cluster"
+        )
     )]
     AmbiguousPrimary {
         /// The remote.
@@ -74,10 +78,14 @@ pub enum RoleError {
     },
 
     /// Primary has no address for its remotes to reach istiod.
-    #[error("remote `{cluster}` cannot reach istiod: primary `{primary}` has neither lb.istiod nor lb.eastwest")]
+    #[error(
+        "remote `{cluster}` cannot reach istiod: primary `{primary}` has neither lb.istiod nor lb.eastwest"
+    )]
     #[diagnostic(
         code(meshplan::role::unreachable_istiod),
-        help("plan an address for `{primary}`: `[cluster.lb] eastwest = \"...\"` (istiod exposed through the east-west gateway on 15012/15017) or `istiod = \"...\"` (a dedicated LoadBalancer for istiod); the remote's remotePilotAddress is derived from it")
+        help(
+            "plan an address for `{primary}`: `[cluster.lb] eastwest = \"...\"` (istiod exposed through the east-west gateway on 15012/15017) or `istiod = \"...\"` (a dedicated LoadBalancer for istiod); the remote's remotePilotAddress is derived from it"
+        )
     )]
     UnreachableIstiod {
         /// The remote.
@@ -95,7 +103,9 @@ pub enum RoleError {
     #[diagnostic(
         code(meshplan::role::primary_of_primary),
         severity(Warning),
-        help("only remotes name a primary; remove the key, or set `role = \"remote\"` if this cluster should use `{primary}`'s istiod")
+        help(
+            "only remotes name a primary; remove the key, or set `role = \"remote\"` if this cluster should use `{primary}`'s istiod"
+        )
     )]
     PrimaryOfPrimary {
         /// The cluster.
@@ -112,7 +122,9 @@ pub fn check(facts: &Facts, out: &mut Findings) {
     let primaries: Vec<&ClusterFacts> = facts.clusters.iter().filter(|c| is_primary(c)).collect();
     if primaries.is_empty() {
         if let Some(first) = facts.clusters.first() {
-            out.push(RoleError::NoPrimary { at: at(&first.raw.get_ref().role) });
+            out.push(RoleError::NoPrimary {
+                at: at(&first.raw.get_ref().role),
+            });
         }
         return;
     }

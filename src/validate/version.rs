@@ -36,7 +36,9 @@ pub enum VersionError {
     #[error("Istio {value} is older than the oldest supported, {OLDEST_ISTIO}")]
     #[diagnostic(
         code(meshplan::version::istio_unsupported),
-        help("set mesh.istio.version to {OLDEST_ISTIO} or later; older releases lack the multicluster install flow meshplan emits (the seeds' Citadel/Mixer-era flows map to current Istio)")
+        help(
+            "set mesh.istio.version to {OLDEST_ISTIO} or later; older releases lack the multicluster install flow meshplan emits (the seeds' Citadel/Mixer-era flows map to current Istio)"
+        )
     )]
     IstioUnsupported {
         /// As written.
@@ -49,7 +51,9 @@ pub enum VersionError {
     #[error("Istio version `{value}` names no release")]
     #[diagnostic(
         code(meshplan::version::istio_patch),
-        help("write the full release, e.g. `{value}.0`: it becomes the image tag, and Istio publishes images only for full releases")
+        help(
+            "write the full release, e.g. `{value}.0`: it becomes the image tag, and Istio publishes images only for full releases"
+        )
     )]
     IstioPatch {
         /// As written.
@@ -62,7 +66,9 @@ pub enum VersionError {
     #[error("MetalLB {value} is older than {OLDEST_METALLB}")]
     #[diagnostic(
         code(meshplan::version::metallb_unsupported),
-        help("set mesh.metallb.version to 0.13 or later: meshplan writes IPAddressPool and advertisement resources, which replaced the ConfigMap in MetalLB 0.13")
+        help(
+            "set mesh.metallb.version to 0.13 or later: meshplan writes IPAddressPool and advertisement resources, which replaced the ConfigMap in MetalLB 0.13"
+        )
     )]
     MetallbUnsupported {
         /// As written.
@@ -73,7 +79,11 @@ pub enum VersionError {
 }
 
 /// Parses `MAJOR.MINOR[.PATCH][-PRERELEASE]`, reporting anything else.
-pub fn parse(value: &Spanned<String>, product: &'static str, out: &mut Findings) -> Option<Version> {
+pub fn parse(
+    value: &Spanned<String>,
+    product: &'static str,
+    out: &mut Findings,
+) -> Option<Version> {
     let text = value.get_ref();
     let parsed = Version::parse(text);
     if parsed.is_none() {
@@ -102,7 +112,9 @@ pub fn check(facts: &Facts, out: &mut Findings) {
     }
     if let (Some(version), Some(written)) = (
         &facts.metallb_version,
-        mesh.metallb.as_ref().and_then(|m| m.get_ref().version.as_ref()),
+        mesh.metallb
+            .as_ref()
+            .and_then(|m| m.get_ref().version.as_ref()),
     ) {
         metallb_is_supported(written, version, out);
     }

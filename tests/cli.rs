@@ -1,0 +1,191 @@
+//! The `meshplan` binary as users run it: exit codes, streams, JSON diagnostics.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a test failure with its location
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn meshplan(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_meshplan"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap()
+}
+
+fn scratch(name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn valid_plan_exits_0_and_says_so() {
+    let out = meshplan(&[
+        "check",
+        "plans/three-cloud-metallb.toml",
+        "--color",
+        "never",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("plans/three-cloud-metallb.toml: valid"));
+    assert!(
+        out.stdout.is_empty(),
+        "diagnostics go to stderr, not stdout"
+    );
+}
+
+#[test]
+fn invalid_plan_exits_1_with_code_line_and_help() {
+    let out = meshplan(&[
+        "check",
+        "tests/fixtures/err/seed001_service_range_host_bits.toml",
+        "--color",
+        "never",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("meshplan::cidr::host_bits"), "{err}");
+    assert!(
+        err.contains("seed001_service_range_host_bits.toml:"),
+        "points at the file: {err}"
+    );
+    assert!(
+        err.contains("10.0.0.0/24"),
+        "help names the canonical CIDR: {err}"
+    );
+}
+
+#[test]
+fn missing_file_exits_2() {
+    let out = meshplan(&["check", "plans/does-not-exist.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("cannot read plan `plans/does-not-exist.toml`"));
+}
+
+#[test]
+fn unreadable_path_exits_2() {
+    // A directory cannot be read as a file.
+    let out = meshplan(&["check", "plans"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(meshplan(&["check"]).status.code(), Some(2));
+    assert_eq!(meshplan(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(
+        meshplan(&[
+            "check",
+            "plans/gke-single-network.toml",
+            "--diagnostics",
+            "xml"
+        ])
+        .status
+        .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn empty_and_binary_files_are_invalid_plans_not_crashes() {
+    let empty = scratch("empty.toml", b"");
+    let out = meshplan(&["check", empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("meshplan::plan::missing_key"),
+        "{}",
+        stderr(&out)
+    );
+
+    let garbage = scratch("garbage.toml", &[0xff, 0xfe, 0x00, 0x9c, 0x80, b'\n', 0x01]);
+    let out = meshplan(&["check", garbage.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("meshplan::plan::encoding"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn json_diagnostics_are_one_object_per_line_with_positions() {
+    let out = meshplan(&[
+        "check",
+        "tests/fixtures/err/seed001_service_range_host_bits.toml",
+        "--diagnostics",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let findings: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(findings.len(), 1, "{err}");
+    let finding = &findings[0];
+    assert_eq!(finding["code"], "meshplan::cidr::host_bits");
+    assert_eq!(finding["severity"], "error");
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/err/seed001_service_range_host_bits.toml"),
+    )
+    .unwrap();
+    let line = finding["line"].as_u64().unwrap() as usize;
+    let column = finding["column"].as_u64().unwrap() as usize;
+    let at_position: String = text
+        .lines()
+        .nth(line - 1)
+        .unwrap()
+        .chars()
+        .skip(column - 1)
+        .take(13)
+        .collect();
+    assert_eq!(
+        at_position, "\"10.0.0.1/24\"",
+        "line/column point at the value"
+    );
+    assert!(finding["help"].as_str().unwrap().contains("10.0.0.0/24"));
+}
+
+#[test]
+fn json_reports_io_failures_too() {
+    let out = meshplan(&["check", "nope.toml", "--diagnostics", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let finding: serde_json::Value = serde_json::from_str(stderr(&out).trim()).unwrap();
+    assert_eq!(finding["code"], "meshplan::io::read_plan");
+}
+
+#[test]
+fn quiet_hides_warnings_and_summary() {
+    let plan = scratch(
+        "unused-network.toml",
+        br#"[mesh]
+id = "m"
+[mesh.istio]
+version = "1.24.2"
+[[network]]
+id = "n1"
+[[network]]
+id = "spare"
+[[cluster]]
+name = "c1"
+role = "primary"
+network = "n1"
+pod_cidr = "10.1.0.0/16"
+service_cidr = "10.2.0.0/16"
+"#,
+    );
+    let loud = meshplan(&["check", plan.to_str().unwrap(), "--color", "never"]);
+    assert_eq!(loud.status.code(), Some(0));
+    assert!(stderr(&loud).contains("meshplan::network::unused"));
+    let quiet = meshplan(&["check", plan.to_str().unwrap(), "-q"]);
+    assert_eq!(quiet.status.code(), Some(0));
+    assert_eq!(stderr(&quiet), "");
+}

@@ -1,0 +1,235 @@
+//! Snapshot and contract tests over every plan file the project ships or tests with.
+//!
+//! - `tests/fixtures/ok/*.toml` and `plans/*.toml`: no findings at all; snapshot = the model
+//!   meshplan understood, as YAML.
+//! - `tests/fixtures/err/*.toml`: invalid, and the first finding has the code the file's first
+//!   line declares; snapshot = the rendered reports a user sees.
+//! - `tests/fixtures/warn/*.toml`: valid, and the first finding is the declared warning.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a test failure with its location
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use meshplan::{Checked, Source, check_bytes, report};
+use proptest::prelude::*;
+
+const STYLE: report::Style = report::Style {
+    color: false,
+    width: 80,
+};
+
+fn crate_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The path as users would type it from the repository root, so reports are machine-independent.
+fn display_name(path: &Path) -> String {
+    path.strip_prefix(crate_root())
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+fn load(path: &Path) -> (Source, Checked) {
+    let bytes = fs::read(path).unwrap();
+    check_bytes(&display_name(path), &bytes)
+}
+
+fn rendered_findings(source: &Source, checked: &Checked) -> String {
+    let mut out: String = checked
+        .findings
+        .iter()
+        .map(|f| report::human(source, f, STYLE))
+        .collect();
+    out.push_str(&report::summary(source, &checked.findings));
+    out.push('\n');
+    out
+}
+
+/// The `# code: meshplan::...` a fixture declares on its first line.
+fn declared_code(path: &Path) -> String {
+    let bytes = fs::read(path).unwrap();
+    let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    String::from_utf8_lossy(first_line)
+        .trim()
+        .strip_prefix("# code: ")
+        .unwrap_or_else(|| panic!("{} must start with `# code: meshplan::...`", path.display()))
+        .to_owned()
+}
+
+fn snapshot(text: &str) {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path("../snapshots");
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    settings.bind(|| insta::assert_snapshot!("compile", text));
+}
+
+fn model_snapshot(path: &Path) {
+    let (source, checked) = load(path);
+    assert!(
+        checked.findings.is_empty(),
+        "{} should check clean:\n{}",
+        source.name,
+        rendered_findings(&source, &checked)
+    );
+    let model = checked
+        .plan
+        .as_ref()
+        .map(serde_yaml::to_string)
+        .unwrap()
+        .unwrap();
+    snapshot(&model);
+}
+
+#[test]
+fn ok_fixtures_check_clean() {
+    insta::glob!("fixtures/ok/*.toml", model_snapshot);
+}
+
+#[test]
+fn shipped_plans_check_clean() {
+    insta::glob!("../plans", "*.toml", model_snapshot);
+}
+
+#[test]
+fn err_fixtures_report_their_code_first() {
+    insta::glob!("fixtures/err/*.toml", |path| {
+        let (source, checked) = load(path);
+        let rendered = rendered_findings(&source, &checked);
+        assert!(!checked.is_valid(), "{} should be invalid", source.name);
+        let first = checked
+            .findings
+            .first()
+            .map(|f| f.code_str())
+            .unwrap_or_default();
+        assert_eq!(
+            first,
+            declared_code(path),
+            "first finding of {}:\n{rendered}",
+            source.name
+        );
+        snapshot(&rendered);
+    });
+}
+
+#[test]
+fn warn_fixtures_are_valid_with_their_warning_first() {
+    insta::glob!("fixtures/warn/*.toml", |path| {
+        let (source, checked) = load(path);
+        let rendered = rendered_findings(&source, &checked);
+        assert!(
+            checked.is_valid(),
+            "{} should be valid:\n{rendered}",
+            source.name
+        );
+        let first = checked
+            .findings
+            .first()
+            .map(|f| f.code_str())
+            .unwrap_or_default();
+        assert_eq!(
+            first,
+            declared_code(path),
+            "first finding of {}:\n{rendered}",
+            source.name
+        );
+        snapshot(&rendered);
+    });
+}
+
+fn codes_in_source() -> Vec<String> {
+    let mut codes = Vec::new();
+    for dir in ["src", "src/validate"] {
+        for entry in fs::read_dir(crate_root().join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "rs") {
+                let text = fs::read_to_string(&path).unwrap();
+                for piece in text.split("code(meshplan::").skip(1) {
+                    let code = piece.split(')').next().unwrap();
+                    codes.push(format!("meshplan::{code}"));
+                }
+            }
+        }
+    }
+    codes.sort();
+    codes.dedup();
+    codes
+}
+
+#[test]
+fn every_code_is_documented_and_has_a_fixture() {
+    let codes = codes_in_source();
+    assert!(codes.len() > 40, "found only {} codes", codes.len());
+    let docs = fs::read_to_string(crate_root().join("docs/diagnostics.md")).unwrap();
+    let documented: Vec<&str> = docs
+        .lines()
+        .filter_map(|l| l.strip_prefix("### "))
+        .map(str::trim)
+        .collect();
+    let mut declared = Vec::new();
+    for dir in ["tests/fixtures/err", "tests/fixtures/warn"] {
+        for entry in fs::read_dir(crate_root().join(dir)).unwrap() {
+            declared.push(declared_code(&entry.unwrap().path()));
+        }
+    }
+    for code in &codes {
+        assert!(
+            documented.contains(&code.as_str()),
+            "{code} has no `### {code}` in docs/diagnostics.md"
+        );
+        assert!(
+            declared.contains(code),
+            "{code} has no fixture declaring it"
+        );
+    }
+    for heading in documented.iter().filter(|h| h.starts_with("meshplan::")) {
+        assert!(
+            codes.iter().any(|c| c == heading),
+            "docs/diagnostics.md documents unknown code {heading}"
+        );
+    }
+}
+
+fn shipped_plan_texts() -> Vec<String> {
+    let mut texts = Vec::new();
+    for entry in fs::read_dir(crate_root().join("plans")).unwrap() {
+        texts.push(fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    texts.sort();
+    texts
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// No input makes meshplan panic: arbitrary bytes.
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let (_, checked) = check_bytes("fuzz.toml", &bytes);
+        for finding in &checked.findings {
+            prop_assert!(!finding.code_str().is_empty());
+        }
+    }
+
+    /// Nor do near-misses of real plans: one byte range of a shipped plan replaced by noise.
+    #[test]
+    fn mutated_plans_never_panic(
+        which in any::<prop::sample::Index>(),
+        at in any::<prop::sample::Index>(),
+        len in 0usize..16,
+        noise in prop::collection::vec(any::<u8>(), 0..16),
+    ) {
+        let texts = shipped_plan_texts();
+        let mut bytes = which.get(&texts).clone().into_bytes();
+        let start = at.index(bytes.len());
+        let end = (start + len).min(bytes.len());
+        bytes.splice(start..end, noise);
+        let (source, checked) = check_bytes("mutated.toml", &bytes);
+        for finding in &checked.findings {
+            let _ = report::human(&source, finding, STYLE);
+            let _ = report::json(&source, finding);
+        }
+    }
+}
