@@ -367,7 +367,8 @@ fn cluster(facts: &Facts, c: &ClusterFacts) -> Option<Cluster> {
             .as_ref()
             .map_or(Platform::Generic, |p| *p.get_ref()),
         kubernetes: c.kubernetes.clone(),
-        api_server: c.api_server.as_ref().map(|u| u.get_ref().to_string()),
+        // As written: the URL crate would normalise `https://h:6443` to `https://h:6443/`.
+        api_server: c.api_server.as_ref().and(text(&raw.api_server)),
         pod_cidr: *c.pod_cidr.as_ref()?.get_ref(),
         service_cidr: *c.service_cidr.as_ref()?.get_ref(),
         kube_proxy: raw

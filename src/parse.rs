@@ -27,17 +27,14 @@ pub enum PlanError {
 
     /// TOML syntax error.
     #[error("invalid TOML: {message}")]
-    #[diagnostic(
-        code(meshplan::plan::syntax),
-        help(
-            "see https://toml.io for the syntax; strings need double quotes, tables `[name]`, lists of tables `[[name]]`"
-        )
-    )]
+    #[diagnostic(code(meshplan::plan::syntax))]
     Syntax {
         /// What the TOML parser said.
         message: String,
         #[label("here")]
         at: SourceSpan,
+        #[help]
+        help: String,
     },
 
     /// A key the plan format does not have.
@@ -58,33 +55,36 @@ pub enum PlanError {
     MissingKey {
         /// The missing key.
         key: String,
-        #[label("this table needs `{key}`")]
+        #[label("{label}")]
+        at: SourceSpan,
+        /// What the label says.
+        label: String,
+        #[help]
+        help: String,
+    },
+
+    /// A value of the wrong TOML type, or a number out of range.
+    #[error("{subject} {problem}")]
+    #[diagnostic(code(meshplan::plan::invalid_type))]
+    InvalidType {
+        /// "`asn`" or "a value".
+        subject: String,
+        /// e.g. "must be a whole number from 0 to 4294967295, not the string \"64512\"".
+        problem: String,
+        #[label("wrong type")]
         at: SourceSpan,
         #[help]
         help: String,
     },
 
-    /// A value of the wrong TOML type.
-    #[error("wrong type: {message}")]
-    #[diagnostic(
-        code(meshplan::plan::invalid_type),
-        help(
-            "see docs/plan-format.md for the type of each key (strings are quoted, lists use [ ], booleans are true/false)"
-        )
-    )]
-    InvalidType {
-        /// What serde said, e.g. "invalid type: integer `5`, expected a string".
-        message: String,
-        #[label("wrong type")]
-        at: SourceSpan,
-    },
-
     /// A value outside a fixed set of choices.
-    #[error("`{value}` is not one of the allowed values")]
+    #[error("`{value}` is not an allowed value{of_key}")]
     #[diagnostic(code(meshplan::plan::invalid_value))]
     InvalidValue {
         /// The value as written.
         value: String,
+        /// " of `role`", or empty when the key is unknown.
+        of_key: String,
         #[label("not allowed here")]
         at: SourceSpan,
         #[help]
@@ -94,15 +94,17 @@ pub enum PlanError {
 
 /// Parses the plan text into its raw mirror.
 pub fn parse(source: &Source) -> Result<raw::Plan, PlanError> {
-    toml::from_str(&source.text).map_err(|err| classify(&err))
+    toml::from_str(&source.text).map_err(|err| classify(&err, &source.text))
 }
 
 /// Maps a TOML/serde error to one of our codes. serde formats its data-model errors in a fixed
 /// way ("unknown field `x`, expected one of ..."), which is what lets us name the key and offer
 /// the nearest allowed one.
-fn classify(err: &toml::de::Error) -> PlanError {
+fn classify(err: &toml::de::Error, text: &str) -> PlanError {
     let message = err.message().to_owned();
-    let at: SourceSpan = err.span().unwrap_or(0..0).into();
+    let span = err.span().unwrap_or(0..0);
+    let key = key_before(text, span.start);
+    let at: SourceSpan = span.clone().into();
     if let Some(rest) = message.strip_prefix("unknown field ") {
         let key = first_quoted(rest).unwrap_or_default();
         let help = choice_help(&key, rest, "keys allowed in this table");
@@ -110,19 +112,131 @@ fn classify(err: &toml::de::Error) -> PlanError {
     } else if let Some(rest) = message.strip_prefix("unknown variant ") {
         let value = first_quoted(rest).unwrap_or_default();
         let help = choice_help(&value, rest, "allowed values");
-        PlanError::InvalidValue { value, at, help }
+        let of_key = key.map(|k| format!(" of `{k}`")).unwrap_or_default();
+        PlanError::InvalidValue {
+            value,
+            of_key,
+            at,
+            help,
+        }
     } else if let Some(rest) = message.strip_prefix("missing field ") {
-        let key = first_quoted(rest).unwrap_or_default();
-        let help = format!("add `{key} = ...` to this table (see docs/plan-format.md)");
-        PlanError::MissingKey { key, at, help }
-    } else if message.starts_with("invalid type")
-        || message.starts_with("invalid value")
-        || message.starts_with("invalid length")
-    {
-        PlanError::InvalidType { message, at }
+        missing_key(first_quoted(rest).unwrap_or_default(), at)
+    } else if let Some((found, expected)) = type_mismatch(&message) {
+        let subject = key.map_or_else(|| "a value".to_owned(), |k| format!("`{k}`"));
+        let problem = format!("must be {expected}, not {found}");
+        let help = type_help(&expected, text.get(span).unwrap_or_default());
+        PlanError::InvalidType {
+            subject,
+            problem,
+            at,
+            help,
+        }
     } else {
-        PlanError::Syntax { message, at }
+        let help = syntax_help(&message, text, span.start);
+        PlanError::Syntax { message, at, help }
     }
+}
+
+/// Tables are written as headers, plain keys as `key = value`.
+fn missing_key(key: String, at: SourceSpan) -> PlanError {
+    let help = match key.as_str() {
+        "mesh" => {
+            "start the plan with a `[mesh]` table: `[mesh]` then `id = \"my-mesh\"`".to_owned()
+        }
+        "istio" => {
+            "add a `[mesh.istio]` table with `version = \"1.24.2\"` (the Istio release to target)"
+                .to_owned()
+        }
+        _ => format!("add `{key} = ...` to this table (see docs/plan-format.md)"),
+    };
+    let label = match key.as_str() {
+        "mesh" => "the plan has no [mesh] table".to_owned(),
+        _ => format!("this table needs `{key}`"),
+    };
+    PlanError::MissingKey {
+        key,
+        at,
+        label,
+        help,
+    }
+}
+
+/// `(found, expected)` from serde's "invalid type: string \"x\", expected u32" and
+/// "invalid value: integer `-1`, expected u32", in words a plan author uses.
+fn type_mismatch(message: &str) -> Option<(String, String)> {
+    let rest = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+        .or_else(|| message.strip_prefix("invalid length "))?;
+    let (found, expected) = rest.rsplit_once(", expected ")?;
+    let expected = match expected {
+        "u32" => "a whole number from 0 to 4294967295",
+        "a sequence" => "a list, e.g. `[\"a\", \"b\"]`",
+        "a string" => "a string in double quotes",
+        "a boolean" => "`true` or `false`",
+        e if e.starts_with("struct ") || e == "a map" => "a table",
+        other => other,
+    };
+    Some((
+        format!("the {}", found.replace('`', "")),
+        expected.to_owned(),
+    ))
+}
+
+fn type_help(expected: &str, written: &str) -> String {
+    if expected.starts_with("a list") && written.starts_with('"') {
+        format!("put the value in brackets: `[{written}]`")
+    } else if expected.starts_with("a whole number") && written.starts_with('"') {
+        format!(
+            "write the number without quotes: `{}`",
+            written.trim_matches('"')
+        )
+    } else if expected.starts_with("a string") {
+        format!("quote the value: `\"{}\"`", written.trim_matches('"'))
+    } else {
+        "see docs/plan-format.md for the type of each key".to_owned()
+    }
+}
+
+fn syntax_help(message: &str, text: &str, offset: usize) -> String {
+    if let Some((key, value)) = unquoted_value(text, offset) {
+        format!(
+            "addresses, ranges and versions are strings: quote the value, `{key} = \"{value}\"`"
+        )
+    } else if message.contains("duplicate key") {
+        "each key may appear once in a table; remove or rename the second one".to_owned()
+    } else {
+        "see https://toml.io: strings need double quotes, tables `[name]`, lists of tables `[[name]]`".to_owned()
+    }
+}
+
+/// `key = 10.0.0.0/16` on the line at `offset`: a value that should have been quoted.
+fn unquoted_value(text: &str, offset: usize) -> Option<(&str, &str)> {
+    let start = text.get(..offset)?.rfind('\n').map_or(0, |i| i + 1);
+    let line = text.get(start..)?.lines().next()?;
+    let (key, value) = line.split_once('=')?;
+    let value = value.split('#').next()?.trim();
+    let looks_like_address = value.chars().any(|c| c.is_ascii_digit())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || matches!(c, '.' | '/' | ':' | '-'));
+    looks_like_address.then_some((key.trim(), value))
+}
+
+/// The key whose value starts at `offset`, read back from the text (`key = ` before it on the
+/// same line), so type errors can name it.
+fn key_before(text: &str, offset: usize) -> Option<String> {
+    let line = text.get(..offset)?.rsplit('\n').next()?;
+    let before = line.trim_end().strip_suffix('=')?.trim_end();
+    let key: String = before
+        .chars()
+        .rev()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    (!key.is_empty()).then_some(key)
 }
 
 fn choice_help(given: &str, rest: &str, what: &str) -> String {

@@ -58,12 +58,19 @@ fn declared_code(path: &Path) -> String {
         .to_owned()
 }
 
-fn snapshot(text: &str) {
+/// Snapshots are named after the input's folder and file: `check@err__plan_syntax.toml.snap`.
+fn snapshot(path: &Path, text: &str) {
+    let name = |p: Option<&std::ffi::OsStr>| {
+        p.map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let folder = name(path.parent().and_then(Path::file_name));
     let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_suffix(format!("{folder}__{}", name(path.file_name())));
     settings.set_snapshot_path("../snapshots");
     settings.set_prepend_module_to_snapshot(false);
     settings.set_omit_expression(true);
-    settings.bind(|| insta::assert_snapshot!("compile", text));
+    settings.bind(|| insta::assert_snapshot!("check", text));
 }
 
 fn model_snapshot(path: &Path) {
@@ -80,22 +87,22 @@ fn model_snapshot(path: &Path) {
         .map(serde_yaml::to_string)
         .unwrap()
         .unwrap();
-    snapshot(&model);
+    snapshot(path, &model);
 }
 
 #[test]
 fn ok_fixtures_check_clean() {
-    insta::glob!("fixtures/ok/*.toml", model_snapshot);
+    insta::glob!("fixtures", "ok/*.toml", model_snapshot);
 }
 
 #[test]
 fn shipped_plans_check_clean() {
-    insta::glob!("../plans", "*.toml", model_snapshot);
+    insta::glob!("..", "plans/*.toml", model_snapshot);
 }
 
 #[test]
 fn err_fixtures_report_their_code_first() {
-    insta::glob!("fixtures/err/*.toml", |path| {
+    insta::glob!("fixtures", "err/*.toml", |path| {
         let (source, checked) = load(path);
         let rendered = rendered_findings(&source, &checked);
         assert!(!checked.is_valid(), "{} should be invalid", source.name);
@@ -110,13 +117,13 @@ fn err_fixtures_report_their_code_first() {
             "first finding of {}:\n{rendered}",
             source.name
         );
-        snapshot(&rendered);
+        snapshot(path, &rendered);
     });
 }
 
 #[test]
 fn warn_fixtures_are_valid_with_their_warning_first() {
-    insta::glob!("fixtures/warn/*.toml", |path| {
+    insta::glob!("fixtures", "warn/*.toml", |path| {
         let (source, checked) = load(path);
         let rendered = rendered_findings(&source, &checked);
         assert!(
@@ -135,7 +142,7 @@ fn warn_fixtures_are_valid_with_their_warning_first() {
             "first finding of {}:\n{rendered}",
             source.name
         );
-        snapshot(&rendered);
+        snapshot(path, &rendered);
     });
 }
 

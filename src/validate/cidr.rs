@@ -61,6 +61,25 @@ pub enum CidrError {
         help: String,
     },
 
+    /// An address no Service or node can have.
+    #[error("`{key}` {value} is {kind}")]
+    #[diagnostic(
+        code(meshplan::cidr::special_address),
+        help(
+            "use a unicast address on the nodes' network: {kind} cannot be assigned to a node, a Service or a router"
+        )
+    )]
+    SpecialAddress {
+        /// The key.
+        key: &'static str,
+        /// The address.
+        value: IpAddr,
+        /// unspecified, loopback, multicast or broadcast.
+        kind: &'static str,
+        #[label("not assignable")]
+        at: SourceSpan,
+    },
+
     /// Service range larger than kube-apiserver and kubeadm accept.
     #[error("service_cidr `{value}` of `{cluster}` is larger than Kubernetes allows")]
     #[diagnostic(
@@ -114,8 +133,11 @@ pub fn parse_cidr(
 }
 
 fn cidr_help(text: &str) -> String {
-    if text.parse::<IpAddr>().is_ok() {
-        format!("add a prefix length, e.g. `{text}/24`; a single address is `{text}/32`")
+    if let Ok(addr) = text.parse::<IpAddr>() {
+        let single = if addr.is_ipv4() { 32 } else { 128 };
+        format!(
+            "add the prefix length: a range is written as its first address and prefix (e.g. `10.244.0.0/16`); the single address is `{text}/{single}`"
+        )
     } else {
         "write an address, `/` and a prefix length, e.g. `10.1.0.0/16` or `fd00:10::/64`".to_owned()
     }
@@ -129,7 +151,18 @@ pub fn parse_address(
 ) -> Option<Spanned<IpAddr>> {
     let text = value.get_ref();
     match text.parse::<IpAddr>() {
-        Ok(addr) => Some(Spanned::new(value.span(), addr)),
+        Ok(addr) => match special_kind(addr) {
+            None => Some(Spanned::new(value.span(), addr)),
+            Some(kind) => {
+                out.push(CidrError::SpecialAddress {
+                    key,
+                    value: addr,
+                    kind,
+                    at: at(value),
+                });
+                None
+            }
+        },
         Err(_) => {
             let help = match text.split_once('/') {
                 Some((addr, _)) => format!("write the address alone: `{addr}`"),
@@ -143,6 +176,24 @@ pub fn parse_address(
             });
             None
         }
+    }
+}
+
+fn special_kind(addr: IpAddr) -> Option<&'static str> {
+    let broadcast = match addr {
+        IpAddr::V4(v4) => v4.is_broadcast(),
+        IpAddr::V6(_) => false,
+    };
+    if addr.is_unspecified() {
+        Some("the unspecified address")
+    } else if addr.is_loopback() {
+        Some("a loopback address")
+    } else if addr.is_multicast() {
+        Some("a multicast address")
+    } else if broadcast {
+        Some("the broadcast address")
+    } else {
+        None
     }
 }
 

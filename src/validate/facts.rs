@@ -56,6 +56,8 @@ pub struct ClusterFacts<'a> {
     pub api_server: Option<Spanned<Url>>,
     /// `kubernetes`, if valid.
     pub kubernetes: Option<Version>,
+    /// The valid BGP peer addresses.
+    pub peers: Vec<Spanned<IpAddr>>,
 }
 
 /// One planned LoadBalancer address.
@@ -223,6 +225,13 @@ fn gather_cluster<'a>(
             .kubernetes
             .as_ref()
             .and_then(|v| version::parse(v, "Kubernetes", out)),
+        peers: cluster
+            .metallb
+            .iter()
+            .filter_map(|m| m.get_ref().peers.as_ref())
+            .flat_map(|peers| peers.get_ref().iter())
+            .filter_map(|peer| cidr::parse_address(&peer.get_ref().address, "address", out))
+            .collect(),
     }
 }
 

@@ -54,7 +54,7 @@ pub enum LbError {
         first: String,
         /// Its key.
         first_key: &'static str,
-        #[label("`{second}`'s lb.{second_key} again")]
+        #[label("`{second}`'s lb.{second_key}: the same address")]
         second_at: SourceSpan,
         /// The second owner.
         second: String,

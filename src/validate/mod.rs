@@ -101,6 +101,7 @@ fn lists_are_not_empty(plan: &raw::Plan, out: &mut Findings) {
             out.push(PlanError::MissingKey {
                 key: key.to_owned(),
                 at: at(&plan.mesh),
+                label: format!("the plan has no [[{key}]] table"),
                 help: format!("add at least one `[[{key}]]` table (see docs/plan-format.md)"),
             });
         }

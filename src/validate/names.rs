@@ -124,6 +124,8 @@ pub enum NameError {
         value: String,
         /// Where uniqueness applies.
         scope: &'static str,
+        /// What goes wrong otherwise.
+        why: &'static str,
         #[label("defined again here")]
         at: SourceSpan,
         #[label("first defined here")]
@@ -135,12 +137,7 @@ pub enum NameError {
 pub fn check(facts: &Facts, out: &mut Findings) {
     let plan = facts.plan;
     let mesh = plan.mesh.get_ref();
-    label_value(
-        &mesh.id,
-        "mesh.id",
-        "values.global.meshID and the label topology.istio.io/mesh",
-        out,
-    );
+    label_value(&mesh.id, "mesh.id", "values.global.meshID", out);
     if let Some(domain) = &mesh.trust_domain {
         trust_domain(domain, out);
     }
@@ -161,14 +158,20 @@ pub fn check(facts: &Facts, out: &mut Findings) {
     }
     unique(
         plan.network.iter().map(|n| &n.get_ref().id),
-        "network",
-        " in the plan",
+        (
+            "network",
+            " in the plan",
+            "a cluster's network is looked up by its id",
+        ),
         out,
     );
     unique(
         plan.cluster.iter().map(|c| &c.get_ref().name),
-        "cluster",
-        " in the plan",
+        (
+            "cluster",
+            " in the plan",
+            "istiod silently ignores a second cluster with a name it already knows",
+        ),
         out,
     );
     for cluster in &plan.cluster {
@@ -186,8 +189,11 @@ fn cluster_names(cluster: &raw::Cluster, out: &mut Findings) {
     }
     unique(
         cluster.node.iter().map(|n| &n.get_ref().name),
-        "node",
-        " within a cluster",
+        (
+            "node",
+            " within a cluster",
+            "node labels and routes are written per node name",
+        ),
         out,
     );
     if let Some(pool) = cluster
@@ -365,10 +371,10 @@ fn trust_domain(value: &Spanned<String>, out: &mut Findings) {
     }
 }
 
+/// Reports names seen twice; `kind` is (what, scope, why uniqueness matters).
 fn unique<'a>(
     names: impl Iterator<Item = &'a Spanned<String>>,
-    what: &'static str,
-    scope: &'static str,
+    (what, scope, why): (&'static str, &'static str, &'static str),
     out: &mut Findings,
 ) {
     let mut seen: BTreeMap<&str, &Spanned<String>> = BTreeMap::new();
@@ -378,6 +384,7 @@ fn unique<'a>(
                 what,
                 value: name.get_ref().clone(),
                 scope,
+                why,
                 at: at(name),
                 first_at: at(first),
             }),

@@ -100,7 +100,10 @@ pub fn check(facts: &Facts, out: &mut Findings) {
     clusters_name_declared_networks(facts, out);
     for (index, network) in facts.networks.iter().enumerate() {
         let raw = network.raw.get_ref();
-        if facts.clusters_on(index).next().is_none() {
+        let duplicate = facts.networks[..index]
+            .iter()
+            .any(|n| n.raw.get_ref().id.get_ref() == raw.id.get_ref());
+        if !duplicate && facts.clusters_on(index).next().is_none() {
             out.push(NetworkError::Unused {
                 network: raw.id.get_ref().clone(),
                 at: at(&raw.id),
@@ -135,7 +138,10 @@ fn clusters_name_declared_networks(facts: &Facts, out: &mut Findings) {
             .collect::<Vec<_>>()
             .join(", ");
         let help = match suggest::nearest(written.get_ref(), declared()) {
-            Some(best) => format!("did you mean `{best}`? declared networks: {listed}"),
+            Some(best) => format!(
+                "did you mean `{best}`? Otherwise declare it: `[[network]]` with `id = \"{}\"`",
+                written.get_ref()
+            ),
             None if listed.is_empty() => "declare it: `[[network]]` with `id = \"...\"`".to_owned(),
             None => format!("declare it with a `[[network]]` table, or use one of: {listed}"),
         };

@@ -33,7 +33,7 @@ pub enum NodeError {
         first_at: SourceSpan,
         /// First node.
         first: String,
-        #[label("node `{second}` again")]
+        #[label("node `{second}` has the same IP")]
         second_at: SourceSpan,
         /// Second node.
         second: String,
@@ -122,7 +122,7 @@ pub enum NodeError {
     #[diagnostic(
         code(meshplan::node::outside_subnet),
         help(
-            "static routes need one hop: every node of the network sits on {subnet}; fix the address or widen node_subnet"
+            "node_subnet says every node of the network sits on {subnet} (static routes need a single hop): fix the address, or widen node_subnet"
         )
     )]
     OutsideSubnet {

@@ -83,7 +83,7 @@ pub enum OverlapError {
     #[diagnostic(
         code(meshplan::overlap::address),
         help(
-            "node, MetalLB and LoadBalancer addresses must be outside every pod and service range of their network, or traffic to them is captured by pod routes or kube-proxy; pick an address from the nodes' subnet"
+            "node, MetalLB, LoadBalancer and router addresses must be outside every pod and service range of their network, or traffic to them is captured by pod routes or kube-proxy: move the address, or move the range if the address is fixed (a node's IP)"
         )
     )]
     Address {
@@ -172,6 +172,13 @@ fn network_addresses<'a>(clusters: impl Iterator<Item = &'a ClusterFacts<'a>>) -
                 ),
                 span: at(entry.raw),
                 interval: entry.interval,
+            });
+        }
+        for peer in &cluster.peers {
+            items.push(Item {
+                what: format!("`{}`'s BGP peer {}", cluster.name(), peer.get_ref()),
+                span: at(peer),
+                interval: Interval::of_addr(*peer.get_ref()),
             });
         }
         for lb in &cluster.lb {

@@ -16,13 +16,12 @@ use crate::raw::Platform;
 pub enum PlatformError {
     /// Not an https URL with a host.
     #[error("api_server `{value}` is not an API server URL")]
-    #[diagnostic(
-        code(meshplan::platform::invalid_api_server),
-        help("write the URL kubectl uses, e.g. `https://10.64.30.130:6443`")
-    )]
+    #[diagnostic(code(meshplan::platform::invalid_api_server))]
     InvalidApiServer {
         /// As written.
         value: String,
+        #[help]
+        help: String,
         #[label("{reason}")]
         at: SourceSpan,
         /// What is wrong.
@@ -64,15 +63,12 @@ pub enum PlatformError {
 
     /// GKE firewall needs target tags.
     #[error("GKE cluster `{cluster}` has no firewall target tags")]
-    #[diagnostic(
-        code(meshplan::platform::gke_target_tags),
-        help(
-            "add `[cluster.gke]` with `target_tags = [\"gke-<cluster>-<hash>-node\"]` (gcloud compute instances list --format='value(tags.items[0])'); without targets the firewall rule would apply to every instance in the VPC"
-        )
-    )]
+    #[diagnostic(code(meshplan::platform::gke_target_tags))]
     GkeTargetTags {
         /// The cluster.
         cluster: String,
+        #[help]
+        help: String,
         #[label("{what}")]
         at: SourceSpan,
         /// What is missing.
@@ -100,12 +96,20 @@ pub enum PlatformError {
 pub fn parse_api_server(value: &Spanned<String>, out: &mut Findings) -> Option<Spanned<Url>> {
     let text = value.get_ref();
     let reason = match Url::parse(text) {
-        Ok(url) if !matches!(url.scheme(), "https" | "http") => "the scheme must be https",
+        Ok(_) if !text.contains("://") => "no scheme: write `https://` before the host",
+        Ok(url) if url.scheme() != "https" => "the API server is served over https",
         Ok(url) if url.host().is_none() => "no host",
         Ok(url) => return Some(Spanned::new(value.span(), url)),
+        Err(_) if !text.contains("://") => "no scheme: write `https://` before the host",
         Err(_) => "not a URL",
     };
+    let help = if text.contains("://") {
+        "write the URL kubectl uses, e.g. `https://10.64.30.130:6443`".to_owned()
+    } else {
+        format!("write the URL kubectl uses: `https://{text}`")
+    };
     out.push(PlatformError::InvalidApiServer {
+        help,
         value: text.clone(),
         at: at(value),
         reason: reason.to_owned(),
@@ -118,7 +122,9 @@ pub fn check(facts: &Facts, out: &mut Findings) {
     for cluster in &facts.clusters {
         if let Some(url) = &cluster.api_server {
             kind_api_server_is_an_ip(cluster, url, out);
-            api_server_is_not_loopback(cluster, url, out);
+            if facts.clusters.len() > 1 {
+                api_server_is_not_loopback(cluster, url, out);
+            }
         }
         gke_has_target_tags(cluster, out);
         platform_tables_match_platform(cluster, out);
@@ -175,8 +181,16 @@ fn gke_has_target_tags(cluster: &ClusterFacts, out: &mut Findings) {
             Some(_) => return,
         },
     };
+    let tags = "`target_tags = [\"gke-<cluster>-<hash>-node\"]` (from `gcloud compute instances list --format='value(tags.items[0])'`)";
+    let fix = match raw.gke {
+        None => format!("add a `[cluster.gke]` table with {tags}"),
+        Some(_) => format!("set {tags} in `[cluster.gke]`"),
+    };
     out.push(PlatformError::GkeTargetTags {
         cluster: cluster.name().to_owned(),
+        help: format!(
+            "{fix}; without targets the firewall rule would apply to every instance in the VPC"
+        ),
         at: span.unwrap_or_else(|| at(&raw.name)),
         what,
     });

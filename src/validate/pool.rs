@@ -23,7 +23,7 @@ pub enum PoolError {
     #[diagnostic(
         code(meshplan::pool::invalid_entry),
         help(
-            "write a CIDR (`10.0.0.0/29`, no spaces) or an inclusive range of two addresses (`10.6.136.25-10.6.136.29`); a single address is `10.0.0.5/32`"
+            "write an inclusive range of two full addresses, `10.6.136.25-10.6.136.29`, or a CIDR such as `10.0.0.0/29`"
         )
     )]
     InvalidEntry {
@@ -161,13 +161,10 @@ pub enum PoolError {
 
     /// BGP mode without peers or ASN.
     #[error("BGP mode of `{cluster}` needs {missing}")]
-    #[diagnostic(
-        code(meshplan::pool::bgp_incomplete),
-        help(
-            "add `asn = 64512` (MetalLB's own AS) and `peers = [{{ address = \"10.0.0.1\", asn = 64513 }}]` to [cluster.metallb]"
-        )
-    )]
+    #[diagnostic(code(meshplan::pool::bgp_incomplete))]
     BgpIncomplete {
+        #[help]
+        help: &'static str,
         /// The cluster.
         cluster: String,
         /// What is missing.
@@ -324,7 +321,10 @@ fn pools_exclude_node_ips(facts: &Facts, out: &mut Findings) {
             .filter_map(|n| Some((n.raw.get_ref().name.get_ref().as_str(), n.ip.as_ref()?)))
             .collect();
         let pool_intervals: Vec<Interval> = pools.iter().map(|(_, e)| e.interval).collect();
-        let ips: Vec<Interval> = nodes.iter().map(|(_, ip)| Interval::of_addr(*ip.get_ref())).collect();
+        let ips: Vec<Interval> = nodes
+            .iter()
+            .map(|(_, ip)| Interval::of_addr(*ip.get_ref()))
+            .collect();
         for (p, n) in sweep::crossing_pairs(&pool_intervals, &ips) {
             let ((cluster, entry), (node, ip)) = (pools[p], nodes[n]);
             out.push(PoolError::ContainsNodeIp {
@@ -383,17 +383,36 @@ fn bgp_has_peers_and_asn(cluster: &ClusterFacts, metallb: &raw::Metallb, out: &m
         .as_ref()
         .is_none_or(|p| p.get_ref().is_empty());
     let no_asn = metallb.asn.as_ref().is_none_or(|a| *a.get_ref() == 0);
-    let missing = match (no_peers, no_asn) {
-        (true, true) => "`peers` and `asn`",
-        (true, false) => "`peers`",
-        (false, true) => "`asn` (MetalLB's own AS number, not 0)",
-        (false, false) => return,
+    const PEERS: &str =
+        "add the routers to peer with: `peers = [{ address = \"10.0.0.1\", asn = 64513 }]`";
+    const ASN: &str = "add MetalLB's own AS number: `asn = 64512` (a private AS, not 0)";
+    const BOTH: &str = "add `asn = 64512` (MetalLB's own AS) and `peers = [{ address = \"10.0.0.1\", asn = 64513 }]`";
+    let (missing, help) = match (no_peers, no_asn) {
+        (true, true) => ("`peers` and `asn`", BOTH),
+        (true, false) => ("`peers`", PEERS),
+        (false, true) => ("`asn` (MetalLB's own AS number, not 0)", ASN),
+        (false, false) => ("", ""),
     };
-    out.push(PoolError::BgpIncomplete {
-        cluster: cluster.name().to_owned(),
-        missing,
-        at: at(mode),
-    });
+    if !missing.is_empty() {
+        out.push(PoolError::BgpIncomplete {
+            help,
+            cluster: cluster.name().to_owned(),
+            missing,
+            at: at(mode),
+        });
+    }
+    let peers = metallb.peers.iter().flat_map(|p| p.get_ref().iter());
+    for asn in peers
+        .map(|p| &p.get_ref().asn)
+        .filter(|a| *a.get_ref() == 0)
+    {
+        out.push(PoolError::BgpIncomplete {
+            help: "give the router's real AS number; 0 is reserved",
+            cluster: cluster.name().to_owned(),
+            missing: "a peer AS number other than 0",
+            at: at(asn),
+        });
+    }
 }
 
 fn keys_match_mode(metallb: &raw::Metallb, out: &mut Findings) {

@@ -92,8 +92,10 @@ pub enum RoleError {
         cluster: String,
         /// Its primary.
         primary: String,
-        #[label("this remote")]
+        #[label("{via}")]
         at: SourceSpan,
+        /// What the first label says.
+        via: String,
         #[label("primary without lb.istiod or lb.eastwest")]
         primary_at: SourceSpan,
     },
@@ -221,6 +223,10 @@ fn primary_exposes_istiod(remote: &ClusterFacts, primary: &ClusterFacts, out: &m
         cluster: remote.name().to_owned(),
         primary: primary.name().to_owned(),
         at: raw.primary.as_ref().map_or_else(|| at(&raw.role), at),
+        via: match &raw.primary {
+            Some(_) => format!("remote `{}` uses this primary's istiod", remote.name()),
+            None => format!("remote `{}` uses the only primary's istiod", remote.name()),
+        },
         primary_at: at(&primary.raw.get_ref().name),
     });
 }

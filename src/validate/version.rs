@@ -19,7 +19,7 @@ pub const DEFAULT_METALLB: Version = Version::new(0, 15, None);
 #[derive(Debug, Error, Diagnostic)]
 pub enum VersionError {
     /// Not a version number.
-    #[error("`{value}` is not a {product} version")]
+    #[error("`{value}` is not a valid {product} version")]
     #[diagnostic(code(meshplan::version::invalid))]
     Invalid {
         /// As written.
