@@ -100,50 +100,45 @@ fn shipped_plans_check_clean() {
     insta::glob!("..", "plans/*.toml", model_snapshot);
 }
 
+/// The fixture is valid or not as expected, its first finding has the declared code, and the
+/// reports a user sees are snapshotted.
+fn assert_declared_code_first(path: &Path, expect_valid: bool) {
+    let (source, checked) = load(path);
+    let rendered = rendered_findings(&source, &checked);
+    assert_eq!(
+        checked.is_valid(),
+        expect_valid,
+        "validity of {}:\n{rendered}",
+        source.name
+    );
+    let first = checked
+        .findings
+        .first()
+        .map(|f| f.code_str())
+        .unwrap_or_default();
+    assert_eq!(
+        first,
+        declared_code(path),
+        "first finding of {}:\n{rendered}",
+        source.name
+    );
+    snapshot(path, &rendered);
+}
+
 #[test]
 fn err_fixtures_report_their_code_first() {
-    insta::glob!("fixtures", "err/*.toml", |path| {
-        let (source, checked) = load(path);
-        let rendered = rendered_findings(&source, &checked);
-        assert!(!checked.is_valid(), "{} should be invalid", source.name);
-        let first = checked
-            .findings
-            .first()
-            .map(|f| f.code_str())
-            .unwrap_or_default();
-        assert_eq!(
-            first,
-            declared_code(path),
-            "first finding of {}:\n{rendered}",
-            source.name
-        );
-        snapshot(path, &rendered);
-    });
+    insta::glob!("fixtures", "err/*.toml", |path| assert_declared_code_first(
+        path, false
+    ));
 }
 
 #[test]
 fn warn_fixtures_are_valid_with_their_warning_first() {
-    insta::glob!("fixtures", "warn/*.toml", |path| {
-        let (source, checked) = load(path);
-        let rendered = rendered_findings(&source, &checked);
-        assert!(
-            checked.is_valid(),
-            "{} should be valid:\n{rendered}",
-            source.name
-        );
-        let first = checked
-            .findings
-            .first()
-            .map(|f| f.code_str())
-            .unwrap_or_default();
-        assert_eq!(
-            first,
-            declared_code(path),
-            "first finding of {}:\n{rendered}",
-            source.name
-        );
-        snapshot(path, &rendered);
-    });
+    insta::glob!(
+        "fixtures",
+        "warn/*.toml",
+        |path| assert_declared_code_first(path, true)
+    );
 }
 
 fn codes_in_source() -> Vec<String> {
