@@ -14,7 +14,9 @@ pub mod diagnostic;
 pub mod model;
 pub mod parse;
 pub mod raw;
+pub mod render;
 pub mod report;
+pub mod resolve;
 pub mod source;
 pub mod suggest;
 pub mod sweep;
@@ -54,6 +56,30 @@ pub fn check(source: &Source) -> Checked {
             plan: None,
         },
     }
+}
+
+/// The plan file's name without directories, for generated-file headers: the same on every
+/// machine, whatever path the plan was read from; control characters are replaced so the name
+/// cannot break out of a comment line.
+pub fn plan_file_name(source: &Source) -> String {
+    let name = source
+        .name
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or(&source.name);
+    name.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// Checks, resolves and renders a plan: the whole compile, in memory.
+pub fn compile(source: &Source) -> (Checked, Option<Result<render::Output, render::RenderError>>) {
+    let checked = check(source);
+    let output = checked
+        .plan
+        .as_ref()
+        .map(|plan| render::render(&resolve::resolve(plan, &plan_file_name(source))));
+    (checked, output)
 }
 
 /// Decodes a plan file's bytes and checks it; text that is not UTF-8 is a finding, not a

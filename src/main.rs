@@ -2,11 +2,14 @@
 //!
 //! Exit codes: 0 success (warnings allowed); 1 the plan is invalid; 2 usage error or I/O failure.
 
+mod emit;
+
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use meshplan::render::Output;
 use meshplan::{Checked, Source, report};
 
 /// Compile a multi-cluster Istio mesh plan (TOML) into per-cluster bundles, after proving it
@@ -37,6 +40,43 @@ enum Command {
         /// The plan file.
         plan: PathBuf,
     },
+    /// Validate, then write the output tree (or, with --check, compare it with DIR).
+    #[command(
+        after_help = "Examples:\n  meshplan build plans/three-cloud-metallb.toml -o out\n  meshplan build plan.toml -o deploy --check   # in CI: fail when committed output is stale"
+    )]
+    Build {
+        /// The plan file.
+        plan: PathBuf,
+        /// Output directory.
+        #[arg(short, long, default_value = "out")]
+        output: PathBuf,
+        /// Write nothing; exit 1 and list every missing, changed or stale file if DIR is not
+        /// what the plan compiles to.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Print one cluster's manifests as one YAML stream, for `| kubectl apply -f -`.
+    #[command(
+        after_help = "Examples:\n  meshplan render plan.toml --cluster cluster1 | kubectl --context cluster1 apply -f -\n  meshplan render plan.toml --cluster cluster1 --only istio | istioctl install --context cluster1 -y -f -"
+    )]
+    Render {
+        /// The plan file.
+        plan: PathBuf,
+        /// The cluster to print.
+        #[arg(long)]
+        cluster: String,
+        /// `kubectl` (default): the kubectl-applicable manifests; `istio`: the control-plane
+        /// IstioOperator for `istioctl install -f -`; `eastwest`: the east-west gateway's.
+        #[arg(long, value_enum, default_value_t = Only::Kubectl)]
+        only: Only,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Only {
+    Kubectl,
+    Istio,
+    Eastwest,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -56,7 +96,150 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
         Command::Check { plan } => run_check(&cli, plan),
+        Command::Build {
+            plan,
+            output,
+            check,
+        } => run_build(&cli, plan, output, *check),
+        Command::Render {
+            plan,
+            cluster,
+            only,
+        } => run_render(&cli, plan, cluster, *only),
     }
+}
+
+/// Checks and compiles a plan, printing findings; the exit code when it cannot be compiled.
+fn compile(
+    cli: &Cli,
+    path: &PathBuf,
+) -> Result<(Source, meshplan::resolve::Mesh, Output), ExitCode> {
+    let (source, checked) = load(cli, path).ok_or(ExitCode::from(2))?;
+    print_findings(cli, &source, &checked);
+    let Some(plan) = &checked.plan else {
+        return Err(ExitCode::from(1));
+    };
+    let mesh = meshplan::resolve::resolve(plan, &meshplan::plan_file_name(&source));
+    match meshplan::render::render(&mesh) {
+        Ok(output) => Ok((source, mesh, output)),
+        Err(err) => {
+            report_error(cli, "meshplan::render::template", &err.to_string());
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+fn run_build(cli: &Cli, path: &PathBuf, dir: &Path, check: bool) -> ExitCode {
+    let (_, _, output) = match compile(cli, path) {
+        Ok(compiled) => compiled,
+        Err(code) => return code,
+    };
+    if check {
+        return match emit::check(dir, &output) {
+            Ok(drift) => report_drift(cli, dir, &drift),
+            Err(err) => {
+                report_error(cli, "meshplan::io::write_output", &err.to_string());
+                ExitCode::from(2)
+            }
+        };
+    }
+    match emit::build(dir, &output) {
+        Ok(written) => {
+            if !cli.quiet {
+                let mut stderr = std::io::stderr().lock();
+                let _ = writeln!(
+                    stderr,
+                    "{}: {} files written, {} unchanged, {} removed",
+                    dir.display(),
+                    written.changed.len(),
+                    written.unchanged,
+                    written.removed.len()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            report_error(cli, "meshplan::io::write_output", &err.to_string());
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Drift is data (what differs), so it goes to stdout, one `kind: path` line each.
+fn report_drift(cli: &Cli, dir: &Path, drift: &emit::Drift) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    for (kind, paths) in [
+        ("missing", &drift.missing),
+        ("changed", &drift.changed),
+        ("stale", &drift.stale),
+    ] {
+        for path in paths {
+            let _ = writeln!(stdout, "{kind}: {}", dir.join(path).display());
+        }
+    }
+    if drift.is_empty() {
+        if !cli.quiet {
+            let _ = writeln!(std::io::stderr(), "{}: up to date", dir.display());
+        }
+        ExitCode::SUCCESS
+    } else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "{}: not what the plan compiles to; run `meshplan build` and commit the result",
+            dir.display()
+        );
+        ExitCode::from(1)
+    }
+}
+
+fn run_render(cli: &Cli, path: &PathBuf, name: &str, only: Only) -> ExitCode {
+    let (_, mesh, output) = match compile(cli, path) {
+        Ok(compiled) => compiled,
+        Err(code) => return code,
+    };
+    let Some(cluster) = mesh.clusters.iter().find(|c| c.name == name) else {
+        let names: Vec<&str> = mesh.clusters.iter().map(|c| c.name.as_str()).collect();
+        let hint = meshplan::suggest::nearest(name, names.iter().copied())
+            .map(|best| format!("did you mean `{best}`? "))
+            .unwrap_or_default();
+        report_error(
+            cli,
+            "meshplan::cli::unknown_cluster",
+            &format!(
+                "no cluster `{name}` in the plan; {hint}clusters: {}",
+                names.join(", ")
+            ),
+        );
+        return ExitCode::from(1);
+    };
+    let files: Vec<String> = match only {
+        Only::Kubectl => cluster.kubectl_files.clone(),
+        Only::Istio => vec!["istio/control-plane.yaml".to_owned()],
+        Only::Eastwest => vec!["istio/eastwest-gateway.yaml".to_owned()],
+    };
+    let texts: Vec<&String> = files
+        .iter()
+        .filter_map(|f| output.get(&format!("{name}/{f}")))
+        .collect();
+    if texts.is_empty() {
+        let why = match only {
+            Only::Eastwest => "it has no east-west gateway (no lb.eastwest)",
+            _ => "the plan installs Istio with Helm (see the helm/ values in its bundle)",
+        };
+        report_error(
+            cli,
+            "meshplan::cli::nothing_to_render",
+            &format!("nothing to render for `{name}`: {why}"),
+        );
+        return ExitCode::from(1);
+    }
+    let stream = texts
+        .iter()
+        .map(|t| t.as_str())
+        .collect::<Vec<_>>()
+        .join("---\n");
+    let _ = std::io::stdout().lock().write_all(stream.as_bytes());
+    ExitCode::SUCCESS
 }
 
 fn run_check(cli: &Cli, path: &PathBuf) -> ExitCode {
@@ -77,13 +260,18 @@ fn load(cli: &Cli, path: &PathBuf) -> Option<(Source, Checked)> {
     match std::fs::read(path) {
         Ok(bytes) => Some(meshplan::check_bytes(&name, &bytes)),
         Err(err) => {
-            report_io(cli, &format!("cannot read plan `{name}`: {err}"), &name);
+            report_error(
+                cli,
+                "meshplan::io::read_plan",
+                &format!("cannot read plan `{name}`: {err}"),
+            );
             None
         }
     }
 }
 
-fn report_io(cli: &Cli, message: &str, file: &str) {
+/// An error that is not a plan finding (I/O, usage, a missing cluster), in the chosen format.
+fn report_error(cli: &Cli, code: &str, message: &str) {
     let mut stderr = std::io::stderr().lock();
     let _ = match cli.diagnostics {
         DiagnosticsFormat::Human => writeln!(stderr, "error: {message}"),
@@ -91,8 +279,8 @@ fn report_io(cli: &Cli, message: &str, file: &str) {
             stderr,
             "{}",
             serde_json::json!({
-                "code": "meshplan::io::read_plan", "severity": "error",
-                "message": message, "help": null, "file": file,
+                "code": code, "severity": "error",
+                "message": message, "help": null, "file": null,
                 "line": null, "column": null, "labels": [],
             })
         ),

@@ -1,0 +1,230 @@
+//! Stage 4: [`resolve::Mesh`] → [`Output`], every file's text, by minijinja templates.
+//!
+//! One template per output file, in `templates/` at the file's path (`cluster/` stands for each
+//! cluster's directory), embedded in the binary by [`TEMPLATES`]. Templates loop and format; the
+//! decisions were made in `resolve`. No filesystem here.
+
+use std::collections::BTreeMap;
+
+use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value, context};
+
+use crate::resolve::Mesh;
+
+/// Every template, by name (its path under `templates/` without `.j2`).
+pub const TEMPLATES: &[(&str, &str)] = &[
+    ("install.sh", include_str!("../templates/install.sh.j2")),
+    (
+        "cluster/namespace.yaml",
+        include_str!("../templates/cluster/namespace.yaml.j2"),
+    ),
+    (
+        "cluster/istiod-lb.yaml",
+        include_str!("../templates/cluster/istiod-lb.yaml.j2"),
+    ),
+    (
+        "cluster/gateways.yaml",
+        include_str!("../templates/cluster/gateways.yaml.j2"),
+    ),
+    (
+        "cluster/kustomization.yaml",
+        include_str!("../templates/cluster/kustomization.yaml.j2"),
+    ),
+    (
+        "cluster/istio/control-plane.yaml",
+        include_str!("../templates/cluster/istio/control-plane.yaml.j2"),
+    ),
+    (
+        "cluster/istio/eastwest-gateway.yaml",
+        include_str!("../templates/cluster/istio/eastwest-gateway.yaml.j2"),
+    ),
+    (
+        "cluster/helm/base.yaml",
+        include_str!("../templates/cluster/helm/base.yaml.j2"),
+    ),
+    (
+        "cluster/helm/istiod.yaml",
+        include_str!("../templates/cluster/helm/istiod.yaml.j2"),
+    ),
+    (
+        "cluster/helm/eastwest-gateway.yaml",
+        include_str!("../templates/cluster/helm/eastwest-gateway.yaml.j2"),
+    ),
+    (
+        "cluster/helm/ingress-gateway.yaml",
+        include_str!("../templates/cluster/helm/ingress-gateway.yaml.j2"),
+    ),
+    (
+        "cluster/scripts/install.sh",
+        include_str!("../templates/cluster/scripts/install.sh.j2"),
+    ),
+    (
+        "cluster/scripts/cacerts.sh",
+        include_str!("../templates/cluster/scripts/cacerts.sh.j2"),
+    ),
+    (
+        "cluster/scripts/remote-secrets.sh",
+        include_str!("../templates/cluster/scripts/remote-secrets.sh.j2"),
+    ),
+    (
+        "cluster/scripts/node-labels.sh",
+        include_str!("../templates/cluster/scripts/node-labels.sh.j2"),
+    ),
+];
+
+/// The compiled tree: path relative to the output directory → file text.
+pub type Output = BTreeMap<String, String>;
+
+/// A template failed to render: a bug in meshplan, not in the plan.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("internal error rendering `{file}`: {message}")]
+#[diagnostic(
+    code(meshplan::render::template),
+    help("this is a bug in meshplan; please report it with the plan that triggers it")
+)]
+pub struct RenderError {
+    /// The output file.
+    pub file: String,
+    /// minijinja's account, with the template line.
+    pub message: String,
+}
+
+/// Renders every file of the mesh.
+pub fn render(mesh: &Mesh) -> Result<Output, RenderError> {
+    let env = environment()?;
+    let mut output = Output::new();
+    output.insert(
+        "install.sh".to_owned(),
+        render_one(
+            &env,
+            "install.sh",
+            context! { mesh => Value::from(minijinja::value::Serde(mesh)) },
+        )?,
+    );
+    for cluster in &mesh.clusters {
+        for file in &cluster.files {
+            let text = render_one(
+                &env,
+                &format!("cluster/{file}"),
+                context! {
+                    mesh => Value::from(minijinja::value::Serde(mesh)),
+                    cluster => Value::from(minijinja::value::Serde(cluster)),
+                },
+            )?;
+            output.insert(format!("{}/{file}", cluster.name), text);
+        }
+    }
+    Ok(output)
+}
+
+fn environment() -> Result<Environment<'static>, RenderError> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    let syntax = minijinja::syntax::SyntaxConfig::builder()
+        .keep_trailing_newline(true)
+        .build()
+        .map_err(|err| RenderError {
+            file: "templates".to_owned(),
+            message: format!("{err:#}"),
+        })?;
+    env.set_syntax(syntax);
+    env.set_auto_escape_callback(|_| AutoEscape::None);
+    env.add_filter("yaml", yaml_scalar);
+    env.add_filter("sh", shell_word);
+    for (name, source) in TEMPLATES {
+        env.add_template(name, source).map_err(|err| RenderError {
+            file: (*name).to_owned(),
+            message: format!("{err:#}"),
+        })?;
+    }
+    Ok(env)
+}
+
+fn render_one(env: &Environment, name: &str, ctx: Value) -> Result<String, RenderError> {
+    let error = |err: minijinja::Error| RenderError {
+        file: name.trim_start_matches("cluster/").to_owned(),
+        message: format!("{err:#}"),
+    };
+    let text = env
+        .get_template(name)
+        .map_err(error)?
+        .render(ctx)
+        .map_err(error)?;
+    Ok(normalize(text))
+}
+
+/// LF endings, one trailing newline: the same bytes on every machine.
+fn normalize(text: String) -> String {
+    let mut text = text.replace("\r\n", "\n");
+    while text.ends_with("\n\n") {
+        text.pop();
+    }
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text
+}
+
+/// A YAML scalar that reads back as exactly this string: a JSON string literal, which YAML
+/// parses as a double-quoted scalar (so `yes`, `~`, `1.20` or `a: b` stay strings).
+fn yaml_scalar(value: Value) -> String {
+    let text = value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_owned);
+    serde_json::to_string(&text).unwrap_or_else(|_| "\"\"".to_owned())
+}
+
+/// One literal shell word: single-quoted, with embedded quotes closed and escaped.
+fn shell_word(value: Value) -> String {
+    let text = value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_owned);
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_table_lists_exactly_the_templates_folder() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let mut on_disk = Vec::new();
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    let rel = path
+                        .strip_prefix(&root)
+                        .unwrap()
+                        .to_string_lossy()
+                        .replace('\\', "/");
+                    on_disk.push(rel.trim_end_matches(".j2").to_owned());
+                }
+            }
+        }
+        on_disk.sort();
+        let mut table: Vec<String> = TEMPLATES.iter().map(|(n, _)| (*n).to_owned()).collect();
+        table.sort();
+        assert_eq!(table, on_disk);
+    }
+
+    #[test]
+    fn yaml_scalars_read_back_as_the_same_string() {
+        for text in [
+            "yes", "~", "*a", "a: b", "1.20", "x\ny", "quote\"s", "#c", "ü",
+        ] {
+            let written = yaml_scalar(Value::from(text));
+            let read: String = serde_yaml::from_str(&written).unwrap();
+            assert_eq!(read, text);
+        }
+    }
+
+    #[test]
+    fn shell_words_are_single_quoted() {
+        assert_eq!(shell_word(Value::from("ctx")), "'ctx'");
+        assert_eq!(shell_word(Value::from("it's $(x)")), r"'it'\''s $(x)'");
+    }
+}

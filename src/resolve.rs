@@ -1,0 +1,382 @@
+//! Stage 3: `model::Plan` → [`Mesh`], everything the output files need, derived once.
+//!
+//! Which clusters get an east-west gateway, which primary each remote uses and the address it
+//! reaches istiod on, who watches whom (remote secrets), `meshNetworks`, the Istio
+//! version-dependent choices, how LoadBalancer addresses are pinned, and which files each
+//! cluster's bundle holds. Templates receive this model only and make no decisions.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::model::{self, Plan, Version};
+use crate::raw::{Installer, Role};
+
+/// The resolved mesh: what every template sees.
+#[derive(Debug, Serialize)]
+pub struct Mesh {
+    /// The plan file's name (no directories), for the generated-file headers.
+    pub plan_file: String,
+    /// Mesh ID.
+    pub id: String,
+    /// Trust domain.
+    pub trust_domain: String,
+    /// Istio target: version and version-dependent choices.
+    pub istio: IstioTarget,
+    /// Whether the mesh spans several networks.
+    pub multi_network: bool,
+    /// `meshNetworks`: every used network with its clusters and gateways (multi-network only).
+    pub mesh_networks: Vec<MeshNetwork>,
+    /// Per-cluster bundles, in plan order.
+    pub clusters: Vec<Cluster>,
+    /// Cluster names in install order: primaries, then remotes.
+    pub install_order: Vec<String>,
+    /// Primaries that hold remote secrets, in plan order.
+    pub secret_holders: Vec<String>,
+}
+
+/// The Istio release targeted and what differs between releases.
+#[derive(Debug, Serialize)]
+pub struct IstioTarget {
+    /// Image tag, e.g. `1.24.2`.
+    pub tag: String,
+    /// Image registry, when overridden.
+    pub hub: Option<String>,
+    /// `istioctl` or `helm`.
+    pub installer: &'static str,
+    /// `networking.istio.io/v1` from 1.22, `v1beta1` before.
+    pub networking_api: &'static str,
+    /// Whether `values.global.externalIstiod` sets istiod's env (1.23+).
+    pub global_external_istiod: bool,
+    /// Whether remotes install with `istio/istiod --set profile=remote` (1.24+) rather than the
+    /// `istio/istiod-remote` chart.
+    pub helm_remote_profile: bool,
+}
+
+/// One network in `meshNetworks`.
+#[derive(Debug, Serialize)]
+pub struct MeshNetwork {
+    /// Network ID.
+    pub id: String,
+    /// Its clusters (`fromRegistry`).
+    pub registries: Vec<String>,
+    /// East-west gateway addresses (port 15443).
+    pub gateways: Vec<IpAddr>,
+}
+
+/// How a Service gets its planned LoadBalancer address.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pin {
+    /// The address.
+    pub ip: IpAddr,
+    /// MetalLB annotation key (`metallb.io/loadBalancerIPs` or the pre-0.14.9 prefix) when the
+    /// cluster runs MetalLB; otherwise `None` and `spec.loadBalancerIP` is used.
+    pub annotation: Option<&'static str>,
+}
+
+/// A cluster whose API server another cluster's istiod watches.
+#[derive(Debug, Serialize)]
+pub struct Watched {
+    /// Cluster name (the remote secret's `--name`).
+    pub name: String,
+    /// Its kubectl context.
+    pub context: String,
+    /// Its API server URL, when the plan gives one (`--server`).
+    pub api_server: Option<String>,
+}
+
+/// Node locality labels to apply.
+#[derive(Debug, Serialize)]
+pub struct NodeLabels {
+    /// Node name, or `None` for every node of the cluster (the cluster's default locality).
+    pub node: Option<String>,
+    /// `label=value` pairs, in a fixed order.
+    pub labels: Vec<(String, String)>,
+}
+
+/// One cluster's bundle.
+#[derive(Debug, Serialize)]
+pub struct Cluster {
+    /// Name (clusterName, remote-secret name).
+    pub name: String,
+    /// kubectl context.
+    pub context: String,
+    /// `primary` or `remote`.
+    pub role: &'static str,
+    /// Whether it runs istiod.
+    pub is_primary: bool,
+    /// Network ID.
+    pub network: String,
+    /// A remote's primary.
+    pub primary: Option<String>,
+    /// `topology.istio.io/controlPlaneClusters` on a remote.
+    pub control_plane_clusters: Option<String>,
+    /// Where a remote reaches istiod (the primary's `lb.istiod`, else its `lb.eastwest`).
+    pub remote_pilot_address: Option<IpAddr>,
+    /// `istiodRemote.injectionPath` of a remote.
+    pub injection_path: Option<String>,
+    /// A primary serving remotes (`externalIstiod`).
+    pub external_istiod: bool,
+    /// The Helm chart installing istiod here: `istio/istiod`, or `istio/istiod-remote` for a
+    /// remote before Istio 1.24.
+    pub helm_istiod_chart: &'static str,
+    /// East-west gateway with its pinned address.
+    pub eastwest: Option<Pin>,
+    /// Ingress gateway with its pinned address.
+    pub ingress: Option<Pin>,
+    /// istiod's own LoadBalancer Service (hosted control plane).
+    pub istiod_lb: Option<Pin>,
+    /// istiod exposed through the east-west gateway (Gateway + VirtualService on 15012/15017).
+    pub expose_istiod: bool,
+    /// The cross-network Gateway (15443, AUTO_PASSTHROUGH): config clusters of a multi-network mesh.
+    pub cross_network_gateway: bool,
+    /// Clusters this primary's istiod watches (remote secrets it needs).
+    pub watches: Vec<Watched>,
+    /// Locality labels.
+    pub node_labels: Vec<NodeLabels>,
+    /// Files in the bundle, relative to the cluster's directory, in apply order where it matters.
+    pub files: Vec<String>,
+    /// The kubectl-applicable files, in apply order (kustomization resources).
+    pub kubectl_files: Vec<String>,
+}
+
+/// Resolves a validated plan. `plan_file` names the plan in generated headers.
+pub fn resolve(plan: &Plan, plan_file: &str) -> Mesh {
+    let version = &plan.mesh.istio_version;
+    let multi_network = used_networks(plan).len() > 1;
+    let clusters: Vec<Cluster> = plan
+        .clusters
+        .iter()
+        .map(|c| cluster(plan, c, multi_network))
+        .collect();
+    let install_order = plan
+        .clusters
+        .iter()
+        .filter(|c| c.role == Role::Primary)
+        .chain(plan.clusters.iter().filter(|c| c.role == Role::Remote))
+        .map(|c| c.name.clone())
+        .collect();
+    let secret_holders = clusters
+        .iter()
+        .filter(|c| !c.watches.is_empty())
+        .map(|c| c.name.clone())
+        .collect();
+    Mesh {
+        plan_file: plan_file.to_owned(),
+        id: plan.mesh.id.clone(),
+        trust_domain: plan.mesh.trust_domain.clone(),
+        istio: istio_target(&plan.mesh, version),
+        multi_network,
+        mesh_networks: if multi_network {
+            mesh_networks(plan)
+        } else {
+            Vec::new()
+        },
+        clusters,
+        install_order,
+        secret_holders,
+    }
+}
+
+fn istio_target(mesh: &model::Mesh, version: &Version) -> IstioTarget {
+    IstioTarget {
+        tag: version.to_string(),
+        hub: mesh.hub.clone(),
+        installer: match mesh.installer {
+            Installer::Istioctl => "istioctl",
+            Installer::Helm => "helm",
+        },
+        networking_api: if version.at_least(1, 22) {
+            "networking.istio.io/v1"
+        } else {
+            "networking.istio.io/v1beta1"
+        },
+        global_external_istiod: version.at_least(1, 23),
+        helm_remote_profile: version.at_least(1, 24),
+    }
+}
+
+/// Networks with at least one cluster, in plan order.
+fn used_networks(plan: &Plan) -> Vec<&str> {
+    plan.networks
+        .iter()
+        .map(|n| n.id.as_str())
+        .filter(|id| plan.clusters.iter().any(|c| c.network == *id))
+        .collect()
+}
+
+fn mesh_networks(plan: &Plan) -> Vec<MeshNetwork> {
+    used_networks(plan)
+        .into_iter()
+        .map(|id| {
+            let members = plan.clusters.iter().filter(|c| c.network == id);
+            MeshNetwork {
+                id: id.to_owned(),
+                registries: members.clone().map(|c| c.name.clone()).collect(),
+                gateways: members.filter_map(|c| c.lb.eastwest).collect(),
+            }
+        })
+        .collect()
+}
+
+/// MetalLB annotation prefix by version: `metallb.io/` from 0.14.9.
+fn pin(plan: &Plan, cluster: &model::Cluster, ip: IpAddr) -> Pin {
+    let v = &plan.mesh.metallb_version;
+    let new_prefix = (v.major, v.minor, v.patch.unwrap_or(0)) >= (0, 14, 9);
+    let annotation = cluster.metallb.as_ref().map(|_| {
+        if new_prefix {
+            "metallb.io/loadBalancerIPs"
+        } else {
+            "metallb.universe.tf/loadBalancerIPs"
+        }
+    });
+    Pin { ip, annotation }
+}
+
+fn cluster(plan: &Plan, c: &model::Cluster, multi_network: bool) -> Cluster {
+    let is_primary = c.role == Role::Primary;
+    let primary = c
+        .primary
+        .as_ref()
+        .and_then(|name| plan.clusters.iter().find(|p| &p.name == name));
+    let serves_remotes = is_primary
+        && plan
+            .clusters
+            .iter()
+            .any(|r| r.primary.as_deref() == Some(&c.name));
+    let expose_istiod = serves_remotes && c.lb.istiod.is_none() && c.lb.eastwest.is_some();
+    let mut bundle = Cluster {
+        name: c.name.clone(),
+        context: c.context.clone(),
+        role: if is_primary { "primary" } else { "remote" },
+        is_primary,
+        network: c.network.clone(),
+        primary: primary.map(|p| p.name.clone()),
+        control_plane_clusters: primary.map(|p| p.name.clone()),
+        remote_pilot_address: primary.and_then(|p| p.lb.istiod.or(p.lb.eastwest)),
+        injection_path: (!is_primary)
+            .then(|| format!("/inject/cluster/{}/net/{}", c.name, c.network)),
+        external_istiod: serves_remotes,
+        helm_istiod_chart: if is_primary || plan.mesh.istio_version.at_least(1, 24) {
+            "istio/istiod"
+        } else {
+            "istio/istiod-remote"
+        },
+        eastwest: c.lb.eastwest.map(|ip| pin(plan, c, ip)),
+        ingress: c.lb.ingress.map(|ip| pin(plan, c, ip)),
+        istiod_lb: c
+            .lb
+            .istiod
+            .filter(|_| is_primary)
+            .map(|ip| pin(plan, c, ip)),
+        expose_istiod,
+        cross_network_gateway: is_primary && multi_network,
+        watches: if is_primary {
+            watched_by(plan, c)
+        } else {
+            Vec::new()
+        },
+        node_labels: node_labels(c),
+        files: Vec::new(),
+        kubectl_files: Vec::new(),
+    };
+    bundle.kubectl_files = kubectl_files(&bundle);
+    bundle.files = files(&bundle, plan.mesh.installer);
+    bundle
+}
+
+/// Every primary watches every other cluster: with one primary those are its remotes; with
+/// several (multi-primary), each must discover the others' endpoints too.
+fn watched_by(plan: &Plan, primary: &model::Cluster) -> Vec<Watched> {
+    plan.clusters
+        .iter()
+        .filter(|c| c.name != primary.name)
+        .map(|c| Watched {
+            name: c.name.clone(),
+            context: c.context.clone(),
+            api_server: c.api_server.clone(),
+        })
+        .collect()
+}
+
+const REGION: &str = "topology.kubernetes.io/region";
+const ZONE: &str = "topology.kubernetes.io/zone";
+const SUBZONE: &str = "topology.istio.io/subzone";
+
+fn locality_labels(l: &model::Locality) -> Vec<(String, String)> {
+    [(REGION, &l.region), (ZONE, &l.zone), (SUBZONE, &l.subzone)]
+        .into_iter()
+        .filter_map(|(key, value)| Some((key.to_owned(), value.clone()?)))
+        .collect()
+}
+
+/// The cluster's default locality on every node, then each listed node's own where it differs.
+fn node_labels(c: &model::Cluster) -> Vec<NodeLabels> {
+    let default = locality_labels(&c.locality);
+    let mut out = Vec::new();
+    if !default.is_empty() {
+        out.push(NodeLabels {
+            node: None,
+            labels: default.clone(),
+        });
+    }
+    for node in &c.nodes {
+        let own = locality_labels(&node.locality);
+        if !own.is_empty() && own != default {
+            out.push(NodeLabels {
+                node: Some(node.name.clone()),
+                labels: own,
+            });
+        }
+    }
+    out
+}
+
+fn kubectl_files(c: &Cluster) -> Vec<String> {
+    let mut files = vec!["namespace.yaml".to_owned()];
+    if c.istiod_lb.is_some() {
+        files.push("istiod-lb.yaml".to_owned());
+    }
+    if c.cross_network_gateway || c.expose_istiod {
+        files.push("gateways.yaml".to_owned());
+    }
+    files
+}
+
+fn files(c: &Cluster, installer: Installer) -> Vec<String> {
+    let mut files = c.kubectl_files.clone();
+    files.push("kustomization.yaml".to_owned());
+    match installer {
+        Installer::Istioctl => {
+            files.push("istio/control-plane.yaml".to_owned());
+            if c.eastwest.is_some() {
+                files.push("istio/eastwest-gateway.yaml".to_owned());
+            }
+        }
+        Installer::Helm => {
+            files.push("helm/base.yaml".to_owned());
+            files.push("helm/istiod.yaml".to_owned());
+            if c.eastwest.is_some() {
+                files.push("helm/eastwest-gateway.yaml".to_owned());
+            }
+            if c.ingress.is_some() {
+                files.push("helm/ingress-gateway.yaml".to_owned());
+            }
+        }
+    }
+    files.push("scripts/install.sh".to_owned());
+    files.push("scripts/cacerts.sh".to_owned());
+    if !c.watches.is_empty() {
+        files.push("scripts/remote-secrets.sh".to_owned());
+    }
+    if !c.node_labels.is_empty() {
+        files.push("scripts/node-labels.sh".to_owned());
+    }
+    files
+}
+
+/// Cluster bundles by name, for lookups.
+pub fn by_name(mesh: &Mesh) -> BTreeMap<&str, &Cluster> {
+    mesh.clusters.iter().map(|c| (c.name.as_str(), c)).collect()
+}
