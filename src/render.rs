@@ -69,6 +69,42 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         "cluster/scripts/node-labels.sh",
         include_str!("../templates/cluster/scripts/node-labels.sh.j2"),
     ),
+    (
+        "cluster/scripts/routes.sh",
+        include_str!("../templates/cluster/scripts/routes.sh.j2"),
+    ),
+    (
+        "cluster/scripts/routes-undo.sh",
+        include_str!("../templates/cluster/scripts/routes-undo.sh.j2"),
+    ),
+    (
+        "cluster/scripts/verify.sh",
+        include_str!("../templates/cluster/scripts/verify.sh.j2"),
+    ),
+    (
+        "cluster/metallb.yaml",
+        include_str!("../templates/cluster/metallb.yaml.j2"),
+    ),
+    (
+        "cluster/samples.yaml",
+        include_str!("../templates/cluster/samples.yaml.j2"),
+    ),
+    (
+        "cluster/platform/kind.yaml",
+        include_str!("../templates/cluster/platform/kind.yaml.j2"),
+    ),
+    (
+        "cluster/platform/kubeadm.yaml",
+        include_str!("../templates/cluster/platform/kubeadm.yaml.j2"),
+    ),
+    (
+        "cluster/platform/icp-config.yaml",
+        include_str!("../templates/cluster/platform/icp-config.yaml.j2"),
+    ),
+    (
+        "cluster/platform/gke-firewall.sh",
+        include_str!("../templates/cluster/platform/gke-firewall.sh.j2"),
+    ),
 ];
 
 /// The compiled tree: path relative to the output directory → file text.

@@ -230,11 +230,20 @@ fn render_streams_one_clusters_manifests_as_parseable_yaml() {
         .iter()
         .map(|d| d["kind"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(
-        kinds,
-        ["Namespace", "Service", "Gateway"],
-        "namespace first, apply order"
-    );
+    let expected = [
+        "Namespace",     // istio-system
+        "IPAddressPool", // MetalLB before the Services that take its addresses
+        "L2Advertisement",
+        "Service",   // istiod-lb
+        "Gateway",   // cross-network
+        "Namespace", // sample, before its workloads
+        "Service",
+        "Deployment",
+        "ServiceAccount",
+        "Service",
+        "Deployment",
+    ];
+    assert_eq!(kinds, expected, "apply order");
 
     let istio = meshplan(&[
         "render",

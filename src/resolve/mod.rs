@@ -5,6 +5,10 @@
 //! version-dependent choices, how LoadBalancer addresses are pinned, and which files each
 //! cluster's bundle holds. Templates receive this model only and make no decisions.
 
+mod networking;
+mod platform;
+mod samples;
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -135,6 +139,14 @@ pub struct Cluster {
     pub watches: Vec<Watched>,
     /// Locality labels.
     pub node_labels: Vec<NodeLabels>,
+    /// MetalLB pool and advertisement.
+    pub metallb: Option<networking::Metallb>,
+    /// Static routes its nodes need.
+    pub routes: Option<networking::Routes>,
+    /// Its platform file.
+    pub platform: Option<platform::Platform>,
+    /// Its demo workloads.
+    pub samples: Option<samples::Samples>,
     /// Files in the bundle, relative to the cluster's directory, in apply order where it matters.
     pub files: Vec<String>,
     /// The kubectl-applicable files, in apply order (kustomization resources).
@@ -246,6 +258,8 @@ fn cluster(plan: &Plan, c: &model::Cluster, multi_network: bool) -> Cluster {
             .iter()
             .any(|r| r.primary.as_deref() == Some(&c.name));
     let expose_istiod = serves_remotes && c.lb.istiod.is_none() && c.lb.eastwest.is_some();
+    let metallb = networking::metallb(c);
+    let strict_arp = metallb.as_ref().is_some_and(|m| m.strict_arp);
     let mut bundle = Cluster {
         name: c.name.clone(),
         context: c.context.clone(),
@@ -278,6 +292,10 @@ fn cluster(plan: &Plan, c: &model::Cluster, multi_network: bool) -> Cluster {
             Vec::new()
         },
         node_labels: node_labels(c),
+        metallb,
+        routes: networking::routes(plan, c),
+        platform: platform::platform(plan, c, strict_arp),
+        samples: samples::samples(plan, c),
         files: Vec::new(),
         kubectl_files: Vec::new(),
     };
@@ -335,11 +353,17 @@ fn node_labels(c: &model::Cluster) -> Vec<NodeLabels> {
 
 fn kubectl_files(c: &Cluster) -> Vec<String> {
     let mut files = vec!["namespace.yaml".to_owned()];
+    if c.metallb.is_some() {
+        files.push("metallb.yaml".to_owned());
+    }
     if c.istiod_lb.is_some() {
         files.push("istiod-lb.yaml".to_owned());
     }
     if c.cross_network_gateway || c.expose_istiod {
         files.push("gateways.yaml".to_owned());
+    }
+    if c.samples.is_some() {
+        files.push("samples.yaml".to_owned());
     }
     files
 }
@@ -372,6 +396,19 @@ fn files(c: &Cluster, installer: Installer) -> Vec<String> {
     }
     if !c.node_labels.is_empty() {
         files.push("scripts/node-labels.sh".to_owned());
+    }
+    if c.routes.is_some() {
+        files.push("scripts/routes.sh".to_owned());
+        files.push("scripts/routes-undo.sh".to_owned());
+    }
+    if c.samples
+        .as_ref()
+        .is_some_and(|s| s.sleep_image.is_some() && !s.mesh_versions.is_empty())
+    {
+        files.push("scripts/verify.sh".to_owned());
+    }
+    if let Some(platform) = &c.platform {
+        files.push(platform.file().to_owned());
     }
     files
 }

@@ -1,0 +1,125 @@
+//! Derived demo workloads: which sample objects each cluster gets, with their images.
+
+use serde::Serialize;
+
+use crate::model::{self, Plan};
+use crate::raw::Bookinfo;
+
+/// Image tag of Istio's bookinfo examples.
+const BOOKINFO_TAG: &str = "1.20.2";
+/// Image of the curl client that replaced Istio's `sleep` sample.
+const CURL_IMAGE: &str = "curlimages/curl:8.16.0";
+
+/// The samples of one cluster.
+#[derive(Debug, Serialize)]
+pub struct Samples {
+    /// Namespace (labelled `istio-injection=enabled`).
+    pub namespace: String,
+    /// The helloworld Service, in every cluster that runs helloworld or the client, so the name
+    /// resolves wherever it is called from.
+    pub helloworld_service: bool,
+    /// This cluster's helloworld Deployment: version label and image.
+    pub helloworld: Option<Workload>,
+    /// The sleep/curl client image.
+    pub sleep_image: Option<String>,
+    /// Bookinfo Services (all of them wherever any bookinfo workload runs).
+    pub bookinfo_services: Vec<&'static str>,
+    /// Bookinfo Deployments here.
+    pub bookinfo: Vec<Workload>,
+    /// Every helloworld version in the mesh: what verify.sh expects to hear.
+    pub mesh_versions: Vec<String>,
+}
+
+/// A Deployment of a sample.
+#[derive(Debug, Serialize)]
+pub struct Workload {
+    /// Deployment (and ServiceAccount) name: a DNS-1123 label.
+    pub name: String,
+    /// App label and ServiceAccount suffix.
+    pub app: &'static str,
+    /// Version label.
+    pub version: String,
+    /// Image reference.
+    pub image: String,
+}
+
+/// The registry part of an image hub (`docker.m.daocloud.io/istio` → `docker.m.daocloud.io`),
+/// used to mirror non-Istio images the same way.
+fn registry(hub: &str) -> &str {
+    match hub.split_once('/') {
+        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => first,
+        _ => "docker.io",
+    }
+}
+
+fn bookinfo_workload(hub: &str, w: Bookinfo) -> Workload {
+    let (app, version) = match w {
+        Bookinfo::Productpage => ("productpage", "v1"),
+        Bookinfo::Details => ("details", "v1"),
+        Bookinfo::Ratings => ("ratings", "v1"),
+        Bookinfo::ReviewsV1 => ("reviews", "v1"),
+        Bookinfo::ReviewsV2 => ("reviews", "v2"),
+        Bookinfo::ReviewsV3 => ("reviews", "v3"),
+    };
+    Workload {
+        name: format!("{app}-{version}"),
+        app,
+        version: version.to_owned(),
+        image: format!("{hub}/examples-bookinfo-{app}-{version}:{BOOKINFO_TAG}"),
+    }
+}
+
+/// Resolves a cluster's samples, `None` when it runs none.
+pub fn samples(plan: &Plan, c: &model::Cluster) -> Option<Samples> {
+    let s = &c.samples;
+    if s.helloworld.is_none() && !s.sleep && s.bookinfo.is_empty() {
+        return None;
+    }
+    let hub = plan
+        .mesh
+        .samples_hub
+        .as_deref()
+        .unwrap_or("docker.io/istio");
+    let mesh_versions: Vec<String> = plan
+        .clusters
+        .iter()
+        .filter_map(|o| o.samples.helloworld.clone())
+        .collect();
+    Some(Samples {
+        namespace: plan.mesh.samples_namespace.clone(),
+        helloworld_service: !mesh_versions.is_empty() && (s.helloworld.is_some() || s.sleep),
+        helloworld: s.helloworld.as_ref().map(|version| Workload {
+            name: format!("helloworld-{}", dns_label(version)),
+            app: "helloworld",
+            version: version.clone(),
+            // The sample app answers with $SERVICE_VERSION, so one image serves any label.
+            image: format!("{hub}/examples-helloworld-v1:1.0"),
+        }),
+        sleep_image: s.sleep.then(|| format!("{}/{CURL_IMAGE}", registry(hub))),
+        bookinfo_services: if s.bookinfo.is_empty() {
+            Vec::new()
+        } else {
+            vec!["details", "ratings", "reviews", "productpage"]
+        },
+        bookinfo: s
+            .bookinfo
+            .iter()
+            .map(|w| bookinfo_workload(hub, *w))
+            .collect(),
+        mesh_versions,
+    })
+}
+
+/// A label value (`Zone_1.a`) as a DNS-1123 label fragment (`zone-1-a`) for object names.
+fn dns_label(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
