@@ -11,12 +11,14 @@
 )]
 
 pub mod diagnostic;
+pub mod explain;
 pub mod model;
 pub mod parse;
 pub mod raw;
 pub mod render;
 pub mod report;
 pub mod resolve;
+pub mod schema;
 pub mod source;
 pub mod suggest;
 pub mod sweep;
@@ -75,10 +77,10 @@ pub fn plan_file_name(source: &Source) -> String {
 /// Checks, resolves and renders a plan: the whole compile, in memory.
 pub fn compile(source: &Source) -> (Checked, Option<Result<render::Output, render::RenderError>>) {
     let checked = check(source);
-    let output = checked
-        .plan
-        .as_ref()
-        .map(|plan| render::render(&resolve::resolve(plan, &plan_file_name(source))));
+    let output = checked.plan.as_ref().map(|plan| {
+        let mesh = resolve::resolve(plan, &plan_file_name(source));
+        render::render(&mesh, &explain::explain(plan, &mesh))
+    });
     (checked, output)
 }
 

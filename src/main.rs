@@ -55,6 +55,30 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Print the planning tables (clusters, networks, addresses, pools) and a topology diagram.
+    #[command(
+        after_help = "Examples:\n  meshplan explain plans/three-cloud-metallb.toml\n  meshplan explain plan.toml --format markdown >> pr-description.md"
+    )]
+    Explain {
+        /// The plan file.
+        plan: PathBuf,
+        /// `text` for a terminal, `markdown` (tables and a Mermaid diagram) for a pull request.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  meshplan completions bash > /etc/bash_completion.d/meshplan\n  meshplan completions zsh > \"${fpath[1]}/_meshplan\""
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the JSON Schema of the plan format (for editors: Taplo, Even Better TOML).
+    #[command(
+        after_help = "Examples:\n  meshplan schema > plan.schema.json   # then start a plan with `#:schema ./plan.schema.json`"
+    )]
+    Schema,
     /// Print one cluster's manifests as one YAML stream, for `| kubectl apply -f -`.
     #[command(
         after_help = "Examples:\n  meshplan render plan.toml --cluster cluster1 | kubectl --context cluster1 apply -f -\n  meshplan render plan.toml --cluster cluster1 --only istio | istioctl install --context cluster1 -y -f -"
@@ -70,6 +94,12 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Only::Kubectl)]
         only: Only,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Markdown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -96,6 +126,22 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
         Command::Check { plan } => run_check(&cli, plan),
+        Command::Explain { plan, format } => run_explain(&cli, plan, *format),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "meshplan",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Schema => {
+            let schema = meshplan::schema::plan_schema();
+            let _ = std::io::stdout().lock().write_all(schema.as_bytes());
+            ExitCode::SUCCESS
+        }
         Command::Build {
             plan,
             output,
@@ -120,11 +166,35 @@ fn compile(
         return Err(ExitCode::from(1));
     };
     let mesh = meshplan::resolve::resolve(plan, &meshplan::plan_file_name(&source));
-    match meshplan::render::render(&mesh) {
+    let explanation = meshplan::explain::explain(plan, &mesh);
+    match meshplan::render::render(&mesh, &explanation) {
         Ok(output) => Ok((source, mesh, output)),
         Err(err) => {
             report_error(cli, "meshplan::render::template", &err.to_string());
             Err(ExitCode::from(2))
+        }
+    }
+}
+
+fn run_explain(cli: &Cli, path: &PathBuf, format: Format) -> ExitCode {
+    let (source, checked) = match load(cli, path) {
+        Some(loaded) => loaded,
+        None => return ExitCode::from(2),
+    };
+    print_findings(cli, &source, &checked);
+    let Some(plan) = &checked.plan else {
+        return ExitCode::from(1);
+    };
+    let mesh = meshplan::resolve::resolve(plan, &meshplan::plan_file_name(&source));
+    let explanation = meshplan::explain::explain(plan, &mesh);
+    match meshplan::render::render_explanation(&explanation, format == Format::Markdown) {
+        Ok(text) => {
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            report_error(cli, "meshplan::render::template", &err.to_string());
+            ExitCode::from(2)
         }
     }
 }

@@ -3,53 +3,65 @@
 //! No logic lives here; the doc comments on the fields are the plan format's reference
 //! (`docs/plan-format.md` and `../shared/spec/plan.md` say the same in prose).
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
 
 /// A whole plan file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Plan {
     /// `[mesh]`: mesh-wide settings.
+    #[schemars(with = "Mesh")]
     pub mesh: Spanned<Mesh>,
     /// `[[network]]`: at least one network.
     #[serde(default)]
+    #[schemars(with = "Vec<Network>")]
     pub network: Vec<Spanned<Network>>,
     /// `[[cluster]]`: at least one cluster.
     #[serde(default)]
+    #[schemars(with = "Vec<Cluster>")]
     pub cluster: Vec<Spanned<Cluster>>,
 }
 
 /// `[mesh]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Mesh {
     /// Mesh ID (`values.global.meshID`), a Kubernetes label value.
+    #[schemars(with = "String")]
     pub id: Spanned<String>,
     /// Istio trust domain; default `cluster.local`.
+    #[schemars(with = "Option<String>")]
     pub trust_domain: Option<Spanned<String>>,
     /// `[mesh.istio]`: which Istio the output targets.
+    #[schemars(with = "Istio")]
     pub istio: Spanned<Istio>,
     /// `[mesh.metallb]`: which MetalLB the pools target.
+    #[schemars(with = "Option<MeshMetallb>")]
     pub metallb: Option<Spanned<MeshMetallb>>,
     /// `[mesh.samples]`: where demo workloads come from and go to.
+    #[schemars(with = "Option<MeshSamples>")]
     pub samples: Option<Spanned<MeshSamples>>,
 }
 
 /// `[mesh.istio]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Istio {
     /// Istio version, e.g. `1.24.2`; 1.20 or later.
+    #[schemars(with = "String")]
     pub version: Spanned<String>,
     /// Image registry override, e.g. `docker.io/istio`.
+    #[schemars(with = "Option<String>")]
     pub hub: Option<Spanned<String>>,
     /// `istioctl` (default) or `helm`.
+    #[schemars(with = "Option<Installer>")]
     pub installer: Option<Spanned<Installer>>,
 }
 
 /// How Istio is installed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Installer {
     /// IstioOperator files for `istioctl install -f`.
@@ -59,37 +71,43 @@ pub enum Installer {
 }
 
 /// `[mesh.metallb]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MeshMetallb {
     /// MetalLB version, default `0.15`.
+    #[schemars(with = "Option<String>")]
     pub version: Option<Spanned<String>>,
 }
 
 /// `[mesh.samples]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MeshSamples {
     /// Registry for the sample images.
+    #[schemars(with = "Option<String>")]
     pub hub: Option<Spanned<String>>,
     /// Namespace the samples go to; default `sample`.
+    #[schemars(with = "Option<String>")]
     pub namespace: Option<Spanned<String>>,
 }
 
 /// `[[network]]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Network {
     /// Network ID (`values.global.network`), a label value.
+    #[schemars(with = "String")]
     pub id: Spanned<String>,
     /// `none` (default) or `static`.
+    #[schemars(with = "Option<Routing>")]
     pub routing: Option<Spanned<Routing>>,
     /// The one L2 subnet every node of the network sits on; required for `static`.
+    #[schemars(with = "Option<String>")]
     pub node_subnet: Option<Spanned<String>>,
 }
 
 /// How pod traffic between clusters of one network is routed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Routing {
     /// The platform already routes pods.
@@ -99,52 +117,71 @@ pub enum Routing {
 }
 
 /// `[[cluster]]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Cluster {
     /// Cluster name: DNS-1123 label, unique in the plan.
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
     /// `primary` or `remote`.
+    #[schemars(with = "Role")]
     pub role: Spanned<Role>,
     /// A remote's primary; required when the plan has several primaries.
+    #[schemars(with = "Option<String>")]
     pub primary: Option<Spanned<String>>,
     /// The `id` of a declared network.
+    #[schemars(with = "String")]
     pub network: Spanned<String>,
     /// kubectl context for generated scripts; default = `name`.
+    #[schemars(with = "Option<String>")]
     pub context: Option<Spanned<String>>,
     /// `generic` (default), `kubeadm`, `kind`, `icp` or `gke`.
+    #[schemars(with = "Option<Platform>")]
     pub platform: Option<Spanned<Platform>>,
     /// Kubernetes version, e.g. `1.25`.
+    #[schemars(with = "Option<String>")]
     pub kubernetes: Option<Spanned<String>>,
     /// API server URL, e.g. `https://10.64.30.130:6443`.
+    #[schemars(with = "Option<String>")]
     pub api_server: Option<Spanned<String>>,
     /// The cluster's pod range.
+    #[schemars(with = "String")]
     pub pod_cidr: Spanned<String>,
     /// The cluster's service range.
+    #[schemars(with = "String")]
     pub service_cidr: Spanned<String>,
     /// Default region of the cluster's nodes.
+    #[schemars(with = "Option<String>")]
     pub region: Option<Spanned<String>>,
     /// Default zone of the cluster's nodes.
+    #[schemars(with = "Option<String>")]
     pub zone: Option<Spanned<String>>,
     /// Default subzone of the cluster's nodes.
+    #[schemars(with = "Option<String>")]
     pub subzone: Option<Spanned<String>>,
     /// `iptables` (default) or `ipvs`.
+    #[schemars(with = "Option<KubeProxy>")]
     pub kube_proxy: Option<Spanned<KubeProxy>>,
     /// `[cluster.lb]`: planned LoadBalancer addresses.
+    #[schemars(with = "Option<Lb>")]
     pub lb: Option<Spanned<Lb>>,
     /// `[cluster.metallb]`: MetalLB address pools.
+    #[schemars(with = "Option<Metallb>")]
     pub metallb: Option<Spanned<Metallb>>,
     /// `[[cluster.node]]`: the cluster's nodes.
     #[serde(default)]
+    #[schemars(with = "Vec<Node>")]
     pub node: Vec<Spanned<Node>>,
     /// `[cluster.samples]`: demo workloads.
+    #[schemars(with = "Option<Samples>")]
     pub samples: Option<Spanned<Samples>>,
     /// `[cluster.gke]`: GKE firewall settings.
+    #[schemars(with = "Option<Gke>")]
     pub gke: Option<Spanned<Gke>>,
 }
 
 /// A cluster's role in the mesh.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Runs istiod.
@@ -154,7 +191,7 @@ pub enum Role {
 }
 
 /// Where a cluster runs; adds platform files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Platform {
     /// No platform files.
@@ -170,7 +207,7 @@ pub enum Platform {
 }
 
 /// kube-proxy mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum KubeProxy {
     /// iptables mode.
@@ -180,37 +217,46 @@ pub enum KubeProxy {
 }
 
 /// `[cluster.lb]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Lb {
     /// Address of the LoadBalancer Service exposing this primary's istiod.
+    #[schemars(with = "Option<String>")]
     pub istiod: Option<Spanned<String>>,
     /// Address of the east-west gateway.
+    #[schemars(with = "Option<String>")]
     pub eastwest: Option<Spanned<String>>,
     /// Address of the ingress gateway.
+    #[schemars(with = "Option<String>")]
     pub ingress: Option<Spanned<String>>,
 }
 
 /// `[cluster.metallb]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Metallb {
     /// Pool entries: CIDRs or inclusive `start-end` ranges.
+    #[schemars(with = "Vec<String>")]
     pub addresses: Spanned<Vec<Spanned<String>>>,
     /// `l2` (default) or `bgp`.
+    #[schemars(with = "Option<MetallbMode>")]
     pub mode: Option<Spanned<MetallbMode>>,
     /// L2 only: interfaces to announce from.
+    #[schemars(with = "Option<Vec<String>>")]
     pub interfaces: Option<Spanned<Vec<Spanned<String>>>>,
     /// IPAddressPool name; default `<cluster>-pool`.
+    #[schemars(with = "Option<String>")]
     pub pool: Option<Spanned<String>>,
     /// BGP only: routers to peer with.
+    #[schemars(with = "Option<Vec<Peer>>")]
     pub peers: Option<Spanned<Vec<Spanned<Peer>>>>,
     /// BGP only: MetalLB's own AS number.
+    #[schemars(with = "Option<u32>")]
     pub asn: Option<Spanned<u32>>,
 }
 
 /// MetalLB advertisement kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MetallbMode {
     /// Layer 2 (ARP/NDP).
@@ -220,49 +266,61 @@ pub enum MetallbMode {
 }
 
 /// A BGP peer.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Peer {
     /// The router's address.
+    #[schemars(with = "String")]
     pub address: Spanned<String>,
     /// The router's AS number.
+    #[schemars(with = "u32")]
     pub asn: Spanned<u32>,
 }
 
 /// `[[cluster.node]]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Node {
     /// Node name: DNS-1123 subdomain, unique in the cluster.
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
     /// The node's address.
+    #[schemars(with = "Option<String>")]
     pub ip: Option<Spanned<String>>,
     /// The node's pod block, inside the cluster's `pod_cidr`.
+    #[schemars(with = "Option<String>")]
     pub pod_cidr: Option<Spanned<String>>,
     /// Overrides the cluster's region.
+    #[schemars(with = "Option<String>")]
     pub region: Option<Spanned<String>>,
     /// Overrides the cluster's zone.
+    #[schemars(with = "Option<String>")]
     pub zone: Option<Spanned<String>>,
     /// Overrides the cluster's subzone.
+    #[schemars(with = "Option<String>")]
     pub subzone: Option<Spanned<String>>,
     /// Control-plane node (kind/kubeadm files); default false.
+    #[schemars(with = "Option<bool>")]
     pub control_plane: Option<Spanned<bool>>,
 }
 
 /// `[cluster.samples]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Samples {
     /// Deploy helloworld with this version label.
+    #[schemars(with = "Option<String>")]
     pub helloworld: Option<Spanned<String>>,
     /// Deploy the sleep/curl client.
+    #[schemars(with = "Option<bool>")]
     pub sleep: Option<Spanned<bool>>,
     /// Bookinfo workloads to run here.
+    #[schemars(with = "Option<Vec<Bookinfo>>")]
     pub bookinfo: Option<Spanned<Vec<Spanned<Bookinfo>>>>,
 }
 
 /// A bookinfo workload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, JsonSchema)]
 pub enum Bookinfo {
     /// productpage-v1.
     #[serde(rename = "productpage")]
@@ -285,15 +343,19 @@ pub enum Bookinfo {
 }
 
 /// `[cluster.gke]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Gke {
     /// GCP project.
+    #[schemars(with = "Option<String>")]
     pub project: Option<Spanned<String>>,
     /// GCP zone.
+    #[schemars(with = "Option<String>")]
     pub zone: Option<Spanned<String>>,
     /// VPC network; default `default`.
+    #[schemars(with = "Option<String>")]
     pub vpc: Option<Spanned<String>>,
     /// Network tags of the cluster's nodes (firewall targets).
+    #[schemars(with = "Option<Vec<String>>")]
     pub target_tags: Option<Spanned<Vec<Spanned<String>>>>,
 }

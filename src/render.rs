@@ -8,10 +8,13 @@ use std::collections::BTreeMap;
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value, context};
 
+use crate::explain::Explanation;
 use crate::resolve::Mesh;
 
 /// Every template, by name (its path under `templates/` without `.j2`).
 pub const TEMPLATES: &[(&str, &str)] = &[
+    ("explain.md", include_str!("../templates/explain.md.j2")),
+    ("explain.txt", include_str!("../templates/explain.txt.j2")),
     ("install.sh", include_str!("../templates/install.sh.j2")),
     (
         "cluster/namespace.yaml",
@@ -124,10 +127,14 @@ pub struct RenderError {
     pub message: String,
 }
 
-/// Renders every file of the mesh.
-pub fn render(mesh: &Mesh) -> Result<Output, RenderError> {
+/// Renders every file of the mesh; `README.md` is the explanation in Markdown.
+pub fn render(mesh: &Mesh, explanation: &Explanation) -> Result<Output, RenderError> {
     let env = environment()?;
     let mut output = Output::new();
+    output.insert(
+        "README.md".to_owned(),
+        render_explanation_with(&env, explanation, true)?,
+    );
     output.insert(
         "install.sh".to_owned(),
         render_one(
@@ -150,6 +157,31 @@ pub fn render(mesh: &Mesh) -> Result<Output, RenderError> {
         }
     }
     Ok(output)
+}
+
+/// Renders `meshplan explain` as Markdown or plain text.
+pub fn render_explanation(
+    explanation: &Explanation,
+    markdown: bool,
+) -> Result<String, RenderError> {
+    render_explanation_with(&environment()?, explanation, markdown)
+}
+
+fn render_explanation_with(
+    env: &Environment,
+    explanation: &Explanation,
+    markdown: bool,
+) -> Result<String, RenderError> {
+    let name = if markdown {
+        "explain.md"
+    } else {
+        "explain.txt"
+    };
+    render_one(
+        env,
+        name,
+        context! { explanation => Value::from(minijinja::value::Serde(explanation)) },
+    )
 }
 
 fn environment() -> Result<Environment<'static>, RenderError> {

@@ -350,3 +350,101 @@ proptest! {
         }
     }
 }
+
+fn toml_as_json(path: &Path) -> serde_json::Value {
+    let value: toml::Value = toml::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+    serde_json::to_value(value).unwrap()
+}
+
+fn schema_validator() -> jsonschema::Validator {
+    let schema: serde_json::Value = serde_json::from_str(&meshplan::schema::plan_schema()).unwrap();
+    jsonschema::validator_for(&schema).unwrap()
+}
+
+#[test]
+fn the_committed_schema_is_what_meshplan_schema_prints() {
+    let committed = fs::read_to_string(crate_root().join("docs/plan.schema.json")).unwrap();
+    assert_eq!(
+        committed,
+        meshplan::schema::plan_schema(),
+        "run `cargo run -- schema > docs/plan.schema.json`"
+    );
+}
+
+#[test]
+fn every_plan_and_ok_fixture_validates_against_the_schema() {
+    let validator = schema_validator();
+    for dir in ["plans", "tests/fixtures/ok"] {
+        for entry in fs::read_dir(crate_root().join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            let errors: Vec<String> = validator
+                .iter_errors(&toml_as_json(&path))
+                .map(|e| format!("{} at {}", e, e.instance_path()))
+                .collect();
+            assert!(errors.is_empty(), "{}: {errors:?}", path.display());
+        }
+    }
+    for entry in fs::read_dir(crate_root().join("plans")).unwrap() {
+        let text = fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert!(
+            text.starts_with("#:schema ../docs/plan.schema.json\n"),
+            "plans carry the #:schema line"
+        );
+    }
+}
+
+#[test]
+fn the_schema_rejects_an_unknown_key() {
+    let path = crate_root().join("tests/fixtures/err/plan_unknown_key.toml");
+    assert!(!schema_validator().is_valid(&toml_as_json(&path)));
+}
+
+fn explanation(path: &Path) -> meshplan::explain::Explanation {
+    let (source, checked) = load(path);
+    let plan = checked.plan.unwrap();
+    let mesh = meshplan::resolve::resolve(&plan, &meshplan::plan_file_name(&source));
+    meshplan::explain::explain(&plan, &mesh)
+}
+
+#[test]
+fn explain_snapshots_in_both_formats_for_every_plan() {
+    insta::glob!("..", "plans/*.toml", |path| {
+        let explained = explanation(path);
+        let text = meshplan::render::render_explanation(&explained, false).unwrap();
+        let markdown = meshplan::render::render_explanation(&explained, true).unwrap();
+        named_snapshot("explain-text", path, &text);
+        named_snapshot("explain-markdown", path, &markdown);
+        assert_mermaid_is_well_formed(&explained.mermaid);
+    });
+}
+
+/// A flowchart whose subgraphs close and whose edges join declared nodes.
+fn assert_mermaid_is_well_formed(lines: &[String]) {
+    assert_eq!(lines.first().map(String::as_str), Some("flowchart LR"));
+    let opened = lines
+        .iter()
+        .filter(|l| l.trim_start().starts_with("subgraph "))
+        .count();
+    let closed = lines.iter().filter(|l| l.trim() == "end").count();
+    assert_eq!(opened, closed, "every subgraph ends");
+    let declared: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| {
+            l.trim()
+                .split(['[', '{'])
+                .next()
+                .filter(|id| !id.contains(' ') && l.contains('"'))
+        })
+        .collect();
+    for edge in lines
+        .iter()
+        .filter(|l| l.contains("-->") || l.contains("---"))
+    {
+        let words: Vec<&str> = edge.split_whitespace().collect();
+        let (from, to) = (words[0], words[words.len() - 1]);
+        assert!(
+            declared.contains(&from) && declared.contains(&to),
+            "edge {edge} joins undeclared nodes"
+        );
+    }
+}

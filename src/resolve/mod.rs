@@ -263,7 +263,7 @@ fn cluster(plan: &Plan, c: &model::Cluster, multi_network: bool) -> Cluster {
     let mut bundle = Cluster {
         name: c.name.clone(),
         context: c.context.clone(),
-        role: if is_primary { "primary" } else { "remote" },
+        role: role_name(c.role),
         is_primary,
         network: c.network.clone(),
         primary: primary.map(|p| p.name.clone()),
@@ -416,4 +416,28 @@ fn files(c: &Cluster, installer: Installer) -> Vec<String> {
 /// Cluster bundles by name, for lookups.
 pub fn by_name(mesh: &Mesh) -> BTreeMap<&str, &Cluster> {
     mesh.clusters.iter().map(|c| (c.name.as_str(), c)).collect()
+}
+
+/// `primary` or `remote`.
+pub fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Primary => "primary",
+        Role::Remote => "remote",
+    }
+}
+
+/// `none` or `static`.
+pub fn routing_name(routing: crate::raw::Routing) -> &'static str {
+    match routing {
+        crate::raw::Routing::None => "none",
+        crate::raw::Routing::Static => "static",
+    }
+}
+
+/// `l2` or `bgp`.
+pub fn metallb_mode_name(mode: crate::raw::MetallbMode) -> &'static str {
+    match mode {
+        crate::raw::MetallbMode::L2 => "l2",
+        crate::raw::MetallbMode::Bgp => "bgp",
+    }
 }
