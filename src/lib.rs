@@ -11,6 +11,7 @@
 )]
 
 pub mod diagnostic;
+pub mod diff;
 pub mod explain;
 pub mod model;
 pub mod parse;

@@ -66,6 +66,16 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Show what a plan change means (summary), then the unified diff of the compiled trees.
+    #[command(
+        after_help = "Either side may be `-` for stdin. Exit 0: no difference; 1: different; 2: error.\n\nExamples:\n  meshplan diff old.toml new.toml\n  git show main:plans/mesh.toml | meshplan diff - plans/mesh.toml"
+    )]
+    Diff {
+        /// The plan before.
+        old: PathBuf,
+        /// The plan after.
+        new: PathBuf,
+    },
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  meshplan completions bash > /etc/bash_completion.d/meshplan\n  meshplan completions zsh > \"${fpath[1]}/_meshplan\""
@@ -127,6 +137,7 @@ fn main() -> ExitCode {
     match &cli.command {
         Command::Check { plan } => run_check(&cli, plan),
         Command::Explain { plan, format } => run_explain(&cli, plan, *format),
+        Command::Diff { old, new } => run_diff(&cli, old, new),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(
@@ -173,6 +184,123 @@ fn compile(
             report_error(cli, "meshplan::render::template", &err.to_string());
             Err(ExitCode::from(2))
         }
+    }
+}
+
+/// One side of a diff, compiled; `name` is what headers call it (stdin borrows the other
+/// side's file name, so generated headers do not differ for that reason alone).
+struct Compiled {
+    name: String,
+    plan: meshplan::model::Plan,
+    mesh: meshplan::resolve::Mesh,
+    output: Output,
+}
+
+impl Compiled {
+    fn side(&self) -> meshplan::diff::Side<'_> {
+        meshplan::diff::Side {
+            name: &self.name,
+            plan: &self.plan,
+            mesh: &self.mesh,
+            output: &self.output,
+        }
+    }
+}
+
+fn compile_side(cli: &Cli, path: &Path, stdin_as: &Path) -> Result<Compiled, ExitCode> {
+    let (label, bytes) = if path.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        if let Err(err) = std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes) {
+            report_error(
+                cli,
+                "meshplan::io::read_plan",
+                &format!("cannot read the plan from stdin: {err}"),
+            );
+            return Err(ExitCode::from(2));
+        }
+        (stdin_as.display().to_string(), bytes)
+    } else {
+        match std::fs::read(path) {
+            Ok(bytes) => (path.display().to_string(), bytes),
+            Err(err) => {
+                report_error(
+                    cli,
+                    "meshplan::io::read_plan",
+                    &format!("cannot read plan `{}`: {err}", path.display()),
+                );
+                return Err(ExitCode::from(2));
+            }
+        }
+    };
+    let (source, checked) = meshplan::check_bytes(&label, &bytes);
+    print_findings(cli, &source, &checked);
+    let plan = checked.plan.ok_or(ExitCode::from(2))?;
+    let mesh = meshplan::resolve::resolve(&plan, &meshplan::plan_file_name(&source));
+    let explanation = meshplan::explain::explain(&plan, &mesh);
+    let output = meshplan::render::render(&mesh, &explanation).map_err(|err| {
+        report_error(cli, "meshplan::render::template", &err.to_string());
+        ExitCode::from(2)
+    })?;
+    let name = if path.as_os_str() == "-" {
+        "-".to_owned()
+    } else {
+        path.display().to_string()
+    };
+    Ok(Compiled {
+        name,
+        plan,
+        mesh,
+        output,
+    })
+}
+
+fn run_diff(cli: &Cli, old: &Path, new: &Path) -> ExitCode {
+    if old.as_os_str() == "-" && new.as_os_str() == "-" {
+        report_error(
+            cli,
+            "meshplan::cli::usage",
+            "only one side of a diff can be read from stdin",
+        );
+        return ExitCode::from(2);
+    }
+    let (old, new) = match (compile_side(cli, old, new), compile_side(cli, new, old)) {
+        (Ok(old), Ok(new)) => (old, new),
+        (Err(code), _) | (_, Err(code)) => return code,
+    };
+    let diff = meshplan::diff::diff(&old.side(), &new.side());
+    if diff.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    let color = use_color_on_stdout(cli.color);
+    let mut stdout = std::io::stdout().lock();
+    for line in &diff.summary {
+        let _ = writeln!(stdout, "{line}");
+    }
+    for file in &diff.files {
+        let _ = writeln!(stdout);
+        for line in file.lines() {
+            let _ = writeln!(stdout, "{}", paint(line, color));
+        }
+    }
+    ExitCode::from(1)
+}
+
+fn paint(line: &str, color: bool) -> String {
+    let code = match line.as_bytes().first() {
+        _ if !color => return line.to_owned(),
+        Some(b'+') => "32",
+        Some(b'-') => "31",
+        Some(b'@') => "36",
+        _ => return line.to_owned(),
+    };
+    format!("\x1b[{code}m{line}\x1b[0m")
+}
+
+fn use_color_on_stdout(choice: Color) -> bool {
+    match choice {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     }
 }
 

@@ -1,0 +1,252 @@
+//! `meshplan diff`: what a plan change means, then what it does to the compiled files.
+//!
+//! The summary compares the two validated plans field by field (lists of named things — clusters,
+//! nodes, networks — matched by name, not position), then the routes each cluster's nodes get,
+//! then which files of which bundles change. The file diffs are unified diffs of the two trees.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+use similar::TextDiff;
+
+use crate::model::Plan;
+use crate::render::Output;
+use crate::resolve::Mesh;
+
+/// One side of the comparison: a compiled plan.
+pub struct Side<'a> {
+    /// The plan as reported (a path, or `-` for stdin).
+    pub name: &'a str,
+    /// The validated plan.
+    pub plan: &'a Plan,
+    /// Its resolved mesh.
+    pub mesh: &'a Mesh,
+    /// Its compiled tree.
+    pub output: &'a Output,
+}
+
+/// The difference between two compiled plans.
+#[derive(Debug, Default)]
+pub struct PlanDiff {
+    /// Summary lines (no trailing newlines).
+    pub summary: Vec<String>,
+    /// Unified diffs, one per changed, added or removed file.
+    pub files: Vec<String>,
+}
+
+impl PlanDiff {
+    /// Whether the two plans compile to the same thing.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.summary.is_empty()
+    }
+}
+
+/// Compares two compiled plans.
+pub fn diff(old: &Side, new: &Side) -> PlanDiff {
+    let mut summary = Vec::new();
+    summary.extend(plan_changes(old.plan, new.plan));
+    summary.extend(route_changes(old.mesh, new.mesh));
+    let files = file_changes(old, new, &mut summary);
+    if !summary.is_empty() {
+        summary.insert(0, format!("plan change: {} -> {}", old.name, new.name));
+    }
+    PlanDiff { summary, files }
+}
+
+/// A value flattened to `path -> text`; arrays of objects with a `name` (or `id`) become maps
+/// keyed by it, other arrays one comma-separated value; nulls are absent.
+fn flatten(value: &Value, path: &str, out: &mut BTreeMap<String, String>) {
+    let key = |v: &Value| {
+        v.get("name")
+            .or_else(|| v.get("id"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    match value {
+        Value::Null => {}
+        Value::Object(map) => {
+            for (k, v) in map {
+                let sub = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                flatten(v, &sub, out);
+            }
+        }
+        Value::Array(items) if !items.is_empty() && items.iter().all(|i| key(i).is_some()) => {
+            for item in items {
+                flatten(
+                    item,
+                    &format!("{path}[{}]", key(item).unwrap_or_default()),
+                    out,
+                );
+            }
+        }
+        Value::Array(items) => {
+            if !items.is_empty() {
+                let texts: Vec<String> = items.iter().map(display).collect();
+                out.insert(path.to_owned(), texts.join(", "));
+            }
+        }
+        scalar => {
+            out.insert(path.to_owned(), display(scalar));
+        }
+    }
+}
+
+fn display(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn flat(value: &impl serde::Serialize) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    flatten(
+        &serde_json::to_value(value).unwrap_or(Value::Null),
+        "",
+        &mut out,
+    );
+    out
+}
+
+/// `key old -> new`, `key: +new`, `key: -old`, for every difference.
+fn changes(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Vec<String> {
+    let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    keys.into_iter()
+        .filter_map(|k| match (old.get(k), new.get(k)) {
+            (Some(a), Some(b)) if a != b => Some(format!("{k} {a} -> {b}")),
+            (Some(a), None) => Some(format!("{k} {a} removed")),
+            (None, Some(b)) => Some(format!("{k} {b} added")),
+            _ => None,
+        })
+        .collect()
+}
+
+fn plan_changes(old: &Plan, new: &Plan) -> Vec<String> {
+    let mut lines = Vec::new();
+    for change in changes(&flat(&old.mesh), &flat(&new.mesh)) {
+        lines.push(format!("  mesh: {change}"));
+    }
+    for change in changes(&flat(&old.networks), &flat(&new.networks)) {
+        lines.push(format!("  networks: {change}"));
+    }
+    let names = |p: &Plan| {
+        p.clusters
+            .iter()
+            .map(|c| c.name.clone())
+            .collect::<BTreeSet<_>>()
+    };
+    let (before, after) = (names(old), names(new));
+    for added in after.difference(&before) {
+        lines.push(format!("  cluster {added} added"));
+    }
+    for removed in before.difference(&after) {
+        lines.push(format!("  cluster {removed} removed"));
+    }
+    for name in before.intersection(&after) {
+        let find = |p: &'_ Plan| {
+            p.clusters
+                .iter()
+                .find(|c| &c.name == name)
+                .map(flat)
+                .unwrap_or_default()
+        };
+        let changed = changes(&find(old), &find(new));
+        if !changed.is_empty() {
+            lines.push(format!("  cluster {name}: {}", changed.join("; ")));
+        }
+    }
+    lines
+}
+
+/// Routes added and removed on the nodes of each cluster.
+fn route_changes(old: &Mesh, new: &Mesh) -> Vec<String> {
+    let routes = |m: &Mesh| -> BTreeMap<String, (usize, BTreeSet<String>)> {
+        m.clusters
+            .iter()
+            .filter_map(|c| {
+                let r = c.routes.as_ref()?;
+                let set = r
+                    .routes
+                    .iter()
+                    .map(|r| format!("{} via {}", r.block, r.via))
+                    .collect();
+                Some((c.name.clone(), (r.node_ips.len(), set)))
+            })
+            .collect()
+    };
+    let (before, after) = (routes(old), routes(new));
+    let clusters: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    let empty = (0, BTreeSet::new());
+    clusters
+        .into_iter()
+        .filter_map(|name| {
+            let (_, was) = before.get(name).unwrap_or(&empty);
+            let (nodes, is) = after.get(name).or(before.get(name)).unwrap_or(&empty);
+            let mut parts: Vec<String> = is.difference(was).map(|r| format!("+{r}")).collect();
+            parts.extend(was.difference(is).map(|r| format!("-{r}")));
+            (!parts.is_empty()).then(|| {
+                format!(
+                    "  routes on the {nodes} nodes of {name}: {}",
+                    parts.join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+fn file_changes(old: &Side, new: &Side, summary: &mut Vec<String>) -> Vec<String> {
+    let paths: BTreeSet<&String> = old.output.keys().chain(new.output.keys()).collect();
+    let mut diffs = Vec::new();
+    let mut bundles: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for path in paths {
+        let (a, b) = (old.output.get(path), new.output.get(path));
+        if a == b {
+            continue;
+        }
+        let kind = match (a, b) {
+            (None, _) => "added",
+            (_, None) => "removed",
+            _ => "changed",
+        };
+        let bundle = path
+            .split_once('/')
+            .map_or("(mesh)", |(dir, _)| dir)
+            .to_owned();
+        bundles
+            .entry(bundle)
+            .or_default()
+            .push(format!("{path} ({kind})"));
+        let (a, b) = (a.map_or("", String::as_str), b.map_or("", String::as_str));
+        let old_name = if kind == "added" {
+            "/dev/null".to_owned()
+        } else {
+            format!("a/{path}")
+        };
+        let new_name = if kind == "removed" {
+            "/dev/null".to_owned()
+        } else {
+            format!("b/{path}")
+        };
+        let text = TextDiff::from_lines(a, b)
+            .unified_diff()
+            .context_radius(3)
+            .header(&old_name, &new_name)
+            .to_string();
+        diffs.push(text);
+    }
+    if !bundles.is_empty() {
+        summary.push(format!(
+            "files: {} in {} bundle(s)",
+            diffs.len(),
+            bundles.len()
+        ));
+        for (bundle, files) in bundles {
+            summary.push(format!("  {bundle}: {}", files.join(", ")));
+        }
+    }
+    diffs
+}
