@@ -123,6 +123,21 @@ pub struct Mesh {
     pub samples_hub: Option<String>,
     /// Namespace of the samples.
     pub samples_namespace: String,
+    /// GitOps hand-off.
+    pub gitops: Option<Gitops>,
+}
+
+/// `[mesh.gitops]`.
+#[derive(Debug, Serialize)]
+pub struct Gitops {
+    /// Repository URL.
+    pub repository: String,
+    /// Revision to sync.
+    pub revision: String,
+    /// Path of the tree in the repository (no trailing slash; `.` for the root).
+    pub path: String,
+    /// `argocd` or `flux`.
+    pub tool: &'static str,
 }
 
 /// A network.
@@ -322,6 +337,7 @@ impl Plan {
             samples_namespace: samples
                 .and_then(|s| text(&s.namespace))
                 .unwrap_or_else(|| "sample".to_owned()),
+            gitops: raw_mesh.gitops.as_ref().map(|g| gitops(g.get_ref())),
         };
         let networks = facts
             .networks
@@ -467,6 +483,19 @@ fn samples(raw: Option<&raw::Samples>) -> Samples {
         helloworld: text(&raw.helloworld),
         sleep: raw.sleep.as_ref().is_some_and(|s| *s.get_ref()),
         bookinfo,
+    }
+}
+
+fn gitops(raw: &raw::Gitops) -> Gitops {
+    let path = text(&raw.path).unwrap_or_else(|| ".".to_owned());
+    Gitops {
+        repository: raw.repository.get_ref().clone(),
+        revision: text(&raw.revision).unwrap_or_else(|| "main".to_owned()),
+        path: path.trim_end_matches('/').to_owned(),
+        tool: match raw.tool.get_ref() {
+            raw::GitopsTool::Argocd => "argocd",
+            raw::GitopsTool::Flux => "flux",
+        },
     }
 }
 

@@ -43,6 +43,37 @@ pub struct Mesh {
     /// `[mesh.samples]`: where demo workloads come from and go to.
     #[schemars(with = "Option<MeshSamples>")]
     pub samples: Option<Spanned<MeshSamples>>,
+    /// `[mesh.gitops]` (addition to the spec): hand the compiled tree to Argo CD or Flux.
+    #[schemars(with = "Option<Gitops>")]
+    pub gitops: Option<Spanned<Gitops>>,
+}
+
+/// `[mesh.gitops]`: where the compiled tree lives in git, and which tool syncs it.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Gitops {
+    /// Git repository holding the compiled tree, e.g. `https://git.example.com/platform/mesh.git`.
+    #[schemars(with = "String")]
+    pub repository: Spanned<String>,
+    /// Branch (or tag) to sync; default `main`.
+    #[schemars(with = "Option<String>")]
+    pub revision: Option<Spanned<String>>,
+    /// Path of the compiled tree in that repository, e.g. `deploy/mesh`; default `.`.
+    #[schemars(with = "Option<String>")]
+    pub path: Option<Spanned<String>>,
+    /// `argocd` (an ApplicationSet) or `flux` (a GitRepository and Kustomizations).
+    #[schemars(with = "GitopsTool")]
+    pub tool: Spanned<GitopsTool>,
+}
+
+/// Which GitOps tool syncs the tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GitopsTool {
+    /// Argo CD ApplicationSet.
+    Argocd,
+    /// Flux GitRepository + Kustomizations.
+    Flux,
 }
 
 /// `[mesh.istio]`.

@@ -17,6 +17,14 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("explain.txt", include_str!("../templates/explain.txt.j2")),
     ("install.sh", include_str!("../templates/install.sh.j2")),
     (
+        "gitops/argocd.yaml",
+        include_str!("../templates/gitops/argocd.yaml.j2"),
+    ),
+    (
+        "gitops/flux.yaml",
+        include_str!("../templates/gitops/flux.yaml.j2"),
+    ),
+    (
         "cluster/namespace.yaml",
         include_str!("../templates/cluster/namespace.yaml.j2"),
     ),
@@ -135,14 +143,15 @@ pub fn render(mesh: &Mesh, explanation: &Explanation) -> Result<Output, RenderEr
         "README.md".to_owned(),
         render_explanation_with(&env, explanation, true)?,
     );
-    output.insert(
-        "install.sh".to_owned(),
-        render_one(
-            &env,
-            "install.sh",
-            context! { mesh => Value::from(minijinja::value::Serde(mesh)) },
-        )?,
-    );
+    let mesh_value = Value::from(minijinja::value::Serde(mesh));
+    let mut mesh_files = vec!["install.sh".to_owned()];
+    if let Some(gitops) = &mesh.gitops {
+        mesh_files.push(format!("gitops/{}.yaml", gitops.tool));
+    }
+    for file in mesh_files {
+        let text = render_one(&env, &file, context! { mesh => mesh_value.clone() })?;
+        output.insert(file, text);
+    }
     for cluster in &mesh.clusters {
         for file in &cluster.files {
             let text = render_one(

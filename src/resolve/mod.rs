@@ -38,6 +38,23 @@ pub struct Mesh {
     pub install_order: Vec<String>,
     /// Primaries that hold remote secrets, in plan order.
     pub secret_holders: Vec<String>,
+    /// GitOps hand-off, with each cluster's directory in the repository.
+    pub gitops: Option<Gitops>,
+}
+
+/// Where the GitOps tool finds each cluster's bundle.
+#[derive(Debug, Serialize)]
+pub struct Gitops {
+    /// Repository URL.
+    pub repository: String,
+    /// Revision.
+    pub revision: String,
+    /// `argocd` or `flux`.
+    pub tool: &'static str,
+    /// Object name prefix: `mesh-<id>` as a DNS label.
+    pub name: String,
+    /// `(cluster, path of its directory in the repository)`, in plan order.
+    pub clusters: Vec<(String, String)>,
 }
 
 /// The Istio release targeted and what differs between releases.
@@ -188,6 +205,38 @@ pub fn resolve(plan: &Plan, plan_file: &str) -> Mesh {
         clusters,
         install_order,
         secret_holders,
+        gitops: plan.mesh.gitops.as_ref().map(|g| gitops(plan, g)),
+    }
+}
+
+fn gitops(plan: &Plan, g: &model::Gitops) -> Gitops {
+    let name: String = format!("mesh-{}", plan.mesh.id)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let dir = |cluster: &str| {
+        if g.path == "." {
+            cluster.to_owned()
+        } else {
+            format!("{}/{cluster}", g.path)
+        }
+    };
+    Gitops {
+        repository: g.repository.clone(),
+        revision: g.revision.clone(),
+        tool: g.tool,
+        name: name.trim_end_matches('-').chars().take(50).collect(),
+        clusters: plan
+            .clusters
+            .iter()
+            .map(|c| (c.name.clone(), dir(&c.name)))
+            .collect(),
     }
 }
 

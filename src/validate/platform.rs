@@ -75,6 +75,18 @@ pub enum PlatformError {
         what: &'static str,
     },
 
+    /// `[mesh.gitops]` that cannot point at the tree.
+    #[error("`[mesh.gitops]` {what}")]
+    #[diagnostic(code(meshplan::platform::gitops))]
+    Gitops {
+        /// What is wrong.
+        what: &'static str,
+        #[label("here")]
+        at: SourceSpan,
+        #[help]
+        help: &'static str,
+    },
+
     /// A platform table for another platform.
     #[error("`[cluster.{table}]` is ignored: `{cluster}` is not on platform `{table}`")]
     #[diagnostic(
@@ -119,6 +131,9 @@ pub fn parse_api_server(value: &Spanned<String>, out: &mut Findings) -> Option<S
 
 /// Runs the `platform` rules.
 pub fn check(facts: &Facts, out: &mut Findings) {
+    if let Some(gitops) = &facts.plan.mesh.get_ref().gitops {
+        gitops_points_at_the_tree(gitops.get_ref(), out);
+    }
     for cluster in &facts.clusters {
         if let Some(url) = &cluster.api_server {
             kind_api_server_is_an_ip(cluster, url, out);
@@ -205,5 +220,37 @@ fn platform_tables_match_platform(cluster: &ClusterFacts, out: &mut Findings) {
             table: "gke",
             at: at(gke),
         });
+    }
+}
+
+/// The repository must be named, and the path must stay inside it: the GitOps objects are
+/// generated from them and a wrong path syncs nothing (or something else).
+fn gitops_points_at_the_tree(gitops: &crate::raw::Gitops, out: &mut Findings) {
+    let repository = &gitops.repository;
+    if repository.get_ref().trim().is_empty()
+        || repository.get_ref().chars().any(char::is_whitespace)
+    {
+        out.push(PlatformError::Gitops {
+            what: "repository is not a git URL",
+            at: at(repository),
+            help: "write the URL the GitOps tool clones, e.g. `https://git.example.com/platform/mesh.git` or `ssh://git@git.example.com/platform/mesh.git`",
+        });
+    }
+    if let Some(path) = &gitops.path {
+        let p = std::path::Path::new(path.get_ref());
+        let inside = p.is_relative()
+            && p.components().all(|c| {
+                matches!(
+                    c,
+                    std::path::Component::Normal(_) | std::path::Component::CurDir
+                )
+            });
+        if !inside || path.get_ref().is_empty() {
+            out.push(PlatformError::Gitops {
+                what: "path leaves the repository",
+                at: at(path),
+                help: "give the compiled tree's directory relative to the repository root, without `..`, e.g. `deploy/mesh` (`.` for the root)",
+            });
+        }
     }
 }
