@@ -1,0 +1,72 @@
+//! Everything meshplan writes, for every shipped plan and ok fixture, checked against the real
+//! schemas: Kubernetes' own (kubernetes-validate), Istio's and MetalLB's CRDs and chart values
+//! in `../shared/schemas`. The checks live in `tests/tools/validate_output.py`; this test builds
+//! the trees and runs it. Where Python, its modules or the schemas are missing it prints why it
+//! skipped (`.ci/run` installs the modules).
+
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a test failure with its location
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+
+use meshplan::Source;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn build_trees() -> Vec<PathBuf> {
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("schema-trees");
+    let _ = fs::remove_dir_all(&out);
+    let mut trees = Vec::new();
+    for dir in ["plans", "tests/fixtures/ok"] {
+        let mut entries: Vec<PathBuf> = fs::read_dir(root().join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for plan in entries {
+            let name = plan.file_stem().unwrap().to_string_lossy().into_owned();
+            let source = Source::new(plan.to_string_lossy(), fs::read_to_string(&plan).unwrap());
+            let (_, output) = meshplan::compile(&source);
+            let tree = out.join(&name);
+            for (path, text) in output.unwrap().unwrap() {
+                let file = tree.join(path);
+                fs::create_dir_all(file.parent().unwrap()).unwrap();
+                fs::write(file, text).unwrap();
+            }
+            trees.push(tree);
+        }
+    }
+    trees
+}
+
+#[test]
+fn generated_documents_satisfy_the_real_schemas() {
+    let schemas = root().join("../shared/schemas");
+    if !schemas.join("istio/crd-all.gen.yaml").exists() {
+        println!("SKIP schema validation: {} not found", schemas.display());
+        return;
+    }
+    let trees = build_trees();
+    let result = Command::new("python3")
+        .arg(root().join("tests/tools/validate_output.py"))
+        .arg(&schemas)
+        .args(&trees)
+        .output();
+    let Ok(output) = result else {
+        println!("SKIP schema validation: python3 is not installed");
+        return;
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    match output.status.code() {
+        Some(0) => println!("{}", stdout.trim_end()),
+        Some(3) => println!(
+            "SKIP schema validation: {} (bash .ci/run installs it)",
+            stderr.trim()
+        ),
+        _ => panic!("generated output violates a schema:\n{stdout}{stderr}"),
+    }
+}
