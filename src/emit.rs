@@ -157,11 +157,19 @@ pub fn build(dir: &Path, output: &Output) -> Result<Written, EmitError> {
     if !foreign.is_empty() {
         return Err(EmitError::Foreign(foreign));
     }
+    // Only files whose bytes differ are staged and moved; an unchanged rebuild writes nothing.
+    let changed: Output = all
+        .iter()
+        .filter(|(path, text)| {
+            fs::read(dir.join(path)).map_or(true, |bytes| bytes != text.as_bytes())
+        })
+        .map(|(path, text)| (path.clone(), text.clone()))
+        .collect();
     let staging = dir.join(STAGING);
-    stage(&staging, &all).inspect_err(|_| {
+    stage(&staging, &changed).inspect_err(|_| {
         let _ = fs::remove_dir_all(&staging);
     })?;
-    let written = commit(dir, &staging, &all, &owned);
+    let written = commit(dir, &staging, &changed, all.len(), output, &owned);
     let _ = fs::remove_dir_all(&staging);
     written
 }
@@ -215,27 +223,24 @@ fn set_mode(_: &Path, _: bool) -> Result<(), EmitError> {
     Ok(())
 }
 
-/// Moves staged files into place (skipping unchanged ones), then removes stale owned files.
+/// Moves the staged (changed) files into place, the manifest last, then removes stale owned
+/// files.
 fn commit(
     dir: &Path,
     staging: &Path,
-    all: &Output,
+    changed: &Output,
+    total: usize,
+    output: &Output,
     owned: &BTreeSet<String>,
 ) -> Result<Written, EmitError> {
     let mut written = Written::default();
-    // The manifest last: until it is replaced, the old one still names every file meshplan owns.
-    let files = all
+    // Until the manifest is replaced, the old one still names every file meshplan owns.
+    let order = changed
         .keys()
         .filter(|p| *p != MANIFEST)
-        .chain([&MANIFEST.to_owned()])
-        .cloned()
-        .collect::<Vec<_>>();
-    for path in &files {
+        .chain(changed.keys().filter(|p| *p == MANIFEST));
+    for path in order {
         let target = dir.join(path);
-        if fs::read(&target).is_ok_and(|bytes| bytes == all[path].as_bytes()) {
-            written.unchanged += usize::from(path != MANIFEST);
-            continue;
-        }
         if let Some(parent) = target.parent() {
             fs::create_dir_all(parent).map_err(io_error(parent))?;
         }
@@ -244,7 +249,8 @@ fn commit(
             written.changed.push(path.clone());
         }
     }
-    for path in owned.iter().filter(|p| !all.contains_key(*p)) {
+    written.unchanged = total - changed.len() - usize::from(!changed.contains_key(MANIFEST));
+    for path in owned.iter().filter(|p| !output.contains_key(*p)) {
         let target = dir.join(path);
         match fs::remove_file(&target) {
             Ok(()) => {

@@ -166,25 +166,30 @@ fn main() -> ExitCode {
     }
 }
 
-/// Checks and compiles a plan, printing findings; the exit code when it cannot be compiled.
-fn compile(
+/// Checks and resolves a plan, printing findings; the exit code when it is invalid.
+fn resolved(
     cli: &Cli,
     path: &PathBuf,
-) -> Result<(Source, meshplan::resolve::Mesh, Output), ExitCode> {
+) -> Result<(meshplan::model::Plan, meshplan::resolve::Mesh), ExitCode> {
     let (source, checked) = load(cli, path).ok_or(ExitCode::from(2))?;
     print_findings(cli, &source, &checked);
-    let Some(plan) = &checked.plan else {
-        return Err(ExitCode::from(1));
-    };
-    let mesh = meshplan::resolve::resolve(plan, &meshplan::plan_file_name(&source));
-    let explanation = meshplan::explain::explain(plan, &mesh);
-    match meshplan::render::render(&mesh, &explanation) {
-        Ok(output) => Ok((source, mesh, output)),
-        Err(err) => {
-            report_error(cli, "meshplan::render::template", &err.to_string());
-            Err(ExitCode::from(2))
-        }
-    }
+    let plan = checked.plan.ok_or(ExitCode::from(1))?;
+    let mesh = meshplan::resolve::resolve(&plan, &meshplan::plan_file_name(&source));
+    Ok((plan, mesh))
+}
+
+fn rendered<T>(cli: &Cli, result: Result<T, meshplan::render::RenderError>) -> Result<T, ExitCode> {
+    result.map_err(|err| {
+        report_error(cli, "meshplan::render::template", &err.to_string());
+        ExitCode::from(2)
+    })
+}
+
+/// Checks and compiles a plan into its whole tree.
+fn compile(cli: &Cli, path: &PathBuf) -> Result<Output, ExitCode> {
+    let (plan, mesh) = resolved(cli, path)?;
+    let explanation = meshplan::explain::explain(&plan, &mesh);
+    rendered(cli, meshplan::render::render(&mesh, &explanation))
 }
 
 /// One side of a diff, compiled; `name` is what headers call it (stdin borrows the other
@@ -237,10 +242,7 @@ fn compile_side(cli: &Cli, path: &Path, stdin_as: &Path) -> Result<Compiled, Exi
     let plan = checked.plan.ok_or(ExitCode::from(2))?;
     let mesh = meshplan::resolve::resolve(&plan, &meshplan::plan_file_name(&source));
     let explanation = meshplan::explain::explain(&plan, &mesh);
-    let output = meshplan::render::render(&mesh, &explanation).map_err(|err| {
-        report_error(cli, "meshplan::render::template", &err.to_string());
-        ExitCode::from(2)
-    })?;
+    let output = rendered(cli, meshplan::render::render(&mesh, &explanation))?;
     let name = if path.as_os_str() == "-" {
         "-".to_owned()
     } else {
@@ -305,31 +307,27 @@ fn use_color_on_stdout(choice: Color) -> bool {
 }
 
 fn run_explain(cli: &Cli, path: &PathBuf, format: Format) -> ExitCode {
-    let (source, checked) = match load(cli, path) {
-        Some(loaded) => loaded,
-        None => return ExitCode::from(2),
+    let (plan, mesh) = match resolved(cli, path) {
+        Ok(resolved) => resolved,
+        Err(code) => return code,
     };
-    print_findings(cli, &source, &checked);
-    let Some(plan) = &checked.plan else {
-        return ExitCode::from(1);
-    };
-    let mesh = meshplan::resolve::resolve(plan, &meshplan::plan_file_name(&source));
-    let explanation = meshplan::explain::explain(plan, &mesh);
-    match meshplan::render::render_explanation(&explanation, format == Format::Markdown) {
+    let explanation = meshplan::explain::explain(&plan, &mesh);
+    let text = rendered(
+        cli,
+        meshplan::render::render_explanation(&explanation, format == Format::Markdown),
+    );
+    match text {
         Ok(text) => {
             let _ = std::io::stdout().lock().write_all(text.as_bytes());
             ExitCode::SUCCESS
         }
-        Err(err) => {
-            report_error(cli, "meshplan::render::template", &err.to_string());
-            ExitCode::from(2)
-        }
+        Err(code) => code,
     }
 }
 
 fn run_build(cli: &Cli, path: &PathBuf, dir: &Path, check: bool) -> ExitCode {
-    let (_, _, output) = match compile(cli, path) {
-        Ok(compiled) => compiled,
+    let output = match compile(cli, path) {
+        Ok(output) => output,
         Err(code) => return code,
     };
     if check {
@@ -391,8 +389,8 @@ fn report_drift(cli: &Cli, dir: &Path, drift: &emit::Drift) -> ExitCode {
 }
 
 fn run_render(cli: &Cli, path: &PathBuf, name: &str, only: Only) -> ExitCode {
-    let (_, mesh, output) = match compile(cli, path) {
-        Ok(compiled) => compiled,
+    let mesh = match resolved(cli, path) {
+        Ok((_, mesh)) => mesh,
         Err(code) => return code,
     };
     let Some(cluster) = mesh.clusters.iter().find(|c| c.name == name) else {
@@ -409,6 +407,10 @@ fn run_render(cli: &Cli, path: &PathBuf, name: &str, only: Only) -> ExitCode {
             ),
         );
         return ExitCode::from(1);
+    };
+    let output = match rendered(cli, meshplan::render::render_cluster(&mesh, cluster)) {
+        Ok(output) => output,
+        Err(code) => return code,
     };
     let files: Vec<String> = match only {
         Only::Kubectl => cluster.kubectl_files.clone(),

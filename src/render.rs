@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value, context};
 
 use crate::explain::Explanation;
-use crate::resolve::Mesh;
+use crate::resolve::{Cluster, Mesh};
 
 /// Every template, by name (its path under `templates/` without `.j2`).
 pub const TEMPLATES: &[(&str, &str)] = &[
@@ -153,17 +153,33 @@ pub fn render(mesh: &Mesh, explanation: &Explanation) -> Result<Output, RenderEr
         output.insert(file, text);
     }
     for cluster in &mesh.clusters {
-        for file in &cluster.files {
-            let text = render_one(
-                &env,
-                &format!("cluster/{file}"),
-                context! {
-                    mesh => Value::from(minijinja::value::Serde(mesh)),
-                    cluster => Value::from(minijinja::value::Serde(cluster)),
-                },
-            )?;
-            output.insert(format!("{}/{file}", cluster.name), text);
-        }
+        output.extend(render_cluster_with(&env, &mesh_value, cluster)?);
+    }
+    Ok(output)
+}
+
+/// One cluster's files only (what `meshplan render --cluster` needs), keyed like [`render`].
+pub fn render_cluster(mesh: &Mesh, cluster: &Cluster) -> Result<Output, RenderError> {
+    render_cluster_with(
+        &environment()?,
+        &Value::from(minijinja::value::Serde(mesh)),
+        cluster,
+    )
+}
+
+/// The mesh is converted to a template value once and shared: converting it per file made
+/// rendering quadratic in the number of clusters.
+fn render_cluster_with(
+    env: &Environment,
+    mesh: &Value,
+    cluster: &Cluster,
+) -> Result<Output, RenderError> {
+    let cluster_value = Value::from(minijinja::value::Serde(cluster));
+    let mut output = Output::new();
+    for file in &cluster.files {
+        let ctx = context! { mesh => mesh.clone(), cluster => cluster_value.clone() };
+        let text = render_one(env, &format!("cluster/{file}"), ctx)?;
+        output.insert(format!("{}/{file}", cluster.name), text);
     }
     Ok(output)
 }

@@ -32,7 +32,9 @@ pub struct Mesh {
     pub multi_network: bool,
     /// `meshNetworks`: every used network with its clusters and gateways (multi-network only).
     pub mesh_networks: Vec<MeshNetwork>,
-    /// Per-cluster bundles, in plan order.
+    /// Per-cluster bundles, in plan order. Templates get each as `cluster`; leaving them out of
+    /// `mesh` keeps every file's template context small.
+    #[serde(skip)]
     pub clusters: Vec<Cluster>,
     /// Cluster names in install order: primaries, then remotes.
     pub install_order: Vec<String>,

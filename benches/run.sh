@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Benchmarks meshplan on synthetic plans (see tests/support/synthetic.rs): check, build and
+# render times (median of RUNS) and peak memory, and `meshplan render --cluster` against
+# `kubectl kustomize` of the same cluster's directory. Prints a Markdown table.
+#
+# Usage: benches/run.sh [RUNS]     (RUNS defaults to 5; needs /usr/bin/time; kubectl optional)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs="${1:-5}"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+cargo build --release --quiet --bin meshplan --example synthetic_plan
+meshplan="$PWD/target/release/meshplan"
+
+# median wall seconds and max peak RSS (MB) of RUNS runs of a command
+measure() {
+  local times=() peak=0 out
+  for _ in $(seq "$runs"); do
+    /usr/bin/time -o "$work/time" -f '%e %M' "$@" >/dev/null 2>&1
+    out="$(tail -n 1 "$work/time")"
+    times+=("${out% *}")
+    peak=$(( ${out#* } > peak ? ${out#* } : peak ))
+  done
+  local median
+  median="$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')"
+  echo "$median $(( peak / 1024 ))"
+}
+
+echo "| plan | lines | check s | build s | render s | kustomize s | peak MB |"
+echo "| --- | --- | --- | --- | --- | --- | --- |"
+for shape in "10 500 2" "100 5000 10" "1000 50000 100"; do
+  read -r clusters nodes networks <<<"$shape"
+  plan="$work/plan-$clusters.toml"
+  cargo run --release --quiet --example synthetic_plan -- "$clusters" "$nodes" "$networks" >"$plan"
+  read -r check check_mb < <(measure "$meshplan" check -q "$plan")
+  read -r build build_mb < <(measure "$meshplan" build -q "$plan" -o "$work/out-$clusters")
+  read -r render render_mb < <(measure "$meshplan" render -q "$plan" --cluster c7)
+  kustomize="n/a"
+  if command -v kubectl >/dev/null 2>&1; then
+    read -r kustomize _ < <(measure kubectl kustomize "$work/out-$clusters/c7")
+  fi
+  peak=$(( check_mb > build_mb ? check_mb : build_mb ))
+  peak=$(( render_mb > peak ? render_mb : peak ))
+  echo "| $clusters clusters, $nodes nodes, $networks networks | $(wc -l <"$plan") | $check | $build | $render | $kustomize | $peak |"
+done

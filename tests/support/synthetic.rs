@@ -1,0 +1,162 @@
+//! Synthetic plans of any size and shape, valid by construction: the property tests draw
+//! random shapes, the benchmarks large ones (`examples/synthetic_plan.rs`).
+//!
+//! Address plan: cluster `i` gets pods `10.x.y.0/20` below `10.128.0.0` and services the same
+//! /20 above it; node `k` of a cluster the `k`-th /26 of its pod range and address
+//! `172.16.0.0 + global node index + 1`; the LoadBalancer addresses of cluster `i` are the
+//! eight addresses at `172.24.0.0 + 8i` (inside the node subnet), its MetalLB pool.
+
+use std::fmt::Write;
+use std::net::Ipv4Addr;
+
+/// What a synthetic plan looks like.
+#[derive(Debug, Clone)]
+pub struct Shape {
+    /// Clusters (at most 2048).
+    pub clusters: usize,
+    /// Nodes per cluster (at most 64).
+    pub nodes_per_cluster: usize,
+    /// Networks; cluster `i` is on network `i % networks`.
+    pub networks: usize,
+    /// Primaries: the first clusters; remotes use primary `i % primaries`.
+    pub primaries: usize,
+    /// The first `static_networks` networks route statically.
+    pub static_networks: usize,
+    /// `mesh.istio.version`.
+    pub istio: &'static str,
+    /// `installer = "helm"`.
+    pub helm: bool,
+    /// `[cluster.metallb]` on cluster `i` when `i % metallb_every == 0` (0: none).
+    pub metallb_every: usize,
+    /// IPVS kube-proxy on clusters with MetalLB.
+    pub ipvs: bool,
+    /// Platform of cluster `i`: `platforms[i % len]`.
+    pub platforms: Vec<&'static str>,
+    /// helloworld + sleep on every cluster, bookinfo on the first.
+    pub samples: bool,
+    /// `[mesh.gitops]` tool.
+    pub gitops: Option<&'static str>,
+}
+
+impl Shape {
+    /// A large plan for benchmarks.
+    pub fn large(clusters: usize, nodes: usize, networks: usize) -> Shape {
+        Shape {
+            clusters,
+            nodes_per_cluster: nodes.div_ceil(clusters.max(1)).min(64),
+            networks: networks.max(1),
+            primaries: (clusters / 100).max(1),
+            static_networks: 1,
+            istio: "1.24.2",
+            helm: false,
+            metallb_every: 2,
+            ipvs: true,
+            platforms: vec!["kubeadm", "generic", "kind", "icp"],
+            samples: true,
+            gitops: Some("argocd"),
+        }
+    }
+}
+
+fn v4(base: u32, offset: u32) -> Ipv4Addr {
+    Ipv4Addr::from(base + offset)
+}
+
+/// The plan's TOML text.
+pub fn plan(shape: &Shape) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "[mesh]\nid = \"synthetic\"\n\n[mesh.istio]\nversion = \"{}\"",
+        shape.istio
+    );
+    if shape.helm {
+        out.push_str("installer = \"helm\"\n");
+    }
+    if let Some(tool) = shape.gitops {
+        let _ = writeln!(
+            out,
+            "\n[mesh.gitops]\nrepository = \"https://git.example.com/mesh.git\"\npath = \"deploy\"\ntool = \"{tool}\""
+        );
+    }
+    for n in 0..shape.networks {
+        let _ = writeln!(out, "\n[[network]]\nid = \"net{n}\"");
+        if n < shape.static_networks {
+            out.push_str("routing = \"static\"\nnode_subnet = \"172.16.0.0/12\"\n");
+        }
+    }
+    for i in 0..shape.clusters {
+        cluster(&mut out, shape, i);
+    }
+    out
+}
+
+fn cluster(out: &mut String, shape: &Shape, i: usize) {
+    let i32_ = i as u32;
+    let pods = v4(0x0a00_0000, i32_ << 12);
+    let services = v4(0x0a80_0000, i32_ << 12);
+    let primary = i < shape.primaries.max(1);
+    let platform = shape
+        .platforms
+        .get(i % shape.platforms.len().max(1))
+        .copied()
+        .unwrap_or("generic");
+    let _ = writeln!(
+        out,
+        "\n[[cluster]]\nname = \"c{i}\"\nrole = \"{}\"\nnetwork = \"net{}\"\nplatform = \"{platform}\"\napi_server = \"https://{}:6443\"\npod_cidr = \"{pods}/20\"\nservice_cidr = \"{services}/20\"\nregion = \"region{}\"\nzone = \"zone{i}\"",
+        if primary { "primary" } else { "remote" },
+        i % shape.networks.max(1),
+        v4(0xac10_0000, (i32_ * 64) + 1),
+        i % 3,
+    );
+    if !primary && shape.primaries > 1 {
+        let _ = writeln!(out, "primary = \"c{}\"", i % shape.primaries);
+    }
+    let with_metallb = shape.metallb_every > 0 && i.is_multiple_of(shape.metallb_every);
+    if with_metallb && shape.ipvs {
+        out.push_str("kube_proxy = \"ipvs\"\n");
+    }
+    if platform == "gke" {
+        let _ = writeln!(
+            out,
+            "\n[cluster.gke]\nproject = \"p\"\ntarget_tags = [\"gke-c{i}-node\"]"
+        );
+    }
+    let lb = 0xac18_0000 + i32_ * 8;
+    let _ = writeln!(out, "\n[cluster.lb]\neastwest = \"{}\"", v4(lb, 1));
+    if primary {
+        let _ = writeln!(
+            out,
+            "istiod = \"{}\"\ningress = \"{}\"",
+            v4(lb, 2),
+            v4(lb, 3)
+        );
+    }
+    if with_metallb {
+        let _ = writeln!(
+            out,
+            "\n[cluster.metallb]\naddresses = [\"{}-{}\"]",
+            v4(lb, 0),
+            v4(lb, 7)
+        );
+    }
+    if shape.samples {
+        let _ = writeln!(
+            out,
+            "\n[cluster.samples]\nhelloworld = \"v{i}\"\nsleep = true"
+        );
+        if i == 0 {
+            out.push_str("bookinfo = [\"productpage\", \"details\", \"reviews-v1\"]\n");
+        }
+    }
+    for k in 0..shape.nodes_per_cluster {
+        let k32 = k as u32;
+        let _ = writeln!(
+            out,
+            "\n[[cluster.node]]\nname = \"c{i}-n{k}\"\nip = \"{}\"\npod_cidr = \"{}/26\"\ncontrol_plane = {}",
+            v4(0xac10_0000, i32_ * 64 + k32 + 1),
+            v4(u32::from(pods), k32 * 64),
+            k == 0
+        );
+    }
+}
