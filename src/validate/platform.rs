@@ -75,6 +75,22 @@ pub enum PlatformError {
         what: &'static str,
     },
 
+    /// A GKE project, network or tag that GCP would refuse.
+    #[error("`{key}` `{value}` is not a valid GCP {what}")]
+    #[diagnostic(code(meshplan::platform::gke_name), help("{help}"))]
+    GkeName {
+        /// The key.
+        key: &'static str,
+        /// As written.
+        value: String,
+        /// project ID, network name or network tag.
+        what: &'static str,
+        /// The rule GCP applies.
+        help: &'static str,
+        #[label("not accepted by gcloud")]
+        at: SourceSpan,
+    },
+
     /// `[mesh.gitops]` that cannot point at the tree.
     #[error("`[mesh.gitops]` {what}")]
     #[diagnostic(code(meshplan::platform::gitops))]
@@ -142,6 +158,9 @@ pub fn check(facts: &Facts, out: &mut Findings) {
             }
         }
         gke_has_target_tags(cluster, out);
+        if let Some(gke) = &cluster.raw.get_ref().gke {
+            gke_names_are_valid(gke.get_ref(), out);
+        }
         platform_tables_match_platform(cluster, out);
     }
 }
@@ -252,5 +271,47 @@ fn gitops_points_at_the_tree(gitops: &crate::raw::Gitops, out: &mut Findings) {
                 help: "give the compiled tree's directory relative to the repository root, without `..`, e.g. `deploy/mesh` (`.` for the root)",
             });
         }
+    }
+}
+
+/// GCP resource names (RFC 1035: a lowercase letter, then letters, digits and `-`, not ending in
+/// `-`), which also keeps them single words in the generated gcloud script.
+fn is_rfc1035(value: &str, min: usize, max: usize) -> bool {
+    let first_ok = value.chars().next().is_some_and(|c| c.is_ascii_lowercase());
+    let last_ok = value
+        .chars()
+        .last()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    (min..=max).contains(&value.len())
+        && first_ok
+        && last_ok
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn gke_names_are_valid(gke: &crate::raw::Gke, out: &mut Findings) {
+    const PROJECT: &str = "a project ID is 6 to 30 lowercase letters, digits and `-`, starting with a letter (gcloud projects list)";
+    const NAME: &str =
+        "lowercase letters, digits and `-`, starting with a letter, at most 63 characters";
+    let mut check = |value: &Spanned<String>, key, what, help, min, max| {
+        if !is_rfc1035(value.get_ref(), min, max) {
+            out.push(PlatformError::GkeName {
+                key,
+                value: value.get_ref().clone(),
+                what,
+                help,
+                at: at(value),
+            });
+        }
+    };
+    if let Some(project) = &gke.project {
+        check(project, "project", "project ID", PROJECT, 6, 30);
+    }
+    if let Some(vpc) = &gke.vpc {
+        check(vpc, "vpc", "network name", NAME, 1, 63);
+    }
+    for tag in gke.target_tags.iter().flat_map(|t| t.get_ref().iter()) {
+        check(tag, "target_tags", "network tag", NAME, 1, 63);
     }
 }

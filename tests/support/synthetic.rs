@@ -119,7 +119,7 @@ fn cluster(out: &mut String, shape: &Shape, i: usize) {
     if platform == "gke" {
         let _ = writeln!(
             out,
-            "\n[cluster.gke]\nproject = \"p\"\ntarget_tags = [\"gke-c{i}-node\"]"
+            "\n[cluster.gke]\nproject = \"synthetic-project\"\ntarget_tags = [\"gke-c{i}-node\"]"
         );
     }
     let lb = 0xac18_0000 + i32_ * 8;

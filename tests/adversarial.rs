@@ -1,0 +1,330 @@
+//! Hostile values in every free-text or name field: each is either rejected with a clear code,
+//! or written so that YAML reads back the same string and the shell sees one literal word.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a test failure with its location
+
+use std::process::Command;
+
+use meshplan::Source;
+use meshplan::render::Output;
+use serde::Deserialize;
+
+const BASE: &str = r#"
+[mesh]
+id = {mesh_id}
+
+[mesh.istio]
+version = {version}
+hub = {hub}
+
+[mesh.samples]
+hub = {samples_hub}
+
+[mesh.gitops]
+repository = {repo}
+revision = {revision}
+tool = "argocd"
+
+[[network]]
+id = {network}
+
+[[network]]
+id = "net-b"
+
+[[cluster]]
+name = {cluster}
+role = "primary"
+network = {network}
+context = {context}
+pod_cidr = "10.1.0.0/16"
+service_cidr = "10.2.0.0/16"
+region = {region}
+
+[cluster.lb]
+eastwest = "192.168.1.10"
+
+[cluster.metallb]
+addresses = ["192.168.1.10-192.168.1.20"]
+interfaces = [{iface}]
+
+[cluster.samples]
+helloworld = {helloworld}
+sleep = true
+
+[[cluster.node]]
+name = {node}
+ip = "192.168.1.2"
+
+[[cluster]]
+name = "c2"
+role = "remote"
+network = "net-b"
+pod_cidr = "10.3.0.0/16"
+service_cidr = "10.4.0.0/16"
+
+[cluster.lb]
+eastwest = "192.168.2.10"
+"#;
+
+const DEFAULTS: &[(&str, &str)] = &[
+    ("mesh_id", "m"),
+    ("version", "1.24.2"),
+    ("hub", "docker.io/istio"),
+    ("samples_hub", "docker.io/istio"),
+    ("repo", "https://git.example.com/m.git"),
+    ("revision", "main"),
+    ("network", "net-a"),
+    ("cluster", "c1"),
+    ("context", "ctx-1"),
+    ("region", "r1"),
+    ("iface", "eth0"),
+    ("helloworld", "v1"),
+    ("node", "n1"),
+];
+
+fn hostile() -> Vec<String> {
+    [
+        "it's",
+        "\"quoted\"",
+        "$(rm -rf /)",
+        "`id`",
+        "line\nbreak",
+        "#comment",
+        "key: value",
+        "yes",
+        "~",
+        "*a",
+        "&anchor",
+        "ünïcødé ✓",
+        "-n",
+        "a b",
+        "{}",
+        "[1]",
+        "null",
+        "1.20",
+        "!!binary",
+        "tab\there",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .chain([format!("x{}", "y".repeat(10_000))])
+    .collect()
+}
+
+fn toml_string(value: &str) -> String {
+    toml::Value::String(value.to_owned()).to_string()
+}
+
+fn plan_with(field: &str, value: &str) -> String {
+    let mut text = BASE.to_owned();
+    for (name, default) in DEFAULTS {
+        let v = if *name == field { value } else { default };
+        text = text.replace(&format!("{{{name}}}"), &toml_string(v));
+    }
+    text
+}
+
+fn yaml_docs(output: &Output, path: &str) -> Vec<serde_yaml::Value> {
+    serde_yaml::Deserializer::from_str(&output[path])
+        .map(|d| serde_yaml::Value::deserialize(d).unwrap())
+        .collect()
+}
+
+fn doc_of_kind(output: &Output, path: &str, kind: &str) -> serde_yaml::Value {
+    yaml_docs(output, path)
+        .into_iter()
+        .find(|d| d["kind"].as_str() == Some(kind))
+        .unwrap()
+}
+
+/// Compiles with one field hostile: `Ok(output)` when accepted, `Err(first error code)` when not.
+fn compile(field: &str, value: &str) -> Result<Output, String> {
+    let text = plan_with(field, value);
+    let (checked, output) = meshplan::compile(&Source::new("hostile.toml", text.as_str()));
+    match checked.findings.iter().find(|f| f.is_error()) {
+        Some(error) => Err(error.code_str()),
+        None => Ok(output.unwrap().unwrap()),
+    }
+}
+
+/// What bash makes of `name=<quoted>` as the script writes it.
+fn shell_value(script: &str, name: &str) -> String {
+    let start = script.find(&format!("\n{name}=")).unwrap() + 1;
+    let end = script[start..]
+        .find("\n\n")
+        .map_or(script.len(), |e| start + e);
+    let program = format!("{}\nprintf '%s' \"${name}\"", &script[start..end]);
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(program)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "bash rejected: {}",
+        &script[start..end]
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn assert_scripts_parse(output: &Output) {
+    for (path, text) in output.iter().filter(|(p, _)| p.ends_with(".sh")) {
+        let out = Command::new("bash")
+            .args(["-n", "-c", text])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{path} does not parse: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// A free-text field: every value is accepted and reads back unchanged where it is written.
+fn free_text(field: &str, read_back: impl Fn(&Output) -> String) {
+    for value in hostile() {
+        let output = compile(field, &value)
+            .unwrap_or_else(|code| panic!("{field} = {value:?} rejected: {code}"));
+        assert_eq!(read_back(&output), value, "{field} did not round-trip");
+        assert_scripts_parse(&output);
+    }
+}
+
+/// A name field: each value is either rejected with `code` or round-trips.
+fn name_field(field: &str, code: &str, read_back: impl Fn(&Output) -> String) {
+    let mut rejected = 0;
+    for value in hostile() {
+        match compile(field, &value) {
+            Err(found) => {
+                assert_eq!(found, code, "{field} = {value:?}");
+                rejected += 1;
+            }
+            Ok(output) => {
+                assert_eq!(
+                    read_back(&output),
+                    value,
+                    "{field} = {value:?} did not round-trip"
+                );
+                assert_scripts_parse(&output);
+            }
+        }
+    }
+    assert!(rejected > 0, "{field}: no hostile value was rejected");
+}
+
+#[test]
+fn contexts_are_one_literal_shell_word() {
+    free_text("context", |o| {
+        shell_value(&o["c1/scripts/install.sh"], "context")
+    });
+}
+
+#[test]
+fn hubs_read_back_from_yaml() {
+    free_text("hub", |o| {
+        doc_of_kind(o, "c1/istio/control-plane.yaml", "IstioOperator")["spec"]["hub"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    });
+    free_text("samples_hub", |o| {
+        let deployment = yaml_docs(o, "c1/samples.yaml")
+            .into_iter()
+            .find(|d| {
+                d["kind"].as_str() == Some("Deployment")
+                    && d["metadata"]["labels"]["app"].as_str() == Some("helloworld")
+            })
+            .unwrap();
+        let image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap();
+        image
+            .strip_suffix("/examples-helloworld-v1:1.0")
+            .unwrap()
+            .to_owned()
+    });
+}
+
+#[test]
+fn interfaces_read_back_from_yaml() {
+    free_text("iface", |o| {
+        doc_of_kind(o, "c1/metallb.yaml", "L2Advertisement")["spec"]["interfaces"][0]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    });
+}
+
+#[test]
+fn gitops_values_are_quoted_or_rejected() {
+    let repo = |o: &Output| {
+        doc_of_kind(o, "gitops/argocd.yaml", "ApplicationSet")["spec"]["template"]["spec"]["source"]
+            ["repoURL"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    name_field("repo", "meshplan::platform::gitops", repo);
+    free_text("revision", |o| {
+        doc_of_kind(o, "gitops/argocd.yaml", "ApplicationSet")["spec"]["template"]["spec"]["source"]
+            ["targetRevision"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    });
+}
+
+#[test]
+fn names_and_ids_are_rejected_unless_they_are_valid() {
+    let network_label = |o: &Output| {
+        doc_of_kind(o, "c1/namespace.yaml", "Namespace")["metadata"]["labels"]["topology.istio.io/network"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    name_field("network", "meshplan::name::label_value", network_label);
+    name_field("mesh_id", "meshplan::name::label_value", |o| {
+        doc_of_kind(o, "c1/istio/control-plane.yaml", "IstioOperator")["spec"]["values"]["global"]["meshID"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    });
+    name_field("helloworld", "meshplan::name::label_value", |o| {
+        let deployment = yaml_docs(o, "c1/samples.yaml")
+            .into_iter()
+            .find(|d| {
+                d["kind"].as_str() == Some("Deployment")
+                    && d["metadata"]["labels"]["app"].as_str() == Some("helloworld")
+            })
+            .unwrap();
+        deployment["metadata"]["labels"]["version"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    });
+    for (field, code) in [
+        ("cluster", "meshplan::name::cluster"),
+        ("node", "meshplan::name::node"),
+        ("region", "meshplan::name::label_value"),
+        ("version", "meshplan::version::invalid"),
+    ] {
+        for value in hostile() {
+            let result = compile(field, &value);
+            assert!(
+                result.is_err()
+                    || value == "yes"
+                    || value == "1.20"
+                    || value == "null"
+                    || value == "-n" && field != "cluster",
+                "{field} = {value:?} was accepted"
+            );
+            if let Err(found) = result {
+                assert!(
+                    found == code || found.starts_with("meshplan::version::"),
+                    "{field} = {value:?}: {found}"
+                );
+            }
+        }
+    }
+}
