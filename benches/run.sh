@@ -13,10 +13,12 @@ trap 'rm -rf "$work"' EXIT
 cargo build --release --quiet --bin meshplan --example synthetic_plan
 meshplan="$PWD/target/release/meshplan"
 
-# median wall seconds and max peak RSS (MB) of RUNS runs of a command
+# median wall seconds and max peak RSS (MB) of RUNS runs of a command; with FRESH=DIR set, DIR
+# is removed before every run (so each build is a first build, not a no-op rebuild)
 measure() {
   local times=() peak=0 out
   for _ in $(seq "$runs"); do
+    if [ -n "${FRESH:-}" ]; then rm -rf "$FRESH"; fi
     /usr/bin/time -o "$work/time" -f '%e %M' "$@" >/dev/null 2>&1
     out="$(tail -n 1 "$work/time")"
     times+=("${out% *}")
@@ -27,14 +29,15 @@ measure() {
   echo "$median $(( peak / 1024 ))"
 }
 
-echo "| plan | lines | check s | build s | render s | kustomize s | peak MB |"
-echo "| --- | --- | --- | --- | --- | --- | --- |"
+echo "| plan | lines | check s | build s | rebuild s | render s | kustomize s | peak MB |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 for shape in "10 500 2" "100 5000 10" "1000 50000 100"; do
   read -r clusters nodes networks <<<"$shape"
   plan="$work/plan-$clusters.toml"
   cargo run --release --quiet --example synthetic_plan -- "$clusters" "$nodes" "$networks" >"$plan"
   read -r check check_mb < <(measure "$meshplan" check -q "$plan")
-  read -r build build_mb < <(measure "$meshplan" build -q "$plan" -o "$work/out-$clusters")
+  read -r build build_mb < <(FRESH="$work/out-$clusters" measure "$meshplan" build -q "$plan" -o "$work/out-$clusters")
+  read -r rebuild _ < <(measure "$meshplan" build -q "$plan" -o "$work/out-$clusters")
   read -r render render_mb < <(measure "$meshplan" render -q "$plan" --cluster c7)
   kustomize="n/a"
   if command -v kubectl >/dev/null 2>&1; then
@@ -42,5 +45,5 @@ for shape in "10 500 2" "100 5000 10" "1000 50000 100"; do
   fi
   peak=$(( check_mb > build_mb ? check_mb : build_mb ))
   peak=$(( render_mb > peak ? render_mb : peak ))
-  echo "| $clusters clusters, $nodes nodes, $networks networks | $(wc -l <"$plan") | $check | $build | $render | $kustomize | $peak |"
+  echo "| $clusters clusters, $nodes nodes, $networks networks | $(wc -l <"$plan") | $check | $build | $rebuild | $render | $kustomize | $peak |"
 done
