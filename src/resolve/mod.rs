@@ -212,16 +212,7 @@ pub fn resolve(plan: &Plan, plan_file: &str) -> Mesh {
 }
 
 fn gitops(plan: &Plan, g: &model::Gitops) -> Gitops {
-    let name: String = format!("mesh-{}", plan.mesh.id)
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let name = samples::dns_label(&format!("mesh-{}", plan.mesh.id));
     let dir = |cluster: &str| {
         if g.path == "." {
             cluster.to_owned()

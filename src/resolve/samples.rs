@@ -111,7 +111,7 @@ pub fn samples(plan: &Plan, c: &model::Cluster) -> Option<Samples> {
 }
 
 /// A label value (`Zone_1.a`) as a DNS-1123 label fragment (`zone-1-a`) for object names.
-fn dns_label(value: &str) -> String {
+pub(super) fn dns_label(value: &str) -> String {
     value
         .chars()
         .map(|c| {
