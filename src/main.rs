@@ -2,135 +2,17 @@
 //!
 //! Exit codes: 0 success (warnings allowed); 1 the plan is invalid; 2 usage error or I/O failure.
 
+mod cli;
 mod emit;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::Parser;
+use cli::{Cli, Color, Command, DiagnosticsFormat, Format, Only};
 use meshplan::render::Output;
 use meshplan::{Checked, Source, report};
-
-/// Compile a multi-cluster Istio mesh plan (TOML) into per-cluster bundles, after proving it
-/// consistent.
-#[derive(Debug, Parser)]
-#[command(name = "meshplan", version, about, long_about = None)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-    /// How findings are printed on stderr: `human` (graphical) or `json` (one object per line).
-    #[arg(long, global = true, value_enum, default_value_t = DiagnosticsFormat::Human)]
-    diagnostics: DiagnosticsFormat,
-    /// Colour in human diagnostics.
-    #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
-    color: Color,
-    /// Print errors only: no warnings, no summary line.
-    #[arg(short, long, global = true)]
-    quiet: bool,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Validate a plan: print every finding, exit 0 when valid (warnings allowed), 1 when not.
-    #[command(
-        after_help = "Examples:\n  meshplan check plans/three-cloud-metallb.toml\n  meshplan check plan.toml --diagnostics json 2> findings.jsonl"
-    )]
-    Check {
-        /// The plan file.
-        plan: PathBuf,
-    },
-    /// Validate, then write the output tree (or, with --check, compare it with DIR).
-    #[command(
-        after_help = "Examples:\n  meshplan build plans/three-cloud-metallb.toml -o out\n  meshplan build plan.toml -o deploy --check   # in CI: fail when committed output is stale"
-    )]
-    Build {
-        /// The plan file.
-        plan: PathBuf,
-        /// Output directory.
-        #[arg(short, long, default_value = "out")]
-        output: PathBuf,
-        /// Write nothing; exit 1 and list every missing, changed or stale file if DIR is not
-        /// what the plan compiles to.
-        #[arg(long)]
-        check: bool,
-    },
-    /// Print the planning tables (clusters, networks, addresses, pools) and a topology diagram.
-    #[command(
-        after_help = "Examples:\n  meshplan explain plans/three-cloud-metallb.toml\n  meshplan explain plan.toml --format markdown >> pr-description.md"
-    )]
-    Explain {
-        /// The plan file.
-        plan: PathBuf,
-        /// `text` for a terminal, `markdown` (tables and a Mermaid diagram) for a pull request.
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
-    },
-    /// Show what a plan change means (summary), then the unified diff of the compiled trees.
-    #[command(
-        after_help = "Either side may be `-` for stdin. Exit 0: no difference; 1: different; 2: error.\n\nExamples:\n  meshplan diff old.toml new.toml\n  git show main:plans/mesh.toml | meshplan diff - plans/mesh.toml"
-    )]
-    Diff {
-        /// The plan before.
-        old: PathBuf,
-        /// The plan after.
-        new: PathBuf,
-    },
-    /// Print a shell completion script.
-    #[command(
-        after_help = "Examples:\n  meshplan completions bash > /etc/bash_completion.d/meshplan\n  meshplan completions zsh > \"${fpath[1]}/_meshplan\""
-    )]
-    Completions {
-        /// The shell.
-        shell: clap_complete::Shell,
-    },
-    /// Print the JSON Schema of the plan format (for editors: Taplo, Even Better TOML).
-    #[command(
-        after_help = "Examples:\n  meshplan schema > plan.schema.json   # then start a plan with `#:schema ./plan.schema.json`"
-    )]
-    Schema,
-    /// Print one cluster's manifests as one YAML stream, for `| kubectl apply -f -`.
-    #[command(
-        after_help = "Examples:\n  meshplan render plan.toml --cluster cluster1 | kubectl --context cluster1 apply -f -\n  meshplan render plan.toml --cluster cluster1 --only istio | istioctl install --context cluster1 -y -f -"
-    )]
-    Render {
-        /// The plan file.
-        plan: PathBuf,
-        /// The cluster to print.
-        #[arg(long)]
-        cluster: String,
-        /// `kubectl` (default): the kubectl-applicable manifests; `istio`: the control-plane
-        /// IstioOperator for `istioctl install -f -`; `eastwest`: the east-west gateway's.
-        #[arg(long, value_enum, default_value_t = Only::Kubectl)]
-        only: Only,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Format {
-    Text,
-    Markdown,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Only {
-    Kubectl,
-    Istio,
-    Eastwest,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum DiagnosticsFormat {
-    Human,
-    Json,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Color {
-    Auto,
-    Always,
-    Never,
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
