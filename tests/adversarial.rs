@@ -137,6 +137,16 @@ fn doc_of_kind(output: &Output, path: &str, kind: &str) -> serde_yaml::Value {
         .unwrap()
 }
 
+fn helloworld_deployment(output: &Output) -> serde_yaml::Value {
+    yaml_docs(output, "c1/samples.yaml")
+        .into_iter()
+        .find(|d| {
+            d["kind"].as_str() == Some("Deployment")
+                && d["metadata"]["labels"]["app"].as_str() == Some("helloworld")
+        })
+        .unwrap()
+}
+
 /// Compiles with one field hostile: `Ok(output)` when accepted, `Err(first error code)` when not.
 fn compile(field: &str, value: &str) -> Result<Output, String> {
     let text = plan_with(field, value);
@@ -229,13 +239,7 @@ fn hubs_read_back_from_yaml() {
             .to_owned()
     });
     free_text("samples_hub", |o| {
-        let deployment = yaml_docs(o, "c1/samples.yaml")
-            .into_iter()
-            .find(|d| {
-                d["kind"].as_str() == Some("Deployment")
-                    && d["metadata"]["labels"]["app"].as_str() == Some("helloworld")
-            })
-            .unwrap();
+        let deployment = helloworld_deployment(o);
         let image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
             .as_str()
             .unwrap();
@@ -291,13 +295,7 @@ fn names_and_ids_are_rejected_unless_they_are_valid() {
             .to_owned()
     });
     name_field("helloworld", "meshplan::name::label_value", |o| {
-        let deployment = yaml_docs(o, "c1/samples.yaml")
-            .into_iter()
-            .find(|d| {
-                d["kind"].as_str() == Some("Deployment")
-                    && d["metadata"]["labels"]["app"].as_str() == Some("helloworld")
-            })
-            .unwrap();
+        let deployment = helloworld_deployment(o);
         deployment["metadata"]["labels"]["version"]
             .as_str()
             .unwrap()

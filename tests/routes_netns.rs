@@ -212,6 +212,22 @@ fn script(tree: &Path, node: &Node, name: &str) -> String {
         .into_owned()
 }
 
+/// Runs a cluster's script on each of its nodes, twice: the second run must succeed too.
+fn run_twice_on_every_node(tree: &Path, nodes: &[Node], name: &str) {
+    for node in nodes {
+        for _ in 0..2 {
+            must(&[
+                "ip",
+                "netns",
+                "exec",
+                &node.ns,
+                "bash",
+                &script(tree, node, name),
+            ]);
+        }
+    }
+}
+
 /// Every pod of a cluster against every pod of every other cluster, in parallel: an
 /// unreachable pod costs a one-second ping timeout.
 fn cross_cluster_reachability(nodes: &[Node]) -> Vec<(String, String, bool)> {
@@ -289,18 +305,7 @@ fn generated_routes_connect_pods_across_clusters_and_undo_removes_them() {
         nodes[0].cluster
     );
 
-    for node in &nodes {
-        for _ in 0..2 {
-            must(&[
-                "ip",
-                "netns",
-                "exec",
-                &node.ns,
-                "bash",
-                &script(&tree, node, "routes.sh"),
-            ]);
-        }
-    }
+    run_twice_on_every_node(&tree, &nodes, "routes.sh");
     let unreachable: Vec<_> = cross_cluster_reachability(&nodes)
         .into_iter()
         .filter(|(_, _, ok)| !ok)
@@ -310,18 +315,7 @@ fn generated_routes_connect_pods_across_clusters_and_undo_removes_them() {
         "pods that cannot reach each other with routes: {unreachable:?}"
     );
 
-    for node in &nodes {
-        for _ in 0..2 {
-            must(&[
-                "ip",
-                "netns",
-                "exec",
-                &node.ns,
-                "bash",
-                &script(&tree, node, "routes-undo.sh"),
-            ]);
-        }
-    }
+    run_twice_on_every_node(&tree, &nodes, "routes-undo.sh");
     let reachable: Vec<_> = cross_cluster_reachability(&nodes)
         .into_iter()
         .filter(|(_, _, ok)| *ok)
