@@ -124,19 +124,8 @@ fn wire(namespaces: &mut Namespaces, nodes: &[Node], bridge_ns: &str, subnet_len
         must(&[
             "ip", "-n", bridge_ns, "link", "set", &port, "master", "br0", "up",
         ]);
-        must(&[
-            "ip",
-            "-n",
-            &ns,
-            "addr",
-            "add",
-            &format!("{}/{subnet_len}", node.ip),
-            "dev",
-            "eth0",
-        ]);
-        for link in ["lo", "eth0"] {
-            must(&["ip", "-n", &ns, "link", "set", link, "up"]);
-        }
+        address_and_up(&ns, &format!("{}/{subnet_len}", node.ip), "eth0");
+        must(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
         for setting in [
             "net.ipv4.ip_forward=1",
             "net.ipv4.conf.all.rp_filter=0",
@@ -150,30 +139,9 @@ fn wire(namespaces: &mut Namespaces, nodes: &[Node], bridge_ns: &str, subnet_len
             "ip", "link", "add", "eth0", "netns", &pod, "type", "veth", "peer", "name", "pod",
             "netns", &ns,
         ]);
-        must(&[
-            "ip",
-            "-n",
-            &ns,
-            "addr",
-            "add",
-            &format!("{gateway}/{len}"),
-            "dev",
-            "pod",
-        ]);
-        must(&["ip", "-n", &ns, "link", "set", "pod", "up"]);
-        must(&[
-            "ip",
-            "-n",
-            &pod,
-            "addr",
-            "add",
-            &format!("{}/{len}", node.pod_ip()),
-            "dev",
-            "eth0",
-        ]);
-        for link in ["lo", "eth0"] {
-            must(&["ip", "-n", &pod, "link", "set", link, "up"]);
-        }
+        address_and_up(&ns, &format!("{gateway}/{len}"), "pod");
+        address_and_up(&pod, &format!("{}/{len}", node.pod_ip()), "eth0");
+        must(&["ip", "-n", &pod, "link", "set", "lo", "up"]);
         must(&[
             "ip",
             "-n",
@@ -185,6 +153,12 @@ fn wire(namespaces: &mut Namespaces, nodes: &[Node], bridge_ns: &str, subnet_len
             &gateway.to_string(),
         ]);
     }
+}
+
+/// Gives `dev` in namespace `ns` the address `cidr` and brings it up.
+fn address_and_up(ns: &str, cidr: &str, dev: &str) {
+    must(&["ip", "-n", ns, "addr", "add", cidr, "dev", dev]);
+    must(&["ip", "-n", ns, "link", "set", dev, "up"]);
 }
 
 fn pings(from: &Node, to: &Node) -> bool {
