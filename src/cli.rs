@@ -95,6 +95,10 @@ pub enum Command {
         /// IstioOperator for `istioctl install -f -`; `eastwest`: the east-west gateway's.
         #[arg(long, value_enum, default_value_t = Only::Kubectl)]
         only: Only,
+        /// Neither read nor write the render cache (`MESHPLAN_CACHE_DIR`, default
+        /// `~/.cache/meshplan/render`; an empty `MESHPLAN_CACHE_DIR` also turns it off).
+        #[arg(long)]
+        no_cache: bool,
     },
 }
 

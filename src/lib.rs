@@ -64,12 +64,8 @@ pub fn check(source: &Source) -> Checked {
 /// The plan file's name without directories, for generated-file headers: the same on every
 /// machine, whatever path the plan was read from; control characters are replaced so the name
 /// cannot break out of a comment line.
-pub fn plan_file_name(source: &Source) -> String {
-    let name = source
-        .name
-        .rsplit(['/', '\\'])
-        .next()
-        .unwrap_or(&source.name);
+pub fn plan_file_name(path: &str) -> String {
+    let name = path.rsplit(['/', '\\']).next().unwrap_or(path);
     name.chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
@@ -79,7 +75,7 @@ pub fn plan_file_name(source: &Source) -> String {
 pub fn compile(source: &Source) -> (Checked, Option<Result<render::Output, render::RenderError>>) {
     let checked = check(source);
     let output = checked.plan.as_ref().map(|plan| {
-        let mesh = resolve::resolve(plan, &plan_file_name(source));
+        let mesh = resolve::resolve(plan, &plan_file_name(&source.name));
         render::render(&mesh, &explain::explain(plan, &mesh))
     });
     (checked, output)

@@ -2,16 +2,18 @@
 //!
 //! Exit codes: 0 success (warnings allowed); 1 the plan is invalid; 2 usage error or I/O failure.
 
+mod cache;
 mod cli;
 mod emit;
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
+use cache::{Cache, Key};
 use clap::Parser;
 use cli::{Cli, Color, Command, DiagnosticsFormat, Format, Only};
-use meshplan::render::Output;
+use meshplan::render::{Output, Selection};
 use meshplan::{Checked, Source, report};
 
 fn main() -> ExitCode {
@@ -44,19 +46,20 @@ fn main() -> ExitCode {
             plan,
             cluster,
             only,
-        } => run_render(&cli, plan, cluster, *only),
+            no_cache,
+        } => run_render(&cli, plan, cluster, *only, *no_cache),
     }
 }
 
 /// Checks and resolves a plan, printing findings; the exit code when it is invalid.
 fn resolved(
     cli: &Cli,
-    path: &PathBuf,
+    path: &Path,
 ) -> Result<(meshplan::model::Plan, meshplan::resolve::Mesh), ExitCode> {
     let (source, checked) = load(cli, path).ok_or(ExitCode::from(2))?;
     print_findings(cli, &source, &checked);
     let plan = checked.plan.ok_or(ExitCode::from(1))?;
-    let mesh = meshplan::resolve::resolve(&plan, &meshplan::plan_file_name(&source));
+    let mesh = meshplan::resolve::resolve(&plan, &meshplan::plan_file_name(&source.name));
     Ok((plan, mesh))
 }
 
@@ -68,7 +71,7 @@ fn rendered<T>(cli: &Cli, result: Result<T, meshplan::render::RenderError>) -> R
 }
 
 /// Checks and compiles a plan into its whole tree.
-fn compile(cli: &Cli, path: &PathBuf) -> Result<Output, ExitCode> {
+fn compile(cli: &Cli, path: &Path) -> Result<Output, ExitCode> {
     let (plan, mesh) = resolved(cli, path)?;
     let explanation = meshplan::explain::explain(&plan, &mesh);
     rendered(cli, meshplan::render::render(&mesh, &explanation))
@@ -122,7 +125,7 @@ fn compile_side(cli: &Cli, path: &Path, stdin_as: &Path) -> Result<Compiled, Exi
     let (source, checked) = meshplan::check_bytes(&label, &bytes);
     print_findings(cli, &source, &checked);
     let plan = checked.plan.ok_or(ExitCode::from(2))?;
-    let mesh = meshplan::resolve::resolve(&plan, &meshplan::plan_file_name(&source));
+    let mesh = meshplan::resolve::resolve(&plan, &meshplan::plan_file_name(&source.name));
     let explanation = meshplan::explain::explain(&plan, &mesh);
     let output = rendered(cli, meshplan::render::render(&mesh, &explanation))?;
     let name = if path.as_os_str() == "-" {
@@ -188,7 +191,7 @@ fn use_color_on_stdout(choice: Color) -> bool {
     }
 }
 
-fn run_explain(cli: &Cli, path: &PathBuf, format: Format) -> ExitCode {
+fn run_explain(cli: &Cli, path: &Path, format: Format) -> ExitCode {
     let (plan, mesh) = match resolved(cli, path) {
         Ok(resolved) => resolved,
         Err(code) => return code,
@@ -207,7 +210,7 @@ fn run_explain(cli: &Cli, path: &PathBuf, format: Format) -> ExitCode {
     }
 }
 
-fn run_build(cli: &Cli, path: &PathBuf, dir: &Path, check: bool) -> ExitCode {
+fn run_build(cli: &Cli, path: &Path, dir: &Path, check: bool) -> ExitCode {
     let output = match compile(cli, path) {
         Ok(output) => output,
         Err(code) => return code,
@@ -270,61 +273,82 @@ fn report_drift(cli: &Cli, dir: &Path, drift: &emit::Drift) -> ExitCode {
     }
 }
 
-fn run_render(cli: &Cli, path: &PathBuf, name: &str, only: Only) -> ExitCode {
-    let mesh = match resolved(cli, path) {
-        Ok((_, mesh)) => mesh,
-        Err(code) => return code,
+fn run_render(cli: &Cli, path: &Path, name: &str, only: Only, no_cache: bool) -> ExitCode {
+    let selection = match only {
+        Only::Kubectl => Selection::Kubectl,
+        Only::Istio => Selection::Istio,
+        Only::Eastwest => Selection::Eastwest,
     };
-    let Some(cluster) = mesh.clusters.iter().find(|c| c.name == name) else {
-        let names: Vec<&str> = mesh.clusters.iter().map(|c| c.name.as_str()).collect();
-        let hint = meshplan::suggest::nearest(name, names.iter().copied())
-            .map(|best| format!("did you mean `{best}`? "))
-            .unwrap_or_default();
-        report_error(
-            cli,
-            "meshplan::cli::unknown_cluster",
-            &format!(
-                "no cluster `{name}` in the plan; {hint}clusters: {}",
-                names.join(", ")
-            ),
-        );
-        return ExitCode::from(1);
+    let Some(bytes) = read_plan(cli, path) else {
+        return ExitCode::from(2);
     };
-    let output = match rendered(cli, meshplan::render::render_cluster(&mesh, cluster)) {
-        Ok(output) => output,
-        Err(code) => return code,
-    };
-    let files: Vec<String> = match only {
-        Only::Kubectl => cluster.kubectl_files.clone(),
-        Only::Istio => vec!["istio/control-plane.yaml".to_owned()],
-        Only::Eastwest => vec!["istio/eastwest-gateway.yaml".to_owned()],
-    };
-    let texts: Vec<&String> = files
-        .iter()
-        .filter_map(|f| output.get(&format!("{name}/{f}")))
-        .collect();
-    if texts.is_empty() {
-        let why = match only {
-            Only::Eastwest => "it has no east-west gateway (no lb.eastwest)",
-            _ => "the plan installs Istio with Helm (see the helm/ values in its bundle)",
-        };
-        report_error(
-            cli,
-            "meshplan::cli::nothing_to_render",
-            &format!("nothing to render for `{name}`: {why}"),
-        );
-        return ExitCode::from(1);
+    let plan_name = path.display().to_string();
+    let plan_file = meshplan::plan_file_name(&plan_name);
+    let cache = if no_cache { None } else { Cache::open() };
+    let key = Key::new(&plan_file, &bytes, name, selection);
+    if let Some(stream) = cache.as_ref().and_then(|c| c.get(&key)) {
+        print_summary(cli, &plan_name, &[]);
+        return print_stream(&stream);
     }
-    let stream = texts
-        .iter()
-        .map(|t| t.as_str())
-        .collect::<Vec<_>>()
-        .join("---\n");
+    let (source, checked) = meshplan::check_bytes(&plan_name, &bytes);
+    print_findings(cli, &source, &checked);
+    let Some(plan) = checked.plan else {
+        return ExitCode::from(1);
+    };
+    let (mesh, cluster) = meshplan::resolve::resolve_cluster(&plan, &plan_file, name);
+    let Some(cluster) = cluster else {
+        return unknown_cluster(cli, &plan, name);
+    };
+    match rendered(
+        cli,
+        meshplan::render::cluster_stream(&mesh, &cluster, selection),
+    ) {
+        Ok(Some(stream)) => {
+            if let Some(cache) = cache.filter(|_| checked.findings.is_empty()) {
+                cache.put(&key, &stream);
+            }
+            print_stream(&stream)
+        }
+        Ok(None) => nothing_to_render(cli, name, only),
+        Err(code) => code,
+    }
+}
+
+fn print_stream(stream: &str) -> ExitCode {
     let _ = std::io::stdout().lock().write_all(stream.as_bytes());
     ExitCode::SUCCESS
 }
 
-fn run_check(cli: &Cli, path: &PathBuf) -> ExitCode {
+fn unknown_cluster(cli: &Cli, plan: &meshplan::model::Plan, name: &str) -> ExitCode {
+    let names: Vec<&str> = plan.clusters.iter().map(|c| c.name.as_str()).collect();
+    let hint = meshplan::suggest::nearest(name, names.iter().copied())
+        .map(|best| format!("did you mean `{best}`? "))
+        .unwrap_or_default();
+    report_error(
+        cli,
+        "meshplan::cli::unknown_cluster",
+        &format!(
+            "no cluster `{name}` in the plan; {hint}clusters: {}",
+            names.join(", ")
+        ),
+    );
+    ExitCode::from(1)
+}
+
+fn nothing_to_render(cli: &Cli, name: &str, only: Only) -> ExitCode {
+    let why = match only {
+        Only::Eastwest => "it has no east-west gateway (no lb.eastwest)",
+        _ => "the plan installs Istio with Helm (see the helm/ values in its bundle)",
+    };
+    report_error(
+        cli,
+        "meshplan::cli::nothing_to_render",
+        &format!("nothing to render for `{name}`: {why}"),
+    );
+    ExitCode::from(1)
+}
+
+fn run_check(cli: &Cli, path: &Path) -> ExitCode {
     let Some((source, checked)) = load(cli, path) else {
         return ExitCode::from(2);
     };
@@ -337,19 +361,22 @@ fn run_check(cli: &Cli, path: &PathBuf) -> ExitCode {
 }
 
 /// Reads and checks a plan; `None` (after reporting) when the file cannot be read.
-fn load(cli: &Cli, path: &PathBuf) -> Option<(Source, Checked)> {
-    let name = path.display().to_string();
-    match std::fs::read(path) {
-        Ok(bytes) => Some(meshplan::check_bytes(&name, &bytes)),
-        Err(err) => {
+fn load(cli: &Cli, path: &Path) -> Option<(Source, Checked)> {
+    let bytes = read_plan(cli, path)?;
+    Some(meshplan::check_bytes(&path.display().to_string(), &bytes))
+}
+
+/// The plan file's bytes; `None` (after reporting) when it cannot be read.
+fn read_plan(cli: &Cli, path: &Path) -> Option<Vec<u8>> {
+    std::fs::read(path)
+        .map_err(|err| {
             report_error(
                 cli,
                 "meshplan::io::read_plan",
-                &format!("cannot read plan `{name}`: {err}"),
+                &format!("cannot read plan `{}`: {err}", path.display()),
             );
-            None
-        }
-    }
+        })
+        .ok()
 }
 
 /// An error that is not a plan finding (I/O, usage, a missing cluster), in the chosen format.
@@ -370,11 +397,10 @@ fn report_error(cli: &Cli, code: &str, message: &str) {
 }
 
 fn print_findings(cli: &Cli, source: &Source, checked: &Checked) {
-    let shown: Vec<&meshplan::diagnostic::Error> = checked
+    let shown = checked
         .findings
         .iter()
-        .filter(|f| !cli.quiet || f.is_error())
-        .collect();
+        .filter(|f| !cli.quiet || f.is_error());
     let mut stderr = std::io::stderr().lock();
     match cli.diagnostics {
         DiagnosticsFormat::Json => {
@@ -392,10 +418,19 @@ fn print_findings(cli: &Cli, source: &Source, checked: &Checked) {
             for finding in shown {
                 let _ = write!(stderr, "{}", report::human(source, finding, style));
             }
-            if !cli.quiet {
-                let _ = writeln!(stderr, "{}", report::summary(source, &checked.findings));
-            }
         }
+    }
+    print_summary(cli, &source.name, &checked.findings);
+}
+
+/// `plans/x.toml: valid`, for people: not with `--quiet` or JSON diagnostics.
+fn print_summary(cli: &Cli, plan_name: &str, findings: &[meshplan::diagnostic::Error]) {
+    if cli.diagnostics == DiagnosticsFormat::Human && !cli.quiet {
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "{}",
+            report::summary(plan_name, findings)
+        );
     }
 }
 

@@ -158,15 +158,6 @@ pub fn render(mesh: &Mesh, explanation: &Explanation) -> Result<Output, RenderEr
     Ok(output)
 }
 
-/// One cluster's files only (what `meshplan render --cluster` needs), keyed like [`render`].
-pub fn render_cluster(mesh: &Mesh, cluster: &Cluster) -> Result<Output, RenderError> {
-    render_cluster_with(
-        &environment()?,
-        &Value::from(minijinja::value::Serde(mesh)),
-        cluster,
-    )
-}
-
 /// The mesh is converted to a template value once and shared: converting it per file made
 /// rendering quadratic in the number of clusters.
 fn render_cluster_with(
@@ -182,6 +173,52 @@ fn render_cluster_with(
         output.insert(format!("{}/{file}", cluster.name), text);
     }
     Ok(output)
+}
+
+/// Which of a cluster's files `meshplan render --cluster` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Selection {
+    /// The kubectl-applicable manifests, in apply order.
+    Kubectl,
+    /// The control-plane IstioOperator (`istioctl install -f -`).
+    Istio,
+    /// The east-west gateway's IstioOperator.
+    Eastwest,
+}
+
+impl Selection {
+    /// The files it selects, relative to the cluster's directory.
+    fn files(self, cluster: &Cluster) -> Vec<&str> {
+        match self {
+            Selection::Kubectl => cluster.kubectl_files.iter().map(String::as_str).collect(),
+            Selection::Istio => vec!["istio/control-plane.yaml"],
+            Selection::Eastwest => vec!["istio/eastwest-gateway.yaml"],
+        }
+    }
+}
+
+/// The selected files of one cluster as one YAML stream, byte for byte the files [`render`]
+/// writes joined by `---` lines; `None` when the cluster has none of them (a Helm install has
+/// no IstioOperator, a cluster without `lb.eastwest` no east-west gateway). Renders only those
+/// files.
+pub fn cluster_stream(
+    mesh: &Mesh,
+    cluster: &Cluster,
+    selection: Selection,
+) -> Result<Option<String>, RenderError> {
+    let env = environment()?;
+    let mesh_value = Value::from(minijinja::value::Serde(mesh));
+    let cluster_value = Value::from(minijinja::value::Serde(cluster));
+    let texts = selection
+        .files(cluster)
+        .into_iter()
+        .filter(|file| cluster.files.iter().any(|f| f == file))
+        .map(|file| {
+            let ctx = context! { mesh => mesh_value.clone(), cluster => cluster_value.clone() };
+            render_one(&env, &format!("cluster/{file}"), ctx)
+        })
+        .collect::<Result<Vec<String>, RenderError>>()?;
+    Ok((!texts.is_empty()).then(|| texts.join("---\n")))
 }
 
 /// Renders `meshplan explain` as Markdown or plain text.

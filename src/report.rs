@@ -119,18 +119,18 @@ pub fn human(source: &Source, finding: &Error, style: Style) -> String {
 }
 
 /// One line: `plans/x.toml: 2 errors, 1 warning`.
-pub fn summary(source: &Source, findings: &[Error]) -> String {
+pub fn summary(plan: &str, findings: &[Error]) -> String {
     let errors = findings.iter().filter(|f| f.is_error()).count();
     let warnings = findings.len() - errors;
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     if errors == 0 && warnings == 0 {
-        format!("{}: valid", source.name)
+        format!("{}: valid", plan)
     } else if errors == 0 {
-        format!("{}: valid, {}", source.name, plural(warnings, "warning"))
+        format!("{}: valid, {}", plan, plural(warnings, "warning"))
     } else {
         format!(
             "{}: invalid, {}, {}",
-            source.name,
+            plan,
             plural(errors, "error"),
             plural(warnings, "warning")
         )

@@ -10,7 +10,7 @@ use std::process::Output;
 
 #[path = "support/run.rs"]
 mod run;
-use run::meshplan;
+use run::{meshplan, meshplan_env};
 
 use serde::Deserialize;
 
@@ -268,4 +268,202 @@ fn render_of_an_unknown_cluster_lists_the_plans_clusters() {
         "{err}"
     );
     assert!(out.stdout.is_empty());
+}
+
+// The render cache (src/cache.rs): a hit prints exactly what a compile prints, and anything
+// that could change the output misses.
+
+/// `meshplan render PLAN --cluster CLUSTER` with the cache in `cache`.
+fn cached_render(cache: &Path, plan: &str, cluster: &str) -> Output {
+    meshplan_env(
+        &["render", plan, "--cluster", cluster],
+        &[("MESHPLAN_CACHE_DIR", cache.to_str().unwrap())],
+    )
+}
+
+/// The cache's entries: file name → content.
+fn cache_entries(cache: &Path) -> BTreeMap<String, String> {
+    let Ok(listing) = fs::read_dir(cache) else {
+        return BTreeMap::new();
+    };
+    listing
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, fs::read_to_string(&p).unwrap())
+        })
+        .collect()
+}
+
+/// An entry as the cache writes it: the BLAKE3 hash of the stream, a newline, the stream.
+fn entry_text(stream: &str) -> String {
+    format!("{}\n{stream}", blake3::hash(stream.as_bytes()).to_hex())
+}
+
+#[test]
+fn a_cached_render_prints_exactly_what_a_compile_prints() {
+    let cache = scratch("cache_hit").join("cache");
+    let first = cached_render(&cache, PLAN, "mdemo-cluster1");
+    let entries = cache_entries(&cache);
+    assert_eq!(
+        entries.len(),
+        1,
+        "one entry per plan, cluster and selection"
+    );
+    let second = cached_render(&cache, PLAN, "mdemo-cluster1");
+    assert_eq!(first.status.code(), Some(0));
+    assert_eq!(second.status, first.status);
+    assert_eq!(second.stdout, first.stdout);
+    assert_eq!(second.stderr, first.stderr, "the same `valid` summary");
+    assert_eq!(
+        stdout(&first),
+        stdout(&meshplan(&["render", PLAN, "--cluster", "mdemo-cluster1"]))
+    );
+    let (name, text) = entries.first_key_value().unwrap();
+    assert!(
+        name.len() == 64 + ".yaml".len() && name.ends_with(".yaml"),
+        "{name}"
+    );
+    assert_eq!(text, &entry_text(&stdout(&first)));
+}
+
+#[test]
+fn a_hit_is_served_from_the_entry_and_a_damaged_entry_is_a_miss() {
+    let cache = scratch("cache_damaged").join("cache");
+    let compiled = stdout(&cached_render(&cache, PLAN, "mdemo-cluster2"));
+    let (name, _) = cache_entries(&cache).pop_first().unwrap();
+    // An entry whose hash matches is trusted: proof that the second run did not compile.
+    fs::write(cache.join(&name), entry_text("kind: FromTheCache\n")).unwrap();
+    assert_eq!(
+        stdout(&cached_render(&cache, PLAN, "mdemo-cluster2")),
+        "kind: FromTheCache\n"
+    );
+    // One whose hash does not (a truncated or edited file) is compiled again and replaced.
+    fs::write(
+        cache.join(&name),
+        entry_text(&compiled).replace("Namespace", "Namespaze"),
+    )
+    .unwrap();
+    assert_eq!(
+        stdout(&cached_render(&cache, PLAN, "mdemo-cluster2")),
+        compiled
+    );
+    assert_eq!(cache_entries(&cache)[&name], entry_text(&compiled));
+}
+
+#[test]
+fn the_plan_bytes_its_file_name_the_cluster_and_the_selection_each_key_the_cache() {
+    let dir = scratch("cache_keys");
+    let cache = dir.join("cache");
+    let plan = dir.join("mesh.toml");
+    fs::copy(PLAN, &plan).unwrap();
+    let plan = plan.to_str().unwrap();
+    cached_render(&cache, plan, "mdemo-cluster1");
+    fs::write(plan, fs::read_to_string(PLAN).unwrap() + "\n# edited\n").unwrap();
+    cached_render(&cache, plan, "mdemo-cluster1");
+    assert_eq!(cache_entries(&cache).len(), 2, "an edited plan misses");
+
+    let renamed = dir.join("other.toml");
+    fs::copy(plan, &renamed).unwrap();
+    let out = cached_render(&cache, renamed.to_str().unwrap(), "mdemo-cluster1");
+    assert!(
+        stdout(&out).contains("from other.toml."),
+        "headers name the plan file"
+    );
+    cached_render(&cache, plan, "mdemo-cluster3");
+    let istio = meshplan_env(
+        &[
+            "render",
+            plan,
+            "--cluster",
+            "mdemo-cluster3",
+            "--only",
+            "istio",
+        ],
+        &[("MESHPLAN_CACHE_DIR", cache.to_str().unwrap())],
+    );
+    assert!(stdout(&istio).contains("kind: IstioOperator"));
+    assert_eq!(cache_entries(&cache).len(), 5);
+}
+
+#[test]
+fn plans_with_warnings_and_failed_renders_are_not_cached() {
+    let cache = scratch("cache_warnings").join("cache");
+    let warn = "tests/fixtures/warn/lb_istiod_on_remote.toml";
+    for _ in 0..2 {
+        let out = cached_render(&cache, warn, "control-1");
+        assert_eq!(out.status.code(), Some(0));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("warning"),
+            "warned every time"
+        );
+    }
+    assert_eq!(
+        cached_render(&cache, PLAN, "mdemo-cluster9").status.code(),
+        Some(1)
+    );
+    assert!(cache_entries(&cache).is_empty());
+}
+
+#[test]
+fn no_cache_and_an_empty_cache_dir_write_nothing() {
+    let dir = scratch("cache_off");
+    let cache = dir.join("cache");
+    let flag = meshplan_env(
+        &["render", PLAN, "--cluster", "mdemo-cluster1", "--no-cache"],
+        &[("MESHPLAN_CACHE_DIR", cache.to_str().unwrap())],
+    );
+    assert_eq!(flag.status.code(), Some(0));
+    assert!(!cache.exists());
+    let empty = meshplan_env(
+        &["render", PLAN, "--cluster", "mdemo-cluster1"],
+        &[
+            ("MESHPLAN_CACHE_DIR", ""),
+            ("HOME", dir.to_str().unwrap()),
+            ("XDG_CACHE_HOME", dir.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(empty.status.code(), Some(0));
+    assert_eq!(
+        fs::read_dir(&dir).unwrap().count(),
+        0,
+        "nothing written anywhere"
+    );
+}
+
+#[test]
+fn an_unwritable_cache_does_not_fail_the_render() {
+    let dir = scratch("cache_unwritable");
+    let in_the_way = dir.join("cache");
+    fs::write(&in_the_way, "a file where the cache directory would be\n").unwrap();
+    let out = cached_render(&in_the_way, PLAN, "mdemo-cluster1");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("kind: Namespace"));
+    assert_eq!(
+        fs::read_to_string(&in_the_way).unwrap(),
+        "a file where the cache directory would be\n"
+    );
+}
+
+#[test]
+fn the_oldest_entries_go_past_the_limit_and_nothing_else_does() {
+    const LIMIT: usize = 4096;
+    let cache = scratch("cache_prune").join("cache");
+    fs::create_dir_all(&cache).unwrap();
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+    let fake = |i: usize| format!("{i:064x}.yaml");
+    for i in 0..LIMIT {
+        let file = fs::File::create(cache.join(fake(i))).unwrap();
+        // entry 0 is the oldest
+        file.set_modified(old + std::time::Duration::from_secs(i as u64))
+            .unwrap();
+    }
+    fs::write(cache.join("notes.txt"), "mine\n").unwrap();
+    fs::write(cache.join("0.yaml"), "mine too\n").unwrap();
+    cached_render(&cache, PLAN, "mdemo-cluster1");
+    let entries = cache_entries(&cache);
+    assert_eq!(entries.len(), LIMIT + 2, "one removed for the one added");
+    assert!(!entries.contains_key(&fake(0)), "the oldest went");
+    assert!(entries.contains_key(&fake(1)));
+    assert!(entries.contains_key("notes.txt") && entries.contains_key("0.yaml"));
 }

@@ -46,7 +46,7 @@ fn rendered_findings(source: &Source, checked: &Checked) -> String {
         .iter()
         .map(|f| report::human(source, f, STYLE))
         .collect();
-    out.push_str(&report::summary(source, &checked.findings));
+    out.push_str(&report::summary(&source.name, &checked.findings));
     out.push('\n');
     out
 }
@@ -100,6 +100,48 @@ fn model_snapshot(path: &Path) {
     named_snapshot("build", path, &tree_text(&tree));
     assert_yaml_is_well_formed(&source.name, &tree);
     assert_scripts_are_well_formed(&source.name, &tree);
+    assert_cluster_streams_match_the_tree(checked.plan.as_ref().unwrap(), &source, &tree);
+}
+
+/// `meshplan render --cluster` resolves and renders one cluster only; what it prints must be
+/// what the built tree holds: the kustomization's resources in order, and the IstioOperators.
+fn assert_cluster_streams_match_the_tree(
+    plan: &meshplan::model::Plan,
+    source: &Source,
+    tree: &Output,
+) {
+    use meshplan::render::{Selection, cluster_stream};
+    let plan_file = meshplan::plan_file_name(&source.name);
+    for name in plan.clusters.iter().map(|c| &c.name) {
+        let (mesh, cluster) = meshplan::resolve::resolve_cluster(plan, &plan_file, name);
+        let cluster = cluster.unwrap();
+        let kustomization: serde_yaml::Value =
+            serde_yaml::from_str(&tree[&format!("{name}/kustomization.yaml")]).unwrap();
+        let resources: Vec<&str> = kustomization["resources"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
+        let applied = resources
+            .iter()
+            .map(|file| tree[&format!("{name}/{file}")].as_str())
+            .collect::<Vec<_>>()
+            .join("---\n");
+        let stream = |selection| cluster_stream(&mesh, &cluster, selection).unwrap();
+        let file = |path: &str| tree.get(&format!("{name}/{path}")).cloned();
+        assert_eq!(
+            stream(Selection::Kubectl),
+            Some(applied),
+            "{} {name}",
+            source.name
+        );
+        assert_eq!(stream(Selection::Istio), file("istio/control-plane.yaml"));
+        assert_eq!(
+            stream(Selection::Eastwest),
+            file("istio/eastwest-gateway.yaml")
+        );
+    }
 }
 
 fn compile_tree(source: &Source) -> Output {
@@ -402,7 +444,7 @@ fn the_schema_rejects_an_unknown_key() {
 fn explanation(path: &Path) -> meshplan::explain::Explanation {
     let (source, checked) = load(path);
     let plan = checked.plan.unwrap();
-    let mesh = meshplan::resolve::resolve(&plan, &meshplan::plan_file_name(&source));
+    let mesh = meshplan::resolve::resolve(&plan, &meshplan::plan_file_name(&source.name));
     meshplan::explain::explain(&plan, &mesh)
 }
 

@@ -174,13 +174,32 @@ pub struct Cluster {
 
 /// Resolves a validated plan. `plan_file` names the plan in generated headers.
 pub fn resolve(plan: &Plan, plan_file: &str) -> Mesh {
-    let version = &plan.mesh.istio_version;
-    let multi_network = used_networks(plan).len() > 1;
-    let clusters: Vec<Cluster> = plan
+    let mut mesh = mesh(plan, plan_file);
+    mesh.clusters = plan
         .clusters
         .iter()
-        .map(|c| cluster(plan, c, multi_network))
+        .map(|c| cluster(plan, c, mesh.multi_network))
         .collect();
+    mesh
+}
+
+/// Resolves the mesh-wide part and the one cluster `name` only, as [`resolve`] would: what
+/// `meshplan render --cluster` needs, without the cost of every other cluster's bundle
+/// (routes and remote secrets grow with the mesh). `mesh.clusters` is left empty.
+pub fn resolve_cluster(plan: &Plan, plan_file: &str, name: &str) -> (Mesh, Option<Cluster>) {
+    let mesh = mesh(plan, plan_file);
+    let cluster = plan
+        .clusters
+        .iter()
+        .find(|c| c.name == name)
+        .map(|c| cluster(plan, c, mesh.multi_network));
+    (mesh, cluster)
+}
+
+/// Everything but the clusters' bundles.
+fn mesh(plan: &Plan, plan_file: &str) -> Mesh {
+    let version = &plan.mesh.istio_version;
+    let multi_network = used_networks(plan).len() > 1;
     let install_order = plan
         .clusters
         .iter()
@@ -188,9 +207,11 @@ pub fn resolve(plan: &Plan, plan_file: &str) -> Mesh {
         .chain(plan.clusters.iter().filter(|c| c.role == Role::Remote))
         .map(|c| c.name.clone())
         .collect();
-    let secret_holders = clusters
+    // A primary holds remote secrets when there is any other cluster to watch (`watched_by`).
+    let secret_holders = plan
+        .clusters
         .iter()
-        .filter(|c| !c.watches.is_empty())
+        .filter(|c| c.role == Role::Primary && plan.clusters.len() > 1)
         .map(|c| c.name.clone())
         .collect();
     Mesh {
@@ -204,7 +225,7 @@ pub fn resolve(plan: &Plan, plan_file: &str) -> Mesh {
         } else {
             Vec::new()
         },
-        clusters,
+        clusters: Vec::new(),
         install_order,
         secret_holders,
         gitops: plan.mesh.gitops.as_ref().map(|g| gitops(plan, g)),
