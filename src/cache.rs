@@ -11,7 +11,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use meshplan::render::Selection;
@@ -93,26 +93,86 @@ impl Cache {
 pub struct Key(String);
 
 impl Key {
-    pub fn new(plan_file: &str, plan: &[u8], cluster: &str, selection: Selection) -> Key {
-        let mut hasher = blake3::Hasher::new();
-        let selection = format!("{selection:?}");
-        let fields: [&[u8]; 5] = [
-            env!("MESHPLAN_BUILD_FINGERPRINT").as_bytes(),
-            plan_file.as_bytes(),
-            cluster.as_bytes(),
-            selection.as_bytes(),
-            plan,
-        ];
-        // Length-prefixed, so no two different field lists hash the same bytes.
-        for field in fields {
-            hasher.update(&(field.len() as u64).to_le_bytes());
-            hasher.update(field);
-        }
+    /// The key of a plan's bytes as read.
+    pub fn new(plan_file: &str, cluster: &str, selection: Selection, plan: &[u8]) -> Key {
+        let mut hasher = hasher(plan_file, cluster, selection);
+        hasher.update(plan);
         Key(hasher.finalize().to_hex().to_string())
     }
+
+    /// The key of the plan file at `path`, hashed as it is read: a hit then needs no copy of
+    /// a large plan in memory. A plan changed between this and a later read cannot be served a
+    /// stale entry, as entries are stored under the key of the bytes compiled ([`Key::new`]).
+    pub fn of_file(
+        plan_file: &str,
+        cluster: &str,
+        selection: Selection,
+        path: &Path,
+    ) -> std::io::Result<Key> {
+        let mut hasher = hasher(plan_file, cluster, selection);
+        hasher.update_reader(fs::File::open(path)?)?;
+        Ok(Key(hasher.finalize().to_hex().to_string()))
+    }
+}
+
+/// A hasher fed every input but the plan's bytes, which come last; the others are
+/// length-prefixed, so no two different inputs hash the same byte sequence.
+fn hasher(plan_file: &str, cluster: &str, selection: Selection) -> blake3::Hasher {
+    let mut hasher = blake3::Hasher::new();
+    let selection = format!("{selection:?}");
+    let fields = [
+        env!("MESHPLAN_BUILD_FINGERPRINT"),
+        plan_file,
+        cluster,
+        &selection,
+    ];
+    for field in fields {
+        hasher.update(&(field.len() as u64).to_le_bytes());
+        hasher.update(field.as_bytes());
+    }
+    hasher
 }
 
 fn is_entry_name(name: &str) -> bool {
     name.strip_suffix(SUFFIX)
         .is_some_and(|hash| hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_hashed_as_read_has_the_key_of_its_bytes() {
+        let dir = std::env::temp_dir().join(format!("meshplan-cache-key-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("plan.toml");
+        let bytes = "[mesh]\nid = \"m\"\n".repeat(10_000);
+        fs::write(&path, &bytes).unwrap();
+        let key =
+            |cluster, selection| Key::new("plan.toml", cluster, selection, bytes.as_bytes()).0;
+        let of_file = Key::of_file("plan.toml", "c1", Selection::Kubectl, &path)
+            .unwrap()
+            .0;
+        assert_eq!(of_file, key("c1", Selection::Kubectl));
+        assert_ne!(of_file, key("c2", Selection::Kubectl));
+        assert_ne!(of_file, key("c1", Selection::Istio));
+        assert!(is_entry_name(&format!("{of_file}{SUFFIX}")));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn only_hash_named_yaml_files_are_entries() {
+        let hash = "0123456789abcdef".repeat(4);
+        assert!(is_entry_name(&format!("{hash}.yaml")));
+        for other in [
+            format!("{hash}.yml"),
+            format!(".{hash}.1234"),
+            format!("{}.yaml", &hash[1..]),
+            format!("{}g.yaml", &hash[1..]),
+            "notes.yaml".to_owned(),
+        ] {
+            assert!(!is_entry_name(&other), "{other}");
+        }
+    }
 }

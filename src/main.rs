@@ -279,17 +279,20 @@ fn run_render(cli: &Cli, path: &Path, name: &str, only: Only, no_cache: bool) ->
         Only::Istio => Selection::Istio,
         Only::Eastwest => Selection::Eastwest,
     };
-    let Some(bytes) = read_plan(cli, path) else {
-        return ExitCode::from(2);
-    };
     let plan_name = path.display().to_string();
     let plan_file = meshplan::plan_file_name(&plan_name);
     let cache = if no_cache { None } else { Cache::open() };
-    let key = Key::new(&plan_file, &bytes, name, selection);
-    if let Some(stream) = cache.as_ref().and_then(|c| c.get(&key)) {
+    let cached = cache.as_ref().and_then(|cache| {
+        let key = Key::of_file(&plan_file, name, selection, path).ok()?;
+        cache.get(&key)
+    });
+    if let Some(stream) = cached {
         print_summary(cli, &plan_name, &[]);
         return print_stream(&stream);
     }
+    let Some(bytes) = read_plan(cli, path) else {
+        return ExitCode::from(2);
+    };
     let (source, checked) = meshplan::check_bytes(&plan_name, &bytes);
     print_findings(cli, &source, &checked);
     let Some(plan) = checked.plan else {
@@ -305,7 +308,7 @@ fn run_render(cli: &Cli, path: &Path, name: &str, only: Only, no_cache: bool) ->
     ) {
         Ok(Some(stream)) => {
             if let Some(cache) = cache.filter(|_| checked.findings.is_empty()) {
-                cache.put(&key, &stream);
+                cache.put(&Key::new(&plan_file, name, selection, &bytes), &stream);
             }
             print_stream(&stream)
         }
