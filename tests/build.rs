@@ -60,6 +60,25 @@ fn stdout(output: &Output) -> String {
 
 const PLAN: &str = "plans/three-cloud-metallb.toml";
 
+#[cfg(unix)]
+#[test]
+fn scripts_are_executable_and_nothing_else_is() {
+    use std::os::unix::fs::PermissionsExt;
+    let out = scratch("modes").join("out");
+    assert_eq!(build(PLAN, &out).status.code(), Some(0));
+    let files = tree(&out);
+    assert!(files.keys().any(|p| p.ends_with(".sh")));
+    for path in files.keys() {
+        let mode = fs::metadata(out.join(path)).unwrap().permissions().mode();
+        let executable = mode & 0o111 != 0;
+        assert_eq!(executable, path.ends_with(".sh"), "{path}: mode {mode:o}");
+        assert!(
+            mode & 0o600 == 0o600,
+            "{path}: the owner reads and writes it"
+        );
+    }
+}
+
 #[test]
 fn building_twice_gives_identical_trees_wherever_they_are_written() {
     let dir = scratch("twice");
