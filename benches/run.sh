@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Benchmarks meshplan on synthetic plans (see tests/support/synthetic.rs): check, build and
-# render times (median of RUNS, in milliseconds) and peak memory, and `meshplan render
-# --cluster` (without and with its cache) against `kubectl kustomize` of the same cluster's
-# directory. Prints a Markdown table. `cargo bench --bench stages` times the library's stages.
+# Benchmarks meshplan on synthetic plans (see tests/support/synthetic.rs) with hyperfine:
+# check, build and render times (median, milliseconds), peak memory, and `meshplan render
+# --cluster` (compiled, and from its cache) against `kubectl kustomize` of the same cluster's
+# directory, in one run. Prints a Markdown table. `cargo bench --bench stages` times the
+# library's stages instead.
 #
-# Usage: benches/run.sh [RUNS]     (RUNS defaults to 5; needs /usr/bin/time; kubectl optional)
+# Usage: benches/run.sh [RUNS]   (RUNS defaults to 10; needs hyperfine, python3 and
+#                                 /usr/bin/time; kubectl optional)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs="${1:-5}"
+runs="${1:-10}"
+for tool in hyperfine python3 /usr/bin/time; do
+  command -v "$tool" >/dev/null || { echo "benches/run.sh needs $tool (apt-get install hyperfine time)" >&2; exit 2; }
+done
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 export MESHPLAN_CACHE_DIR="$work/cache"
@@ -15,22 +20,30 @@ export MESHPLAN_CACHE_DIR="$work/cache"
 cargo build --release --quiet --bin meshplan --example synthetic_plan
 meshplan="$PWD/target/release/meshplan"
 
-# median wall milliseconds and max peak RSS (MB) of RUNS runs of a command; with FRESH=DIR
-# set, DIR is removed before every run (so each build is a first build, not a no-op rebuild)
-measure() {
-  local times=() peak=0 start end rss
-  for _ in $(seq "$runs"); do
-    if [ -n "${FRESH:-}" ]; then rm -rf "$FRESH"; fi
-    start="$(date +%s%N)"
-    /usr/bin/time -o "$work/time" -f '%M' "$@" >/dev/null 2>&1
-    end="$(date +%s%N)"
-    times+=("$(( (end - start) / 1000000 ))")
-    rss="$(tail -n 1 "$work/time")"
-    peak=$(( rss > peak ? rss : peak ))
-  done
-  local median
-  median="$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')"
-  echo "$median $(( peak / 1024 ))"
+# The median in milliseconds of the benchmarks hyperfine ran (one, or one per `{run}`).
+median_ms() {
+  python3 -c 'import json, statistics, sys
+times = [t for r in json.load(open(sys.argv[1]))["results"] for t in r["times"]]
+print(round(statistics.median(times) * 1000))' "$1"
+}
+
+# Median milliseconds of RUNS runs of a command line.
+time_ms() {
+  hyperfine -N --style none --warmup 2 --runs "$runs" --export-json "$work/h.json" "$1" >/dev/null 2>>"$work/warnings"
+  median_ms "$work/h.json"
+}
+
+# A first build, RUNS times, each into a new directory: removing the last tree before the next
+# build would time the filesystem's handling of 10,000 just-deleted inodes (docs/performance.md).
+first_build_ms() {
+  hyperfine -N --style none --runs 1 --parameter-scan run 1 "$runs" \
+    --export-json "$work/h.json" "$meshplan build -q $1 -o $2-{run}" >/dev/null 2>>"$work/warnings"
+  median_ms "$work/h.json"
+}
+
+peak_mb() {
+  /usr/bin/time -o "$work/time" -f '%M' "$@" >/dev/null 2>&1
+  echo $(( $(tail -n 1 "$work/time") / 1024 ))
 }
 
 echo "| plan | lines | check ms | build ms | rebuild ms | render ms | cached render ms | kustomize ms | peak MB |"
@@ -40,17 +53,23 @@ for shape in "10 500 2" "100 5000 10" "1000 50000 100"; do
   plan="$work/plan-$clusters.toml"
   out="$work/out-$clusters"
   cargo run --release --quiet --example synthetic_plan -- "$clusters" "$nodes" "$networks" >"$plan"
-  read -r check check_mb < <(measure "$meshplan" check -q "$plan")
-  read -r build build_mb < <(FRESH="$out" measure "$meshplan" build -q "$plan" -o "$out")
-  read -r rebuild _ < <(measure "$meshplan" build -q "$plan" -o "$out")
-  read -r render render_mb < <(measure "$meshplan" render -q --no-cache "$plan" --cluster c7)
-  "$meshplan" render -q "$plan" --cluster c7 >/dev/null # fills the cache
-  read -r cached _ < <(measure "$meshplan" render -q "$plan" --cluster c7)
+  check="$(time_ms "$meshplan check -q $plan")"
+  build="$(first_build_ms "$plan" "$out")"
+  rebuild="$(time_ms "$meshplan build -q $plan -o $out-1")"
+  render="$(time_ms "$meshplan render -q --no-cache $plan --cluster c7")"
+  cached="$(time_ms "$meshplan render -q $plan --cluster c7")" # the warmup fills the cache
   kustomize="n/a"
   if command -v kubectl >/dev/null 2>&1; then
-    read -r kustomize _ < <(measure kubectl kustomize "$out/c7")
+    kustomize="$(time_ms "kubectl kustomize $out-1/c7")"
   fi
-  peak=$(( check_mb > build_mb ? check_mb : build_mb ))
-  peak=$(( render_mb > peak ? render_mb : peak ))
+  peak=0
+  for command in "check -q $plan" "build -q $plan -o $work/peak-$clusters" "render -q --no-cache $plan --cluster c7"; do
+    # shellcheck disable=SC2086 # the command is words
+    mb="$(peak_mb "$meshplan" $command)"
+    peak=$(( mb > peak ? mb : peak ))
+  done
   echo "| $clusters clusters, $nodes nodes, $networks networks | $(wc -l <"$plan") | $check | $build | $rebuild | $render | $cached | $kustomize | $peak |"
 done
+if grep -q outliers "$work/warnings" 2>/dev/null; then
+  echo "(hyperfine saw statistical outliers in $(grep -c outliers "$work/warnings") of the series: the machine was not quiet)" >&2
+fi

@@ -152,10 +152,42 @@ pub fn render(mesh: &Mesh, explanation: &Explanation) -> Result<Output, RenderEr
         let text = render_one(&env, &file, context! { mesh => mesh_value.clone() })?;
         output.insert(file, text);
     }
-    for cluster in &mesh.clusters {
-        output.extend(render_cluster_with(&env, &mesh_value, cluster)?);
+    for bundle in render_clusters(&env, &mesh_value, &mesh.clusters) {
+        output.extend(bundle?);
     }
     Ok(output)
+}
+
+/// Every cluster's bundle, the clusters shared out over the machine's cores: rendering is
+/// most of a large build's time. The output is a map, so the order threads finish in does not
+/// matter.
+fn render_clusters(
+    env: &Environment,
+    mesh: &Value,
+    clusters: &[Cluster],
+) -> Vec<Result<Output, RenderError>> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let chunk = clusters.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = clusters
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|cluster| render_cluster_with(env, mesh, cluster))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| {
+                worker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
 }
 
 /// The mesh is converted to a template value once and shared: converting it per file made
