@@ -6,8 +6,8 @@
 //! (`build.rs`'s fingerprint), the plan's file name and bytes, the cluster and the selection.
 //! Only plans without findings are cached, so a hit has nothing to report. An entry starts with
 //! the hash of its stream, and one that does not match is a miss. Entries are written to a
-//! temporary file and renamed into place; past [`MAX_ENTRIES`] the oldest are removed, and only
-//! files named like entries ever are.
+//! temporary file and renamed into place; past [`MAX_ENTRIES`] or [`MAX_BYTES`] the oldest are
+//! removed, and only files named like entries ever are.
 
 use std::fs;
 use std::io::Write;
@@ -16,8 +16,10 @@ use std::time::SystemTime;
 
 use meshplan::render::Selection;
 
-/// Entries kept; a 1,000-cluster plan's streams are 2–60 KB each.
+/// Entries kept, and their total size: a 1,000-cluster plan's streams are 3–7 KB, its primaries'
+/// IstioOperators (`meshNetworks` lists every cluster) about 100 KB.
 const MAX_ENTRIES: usize = 4096;
+const MAX_BYTES: u64 = 256 << 20;
 const SUFFIX: &str = ".yaml";
 
 /// The cache directory; writes into it are best effort (a read-only home still renders).
@@ -65,22 +67,26 @@ impl Cache {
         placed
     }
 
-    /// Removes the oldest entries past [`MAX_ENTRIES`].
+    /// Keeps the newest entries within [`MAX_ENTRIES`] and [`MAX_BYTES`].
     fn prune(&self) {
         let Ok(listing) = fs::read_dir(&self.dir) else {
             return;
         };
-        let mut entries: Vec<(SystemTime, PathBuf)> = listing
+        let mut entries: Vec<(SystemTime, u64, PathBuf)> = listing
             .flatten()
             .filter(|e| is_entry_name(&e.file_name().to_string_lossy()))
-            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+            .filter_map(|e| {
+                let metadata = e.metadata().ok()?;
+                Some((metadata.modified().ok()?, metadata.len(), e.path()))
+            })
             .collect();
-        if entries.len() <= MAX_ENTRIES {
-            return;
-        }
-        entries.sort();
-        for (_, path) in &entries[..entries.len() - MAX_ENTRIES] {
-            let _ = fs::remove_file(path);
+        entries.sort_by(|a, b| b.cmp(a));
+        let mut kept_bytes = 0;
+        for (index, (_, bytes, path)) in entries.iter().enumerate() {
+            kept_bytes += bytes;
+            if index >= MAX_ENTRIES || kept_bytes > MAX_BYTES {
+                let _ = fs::remove_file(path);
+            }
         }
     }
 

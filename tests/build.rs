@@ -486,3 +486,20 @@ fn the_oldest_entries_go_past_the_limit_and_nothing_else_does() {
     assert!(entries.contains_key(&fake(1)));
     assert!(entries.contains_key("notes.txt") && entries.contains_key("0.yaml"));
 }
+
+#[test]
+fn old_entries_go_when_the_cache_outgrows_its_size_limit() {
+    let cache = scratch("cache_bytes").join("cache");
+    fs::create_dir_all(&cache).unwrap();
+    let huge = cache.join(format!("{:064x}.yaml", 1));
+    let file = fs::File::create(&huge).unwrap();
+    file.set_len(300 << 20).unwrap(); // sparse: 300 MiB long, no disk used
+    file.set_modified(
+        std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000),
+    )
+    .unwrap();
+    drop(file);
+    cached_render(&cache, PLAN, "mdemo-cluster1");
+    assert!(!huge.exists(), "past 256 MiB the oldest entry went");
+    assert_eq!(cache_entries(&cache).len(), 1, "the new entry stays");
+}
