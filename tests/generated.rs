@@ -1,6 +1,6 @@
 //! Property test over generated, well-formed plans of random topology and options: compiling
-//! never panics, every generated plan is valid, the output is the same bytes every time, and
-//! every YAML file parses. CI runs a bounded smoke (PROPTEST_CASES, default 48); the long run
+//! never panics, every generated plan is valid, the output is the same bytes every time, every
+//! YAML file parses, and `render --cluster`'s one-cluster path prints what the tree holds. CI runs a bounded smoke (PROPTEST_CASES, default 48); the long run
 //! recorded in docs/testing.md used `PROPTEST_CASES=1000000`.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap in a test is a test failure with its location
@@ -82,5 +82,31 @@ proptest! {
                 prop_assert!(serde_yaml::Value::deserialize(doc).is_ok(), "{path} does not parse");
             }
         }
+        let plan = checked.plan.as_ref().unwrap();
+        for name in plan.clusters.iter().map(|c| &c.name) {
+            prop_assert_eq!(render_cluster(plan, name), applied_by_kustomize(&first, name));
+        }
     }
+}
+
+/// What `meshplan render --cluster NAME` prints: that cluster resolved and rendered alone.
+fn render_cluster(plan: &meshplan::model::Plan, name: &str) -> String {
+    let (mesh, cluster) = meshplan::resolve::resolve_cluster(plan, "generated.toml", name);
+    let selection = meshplan::render::Selection::Kubectl;
+    meshplan::render::cluster_stream(&mesh, &cluster.unwrap(), selection)
+        .unwrap()
+        .unwrap()
+}
+
+/// The built files the cluster's kustomization lists, in its order, as one stream.
+fn applied_by_kustomize(tree: &meshplan::render::Output, name: &str) -> String {
+    let kustomization: serde_yaml::Value =
+        serde_yaml::from_str(&tree[&format!("{name}/kustomization.yaml")]).unwrap();
+    kustomization["resources"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|file| tree[&format!("{name}/{}", file.as_str().unwrap())].as_str())
+        .collect::<Vec<_>>()
+        .join("---\n")
 }
