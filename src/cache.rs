@@ -29,14 +29,15 @@ pub struct Cache {
 
 impl Cache {
     /// `MESHPLAN_CACHE_DIR` (empty: no cache), else the platform's cache directory
-    /// (`$XDG_CACHE_HOME` or `~/.cache` on Linux) + `meshplan/render`.
+    /// (`$XDG_CACHE_HOME` or `~/.cache` on Linux) + `meshplan/render`. No cache when that
+    /// directory cannot be made, or others may write to it: what is in it gets applied.
     pub fn open() -> Option<Cache> {
         let dir = match std::env::var_os("MESHPLAN_CACHE_DIR") {
             Some(dir) if dir.is_empty() => return None,
             Some(dir) => PathBuf::from(dir),
             None => dirs::cache_dir()?.join("meshplan").join("render"),
         };
-        Some(Cache { dir })
+        private_dir(&dir).then_some(Cache { dir })
     }
 
     /// The stream cached under `key`, if its content still matches its hash.
@@ -54,7 +55,6 @@ impl Cache {
     }
 
     fn write(&self, key: &Key, stream: &str) -> std::io::Result<()> {
-        fs::create_dir_all(&self.dir)?;
         let temporary = self.dir.join(format!(".{}.{}", key.0, std::process::id()));
         let written = fs::File::create(&temporary).and_then(|mut file| {
             writeln!(file, "{}", blake3::hash(stream.as_bytes()).to_hex())?;
@@ -137,6 +137,21 @@ fn hasher(plan_file: &str, cluster: &str, selection: Selection) -> blake3::Hashe
         hasher.update(field.as_bytes());
     }
     hasher
+}
+
+/// Makes `dir` (only its owner may enter it) if it is missing; whether others cannot write to it.
+fn private_dir(dir: &Path) -> bool {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        builder.mode(0o700);
+        builder.create(dir).is_ok()
+            && fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o022 == 0)
+    }
+    #[cfg(not(unix))]
+    builder.create(dir).is_ok()
 }
 
 fn is_entry_name(name: &str) -> bool {

@@ -503,3 +503,38 @@ fn old_entries_go_when_the_cache_outgrows_its_size_limit() {
     assert!(!huge.exists(), "past 256 MiB the oldest entry went");
     assert_eq!(cache_entries(&cache).len(), 1, "the new entry stays");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_cache_others_can_write_to_is_neither_read_nor_written() {
+    use std::os::unix::fs::PermissionsExt;
+    let cache = scratch("cache_shared").join("cache");
+    let compiled = stdout(&cached_render(&cache, PLAN, "mdemo-cluster1"));
+    let (name, _) = cache_entries(&cache).pop_first().unwrap();
+    fs::write(cache.join(&name), entry_text("kind: Planted\n")).unwrap();
+    fs::set_permissions(&cache, fs::Permissions::from_mode(0o777)).unwrap();
+    assert_eq!(
+        stdout(&cached_render(&cache, PLAN, "mdemo-cluster1")),
+        compiled
+    );
+    assert_eq!(
+        cache_entries(&cache)[&name],
+        entry_text("kind: Planted\n"),
+        "not rewritten"
+    );
+    fs::set_permissions(&cache, fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(
+        stdout(&cached_render(&cache, PLAN, "mdemo-cluster1")),
+        "kind: Planted\n"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_new_cache_directory_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let cache = scratch("cache_private").join("a/b/cache");
+    cached_render(&cache, PLAN, "mdemo-cluster1");
+    let mode = fs::metadata(&cache).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+}
