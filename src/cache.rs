@@ -67,19 +67,28 @@ impl Cache {
         placed
     }
 
-    /// Keeps the newest entries within [`MAX_ENTRIES`] and [`MAX_BYTES`].
+    /// Keeps the newest entries within [`MAX_ENTRIES`] and [`MAX_BYTES`], and removes
+    /// temporary files a killed run left behind an hour ago or more.
     fn prune(&self) {
         let Ok(listing) = fs::read_dir(&self.dir) else {
             return;
         };
-        let mut entries: Vec<(SystemTime, u64, PathBuf)> = listing
-            .flatten()
-            .filter(|e| is_entry_name(&e.file_name().to_string_lossy()))
-            .filter_map(|e| {
-                let metadata = e.metadata().ok()?;
-                Some((metadata.modified().ok()?, metadata.len(), e.path()))
-            })
-            .collect();
+        let abandoned = SystemTime::now() - std::time::Duration::from_secs(3600);
+        let mut entries = Vec::new();
+        for item in listing.flatten() {
+            let name = item.file_name().to_string_lossy().into_owned();
+            let Ok(metadata) = item.metadata() else {
+                continue;
+            };
+            let Ok(modified) = metadata.modified() else {
+                continue;
+            };
+            if is_entry_name(&name) {
+                entries.push((modified, metadata.len(), item.path()));
+            } else if is_temporary_name(&name) && modified < abandoned {
+                let _ = fs::remove_file(item.path());
+            }
+        }
         entries.sort_by(|a, b| b.cmp(a));
         let mut kept_bytes = 0;
         for (index, (_, bytes, path)) in entries.iter().enumerate() {
@@ -155,8 +164,20 @@ fn private_dir(dir: &Path) -> bool {
 }
 
 fn is_entry_name(name: &str) -> bool {
-    name.strip_suffix(SUFFIX)
-        .is_some_and(|hash| hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+    name.strip_suffix(SUFFIX).is_some_and(is_hash)
+}
+
+/// `.HASH.PID`, as [`Cache::write`] names its temporary files.
+fn is_temporary_name(name: &str) -> bool {
+    name.strip_prefix('.')
+        .and_then(|rest| rest.split_once('.'))
+        .is_some_and(|(hash, pid)| {
+            is_hash(hash) && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
+fn is_hash(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]
@@ -183,7 +204,7 @@ mod tests {
     }
 
     #[test]
-    fn only_hash_named_yaml_files_are_entries() {
+    fn only_files_named_as_the_cache_names_them_are_its_own() {
         let hash = "0123456789abcdef".repeat(4);
         assert!(is_entry_name(&format!("{hash}.yaml")));
         for other in [
@@ -194,6 +215,15 @@ mod tests {
             "notes.yaml".to_owned(),
         ] {
             assert!(!is_entry_name(&other), "{other}");
+        }
+        assert!(is_temporary_name(&format!(".{hash}.1234")));
+        for other in [
+            format!(".{hash}."),
+            format!(".{hash}.12a"),
+            format!("{hash}.1234"),
+            format!(".{hash}.yaml"),
+        ] {
+            assert!(!is_temporary_name(&other), "{other}");
         }
     }
 }

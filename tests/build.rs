@@ -479,12 +479,21 @@ fn the_oldest_entries_go_past_the_limit_and_nothing_else_does() {
     }
     fs::write(cache.join("notes.txt"), "mine\n").unwrap();
     fs::write(cache.join("0.yaml"), "mine too\n").unwrap();
+    // temporary files of killed runs: an old one goes, a recent one may still be written
+    let abandoned = format!(".{}.42", fake(7).trim_end_matches(".yaml"));
+    let in_flight = format!(".{}.43", fake(8).trim_end_matches(".yaml"));
+    fs::File::create(cache.join(&abandoned))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    fs::write(cache.join(&in_flight), "").unwrap();
     cached_render(&cache, PLAN, "mdemo-cluster1");
     let entries = cache_entries(&cache);
-    assert_eq!(entries.len(), LIMIT + 2, "one removed for the one added");
+    assert_eq!(entries.len(), LIMIT + 3, "one removed for the one added");
     assert!(!entries.contains_key(&fake(0)), "the oldest went");
     assert!(entries.contains_key(&fake(1)));
     assert!(entries.contains_key("notes.txt") && entries.contains_key("0.yaml"));
+    assert!(!entries.contains_key(&abandoned) && entries.contains_key(&in_flight));
 }
 
 #[test]
