@@ -346,13 +346,21 @@ fn a_cached_render_prints_exactly_what_a_compile_prints() {
     assert_eq!(text, &entry_text(&stdout(&first)));
 }
 
+/// A cache in a scratch directory holding the entry for `cluster`, its stream replaced by
+/// `planted` (with a matching hash); the cache, the entry's name and the compiled stream.
+fn planted_cache(test: &str, cluster: &str, planted: &str) -> (PathBuf, String, String) {
+    let cache = scratch(test).join("cache");
+    let compiled = stdout(&cached_render(&cache, PLAN, cluster));
+    let (name, _) = cache_entries(&cache).pop_first().unwrap();
+    fs::write(cache.join(&name), entry_text(planted)).unwrap();
+    (cache, name, compiled)
+}
+
 #[test]
 fn a_hit_is_served_from_the_entry_and_a_damaged_entry_is_a_miss() {
-    let cache = scratch("cache_damaged").join("cache");
-    let compiled = stdout(&cached_render(&cache, PLAN, "mdemo-cluster2"));
-    let (name, _) = cache_entries(&cache).pop_first().unwrap();
     // An entry whose hash matches is trusted: proof that the second run did not compile.
-    fs::write(cache.join(&name), entry_text("kind: FromTheCache\n")).unwrap();
+    let (cache, name, compiled) =
+        planted_cache("cache_damaged", "mdemo-cluster2", "kind: FromTheCache\n");
     assert_eq!(
         stdout(&cached_render(&cache, PLAN, "mdemo-cluster2")),
         "kind: FromTheCache\n"
@@ -517,10 +525,8 @@ fn old_entries_go_when_the_cache_outgrows_its_size_limit() {
 #[test]
 fn a_cache_others_can_write_to_is_neither_read_nor_written() {
     use std::os::unix::fs::PermissionsExt;
-    let cache = scratch("cache_shared").join("cache");
-    let compiled = stdout(&cached_render(&cache, PLAN, "mdemo-cluster1"));
-    let (name, _) = cache_entries(&cache).pop_first().unwrap();
-    fs::write(cache.join(&name), entry_text("kind: Planted\n")).unwrap();
+    let (cache, name, compiled) =
+        planted_cache("cache_shared", "mdemo-cluster1", "kind: Planted\n");
     fs::set_permissions(&cache, fs::Permissions::from_mode(0o777)).unwrap();
     assert_eq!(
         stdout(&cached_render(&cache, PLAN, "mdemo-cluster1")),
