@@ -23,8 +23,8 @@ pub struct Explanation {
     pub tables: Vec<Table>,
     /// Mermaid `flowchart` lines (without the code fence).
     pub mermaid: Vec<String>,
-    /// Cluster install order.
-    pub install_order: Vec<String>,
+    /// The install procedure, step by step (what `install.sh` runs and prints).
+    pub install_steps: Vec<crate::resolve::procedure::Step>,
 }
 
 /// A titled table; `text_rows` are the same cells padded for plain text.
@@ -89,7 +89,7 @@ pub fn explain(plan: &Plan, mesh: &Mesh) -> Explanation {
             pools(plan),
         ],
         mermaid: mermaid(plan, mesh),
-        install_order: mesh.install_order.clone(),
+        install_steps: mesh.procedure.steps.clone(),
     }
 }
 

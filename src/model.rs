@@ -119,6 +119,8 @@ pub struct Mesh {
     pub installer: Installer,
     /// MetalLB version.
     pub metallb_version: Version,
+    /// Namespace MetalLB runs in (its pools go there).
+    pub metallb_namespace: String,
     /// Registry for sample images.
     pub samples_hub: Option<String>,
     /// Namespace of the samples.
@@ -333,6 +335,11 @@ impl Plan {
                 .as_ref()
                 .map_or(Installer::Istioctl, |i| *i.get_ref()),
             metallb_version: facts.metallb_version.clone()?,
+            metallb_namespace: raw_mesh
+                .metallb
+                .as_ref()
+                .and_then(|m| text(&m.get_ref().namespace))
+                .unwrap_or_else(|| "metallb-system".to_owned()),
             samples_hub: samples.and_then(|s| text(&s.hub)),
             samples_namespace: samples
                 .and_then(|s| text(&s.namespace))

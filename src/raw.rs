@@ -108,6 +108,10 @@ pub struct MeshMetallb {
     /// MetalLB version, default `0.15`.
     #[schemars(with = "Option<String>")]
     pub version: Option<Spanned<String>>,
+    /// Namespace MetalLB runs in, where its pools must be created; default `metallb-system`
+    /// (the manifests' namespace; a Helm install uses its release namespace).
+    #[schemars(with = "Option<String>")]
+    pub namespace: Option<Spanned<String>>,
 }
 
 /// `[mesh.samples]`.

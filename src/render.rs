@@ -16,6 +16,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("explain.md", include_str!("../templates/explain.md.j2")),
     ("explain.txt", include_str!("../templates/explain.txt.j2")),
     ("install.sh", include_str!("../templates/install.sh.j2")),
+    ("preflight.sh", include_str!("../templates/preflight.sh.j2")),
     (
         "gitops/argocd.yaml",
         include_str!("../templates/gitops/argocd.yaml.j2"),
@@ -47,6 +48,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     (
         "cluster/istio/eastwest-gateway.yaml",
         include_str!("../templates/cluster/istio/eastwest-gateway.yaml.j2"),
+    ),
+    (
+        "cluster/istio/ingress-gateway.yaml",
+        include_str!("../templates/cluster/istio/ingress-gateway.yaml.j2"),
     ),
     (
         "cluster/helm/base.yaml",
@@ -144,12 +149,14 @@ pub fn render(mesh: &Mesh, explanation: &Explanation) -> Result<Output, RenderEr
         render_explanation_with(&env, explanation, true)?,
     );
     let mesh_value = Value::from(minijinja::value::Serde(mesh));
-    let mut mesh_files = vec!["install.sh".to_owned()];
+    let procedure = Value::from(minijinja::value::Serde(&mesh.procedure));
+    let mut mesh_files = vec!["install.sh".to_owned(), "preflight.sh".to_owned()];
     if let Some(gitops) = &mesh.gitops {
         mesh_files.push(format!("gitops/{}.yaml", gitops.tool));
     }
     for file in mesh_files {
-        let text = render_one(&env, &file, context! { mesh => mesh_value.clone() })?;
+        let ctx = context! { mesh => mesh_value.clone(), procedure => procedure.clone() };
+        let text = render_one(&env, &file, ctx)?;
         output.insert(file, text);
     }
     for bundle in render_clusters(&env, &mesh_value, &mesh.clusters) {

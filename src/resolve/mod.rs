@@ -7,6 +7,7 @@
 
 mod networking;
 mod platform;
+pub mod procedure;
 mod samples;
 
 use std::collections::BTreeMap;
@@ -36,10 +37,9 @@ pub struct Mesh {
     /// `mesh` keeps every file's template context small.
     #[serde(skip)]
     pub clusters: Vec<Cluster>,
-    /// Cluster names in install order: primaries, then remotes.
-    pub install_order: Vec<String>,
-    /// Primaries that hold remote secrets, in plan order.
-    pub secret_holders: Vec<String>,
+    /// The install procedure, step by step (empty when one cluster was resolved alone).
+    #[serde(skip)]
+    pub procedure: procedure::Procedure,
     /// GitOps hand-off, with each cluster's directory in the repository.
     pub gitops: Option<Gitops>,
 }
@@ -166,6 +166,8 @@ pub struct Cluster {
     pub platform: Option<platform::Platform>,
     /// Its demo workloads.
     pub samples: Option<samples::Samples>,
+    /// The phases of its `scripts/install.sh`, in order (`control-plane`, `gateways`, `samples`).
+    pub phases: Vec<&'static str>,
     /// Files in the bundle, relative to the cluster's directory, in apply order where it matters.
     pub files: Vec<String>,
     /// The kubectl-applicable files, in apply order (kustomization resources).
@@ -180,7 +182,26 @@ pub fn resolve(plan: &Plan, plan_file: &str) -> Mesh {
         .iter()
         .map(|c| cluster(plan, c, mesh.multi_network))
         .collect();
+    let facts: Vec<procedure::ClusterFacts> = plan
+        .clusters
+        .iter()
+        .zip(&mesh.clusters)
+        .map(|(c, bundle)| procedure_facts(c, bundle))
+        .collect();
+    mesh.procedure = procedure::procedure(plan, &facts);
     mesh
+}
+
+fn procedure_facts<'a>(c: &'a model::Cluster, bundle: &Cluster) -> procedure::ClusterFacts<'a> {
+    let has = |file: &str| bundle.files.iter().any(|f| f == file);
+    procedure::ClusterFacts {
+        plan: c,
+        phases: bundle.phases.clone(),
+        verify: has("scripts/verify.sh"),
+        verify_bookinfo: has("scripts/verify-bookinfo.sh"),
+        routes: has("scripts/routes.sh"),
+        gke_firewall: has("platform/gke-firewall.sh"),
+    }
 }
 
 /// Resolves the mesh-wide part and the one cluster `name` only, as [`resolve`] would: what
@@ -200,20 +221,6 @@ pub fn resolve_cluster(plan: &Plan, plan_file: &str, name: &str) -> (Mesh, Optio
 fn mesh(plan: &Plan, plan_file: &str) -> Mesh {
     let version = &plan.mesh.istio_version;
     let multi_network = used_networks(plan).len() > 1;
-    let install_order = plan
-        .clusters
-        .iter()
-        .filter(|c| c.role == Role::Primary)
-        .chain(plan.clusters.iter().filter(|c| c.role == Role::Remote))
-        .map(|c| c.name.clone())
-        .collect();
-    // A primary holds remote secrets when there is any other cluster to watch (`watched_by`).
-    let secret_holders = plan
-        .clusters
-        .iter()
-        .filter(|c| c.role == Role::Primary && plan.clusters.len() > 1)
-        .map(|c| c.name.clone())
-        .collect();
     Mesh {
         plan_file: plan_file.to_owned(),
         id: plan.mesh.id.clone(),
@@ -226,8 +233,7 @@ fn mesh(plan: &Plan, plan_file: &str) -> Mesh {
             Vec::new()
         },
         clusters: Vec::new(),
-        install_order,
-        secret_holders,
+        procedure: procedure::Procedure::default(),
         gitops: plan.mesh.gitops.as_ref().map(|g| gitops(plan, g)),
     }
 }
@@ -321,7 +327,7 @@ fn cluster(plan: &Plan, c: &model::Cluster, multi_network: bool) -> Cluster {
             .iter()
             .any(|r| r.primary.as_deref() == Some(&c.name));
     let expose_istiod = serves_remotes && c.lb.istiod.is_none() && c.lb.eastwest.is_some();
-    let metallb = networking::metallb(c);
+    let metallb = networking::metallb(plan, c);
     let strict_arp = metallb.as_ref().is_some_and(|m| m.strict_arp);
     let mut bundle = Cluster {
         name: c.name.clone(),
@@ -359,9 +365,15 @@ fn cluster(plan: &Plan, c: &model::Cluster, multi_network: bool) -> Cluster {
         routes: networking::routes(plan, c),
         platform: platform::platform(plan, c, strict_arp),
         samples: samples::samples(plan, c),
+        phases: Vec::new(),
         files: Vec::new(),
         kubectl_files: Vec::new(),
     };
+    let has_gateways = bundle.eastwest.is_some()
+        || bundle.ingress.is_some()
+        || bundle.cross_network_gateway
+        || bundle.expose_istiod;
+    bundle.phases = procedure::phases(has_gateways, bundle.samples.is_some());
     bundle.kubectl_files = kubectl_files(&bundle);
     bundle.files = files(&bundle, plan.mesh.installer);
     bundle
@@ -439,6 +451,9 @@ fn files(c: &Cluster, installer: Installer) -> Vec<String> {
             files.push("istio/control-plane.yaml".to_owned());
             if c.eastwest.is_some() {
                 files.push("istio/eastwest-gateway.yaml".to_owned());
+            }
+            if c.ingress.is_some() {
+                files.push("istio/ingress-gateway.yaml".to_owned());
             }
         }
         Installer::Helm => {

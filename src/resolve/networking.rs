@@ -11,6 +11,8 @@ use crate::raw::{KubeProxy, MetallbMode, Routing};
 /// A cluster's MetalLB configuration.
 #[derive(Debug, Serialize)]
 pub struct Metallb {
+    /// Namespace MetalLB runs in: its objects go there.
+    pub namespace: String,
     /// IPAddressPool name.
     pub pool: String,
     /// Pool entries, as written.
@@ -39,10 +41,11 @@ pub struct Peer {
 }
 
 /// Resolves MetalLB for a cluster that has a pool.
-pub fn metallb(cluster: &model::Cluster) -> Option<Metallb> {
+pub fn metallb(plan: &Plan, cluster: &model::Cluster) -> Option<Metallb> {
     let m = cluster.metallb.as_ref()?;
     let bgp = m.mode == MetallbMode::Bgp;
     Some(Metallb {
+        namespace: plan.mesh.metallb_namespace.clone(),
         pool: m.pool.clone(),
         addresses: m.addresses.clone(),
         bgp,

@@ -148,6 +148,13 @@ pub fn check(facts: &Facts, out: &mut Findings) {
     {
         resource_name(namespace, "mesh.samples.namespace", 63, false, out);
     }
+    if let Some(namespace) = mesh
+        .metallb
+        .as_ref()
+        .and_then(|m| m.get_ref().namespace.as_ref())
+    {
+        resource_name(namespace, "mesh.metallb.namespace", 63, false, out);
+    }
     for network in &plan.network {
         label_value(
             &network.get_ref().id,
