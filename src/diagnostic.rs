@@ -42,6 +42,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Lb(#[from] LbError),
+    /// `meshplan::lb::*` about delivery: how addresses reach their Services.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Delivery(#[from] crate::validate::delivery::DeliveryError),
     /// `meshplan::node::*`: nodes and their pod blocks.
     #[error(transparent)]
     #[diagnostic(transparent)]

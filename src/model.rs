@@ -9,7 +9,9 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Serialize, Serializer};
 
-use crate::raw::{self, Bookinfo, Installer, KubeProxy, MetallbMode, Platform, Role, Routing};
+use crate::raw::{
+    self, Bookinfo, Installer, KubeProxy, LbVia, MetallbMode, Platform, Role, Routing,
+};
 use crate::sweep::Interval;
 use crate::validate::Facts;
 use crate::validate::facts::{ClusterFacts, LbKind, NodeFacts};
@@ -212,7 +214,18 @@ pub struct Lb {
     pub eastwest: Option<IpAddr>,
     /// Ingress gateway.
     pub ingress: Option<IpAddr>,
+    /// How the addresses reach their Services.
+    pub via: LbVia,
+    /// Annotations for every LoadBalancer Service (`via = "cloud"`), sorted by key.
+    pub annotations: Vec<(String, String)>,
+    /// The east-west gateway's load-balancer DNS name (`via = "cloud"`).
+    pub eastwest_hostname: Option<String>,
+    /// The east-west gateway's node port for 15443 (`via = "node_port"`).
+    pub eastwest_node_port: u16,
 }
+
+/// The node port of a NodePort east-west gateway when the plan names none.
+pub const DEFAULT_EASTWEST_NODE_PORT: u16 = 31443;
 
 /// A MetalLB pool.
 #[derive(Debug, Serialize)]
@@ -311,6 +324,7 @@ serialize_lowercase! {
     KubeProxy => [Iptables = "iptables", Ipvs = "ipvs"],
     MetallbMode => [L2 = "l2", Bgp = "bgp"],
     Installer => [Istioctl = "istioctl", Helm = "helm"],
+    LbVia => [Metallb = "metallb", Cloud = "cloud", ExternalIps = "external_ips", NodePort = "node_port"],
 }
 
 fn text(value: &Option<toml::Spanned<String>>) -> Option<String> {
@@ -379,10 +393,11 @@ fn cluster(facts: &Facts, c: &ClusterFacts) -> Option<Cluster> {
         subzone: text(&raw.subzone),
     };
     let lb_addr = |kind| c.lb(kind).map(|lb| *lb.addr.get_ref());
+    let raw_lb = raw.lb.as_ref().map(|lb| lb.get_ref());
     Some(Cluster {
         name: c.name().to_owned(),
         role: *raw.role.get_ref(),
-        primary: primary_of(facts, c),
+        primary: primary_name(facts, c),
         network: raw.network.get_ref().clone(),
         context: text(&raw.context).unwrap_or_else(|| c.name().to_owned()),
         platform: raw
@@ -402,6 +417,20 @@ fn cluster(facts: &Facts, c: &ClusterFacts) -> Option<Cluster> {
             istiod: lb_addr(LbKind::Istiod),
             eastwest: lb_addr(LbKind::Eastwest),
             ingress: lb_addr(LbKind::Ingress),
+            via: lb_via(raw),
+            annotations: raw_lb
+                .and_then(|lb| lb.annotations.as_ref())
+                .map(|a| {
+                    a.get_ref()
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.get_ref().clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            eastwest_hostname: raw_lb.and_then(|lb| text(&lb.eastwest_hostname)),
+            eastwest_node_port: raw_lb
+                .and_then(|lb| lb.eastwest_node_port.as_ref())
+                .map_or(DEFAULT_EASTWEST_NODE_PORT, |p| *p.get_ref()),
         },
         metallb: raw.metallb.as_ref().map(|m| metallb(c, m.get_ref())),
         nodes: c.nodes.iter().map(|n| node(n, &locality)).collect(),
@@ -411,7 +440,18 @@ fn cluster(facts: &Facts, c: &ClusterFacts) -> Option<Cluster> {
     })
 }
 
-fn primary_of(facts: &Facts, c: &ClusterFacts) -> Option<String> {
+/// `[cluster.lb] via`, or its default: MetalLB where the cluster has pools, else the cloud.
+pub fn lb_via(raw: &raw::Cluster) -> LbVia {
+    let written = raw.lb.as_ref().and_then(|lb| lb.get_ref().via.as_ref());
+    match (written, &raw.metallb) {
+        (Some(via), _) => *via.get_ref(),
+        (None, Some(_)) => LbVia::Metallb,
+        (None, None) => LbVia::Cloud,
+    }
+}
+
+/// A remote's primary: the one it names, else the plan's only primary.
+pub fn primary_name(facts: &Facts, c: &ClusterFacts) -> Option<String> {
     let raw = c.raw.get_ref();
     if *raw.role.get_ref() == Role::Primary {
         return None;

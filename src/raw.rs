@@ -264,6 +264,40 @@ pub struct Lb {
     /// Address of the ingress gateway.
     #[schemars(with = "Option<String>")]
     pub ingress: Option<Spanned<String>>,
+    /// How the addresses reach their Services: `metallb` (default with `[cluster.metallb]`),
+    /// `cloud` (the platform's load balancer; default otherwise), `external_ips` (addresses the
+    /// network already routes to a node), or `node_port` (east-west only: a node's address
+    /// and a fixed node port).
+    #[schemars(with = "Option<LbVia>")]
+    pub via: Option<Spanned<LbVia>>,
+    /// `via = "cloud"`: annotations for every LoadBalancer Service of the cluster, e.g.
+    /// `service.beta.kubernetes.io/aws-load-balancer-type = "nlb"`.
+    #[schemars(with = "Option<std::collections::BTreeMap<String, String>>")]
+    pub annotations: Option<Spanned<std::collections::BTreeMap<String, Spanned<String>>>>,
+    /// `via = "cloud"`: the DNS name of the east-west gateway's load balancer (e.g. an AWS
+    /// NLB), instead of `eastwest`; istiod resolves it (`RESOLVE_HOSTNAME_GATEWAYS`).
+    #[schemars(with = "Option<String>")]
+    pub eastwest_hostname: Option<Spanned<String>>,
+    /// `via = "node_port"`: the node port the east-west gateway's 15443 listens on; default
+    /// 31443, within Kubernetes' default node-port range 30000-32767.
+    #[schemars(with = "Option<u16>")]
+    pub eastwest_node_port: Option<Spanned<u16>>,
+}
+
+/// How planned addresses reach their Services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LbVia {
+    /// MetalLB assigns the address, pinned by annotation.
+    Metallb,
+    /// The platform's cloud load balancer (`spec.loadBalancerIP`, plus the plan's annotations;
+    /// on GKE a private address gets the internal load balancer).
+    #[default]
+    Cloud,
+    /// `spec.externalIPs`: the network routes the address to a node already (a VIP).
+    ExternalIps,
+    /// A NodePort Service: the address is a node's, the port `eastwest_node_port`.
+    NodePort,
 }
 
 /// `[cluster.metallb]`.

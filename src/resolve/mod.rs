@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::model::{self, Plan, Version};
-use crate::raw::{Installer, Role};
+use crate::raw::{Installer, LbVia, Platform, Role};
 
 /// The resolved mesh: what every template sees.
 #[derive(Debug, Serialize)]
@@ -84,18 +84,40 @@ pub struct MeshNetwork {
     pub id: String,
     /// Its clusters (`fromRegistry`).
     pub registries: Vec<String>,
-    /// East-west gateway addresses (port 15443).
-    pub gateways: Vec<IpAddr>,
+    /// Its east-west gateways.
+    pub gateways: Vec<NetworkGateway>,
 }
 
-/// How a Service gets its planned LoadBalancer address.
+/// Where other networks reach an east-west gateway's 15443.
+#[derive(Debug, Serialize)]
+pub struct NetworkGateway {
+    /// IP, or a DNS name istiod resolves (`RESOLVE_HOSTNAME_GATEWAYS`, on by default).
+    pub address: String,
+    /// 15443, or the node port of a NodePort gateway.
+    pub port: u16,
+}
+
+/// How a Service gets its planned address: what its Service spec and annotations say, and
+/// what the install waits for.
 #[derive(Debug, Clone, Serialize)]
 pub struct Pin {
-    /// The address.
-    pub ip: IpAddr,
-    /// MetalLB annotation key (`metallb.io/loadBalancerIPs` or the pre-0.14.9 prefix) when the
-    /// cluster runs MetalLB; otherwise `None` and `spec.loadBalancerIP` is used.
-    pub annotation: Option<&'static str>,
+    /// The address as planned: an IP, or the load balancer's DNS name.
+    pub address: String,
+    /// `LoadBalancer`; `NodePort` for a NodePort east-west gateway; `ClusterIP` with externalIPs.
+    pub service_type: &'static str,
+    /// Service annotations, sorted by key: MetalLB's pin, GKE's internal load balancer, the
+    /// plan's own.
+    pub annotations: Vec<(String, String)>,
+    /// `spec.loadBalancerIP`, for a cloud load balancer given an IP (the platforms that pin by
+    /// address still read it).
+    pub load_balancer_ip: Option<IpAddr>,
+    /// `spec.externalIPs`.
+    pub external_ips: Vec<IpAddr>,
+    /// The node port for 15443 (NodePort east-west gateway).
+    pub node_port: Option<u16>,
+    /// `(jsonpath, value)` that `kubectl wait` waits for where the platform assigns the
+    /// address; `None` where nothing is assigned (externalIPs, NodePort).
+    pub wait_for: Option<(String, String)>,
 }
 
 /// A cluster whose API server another cluster's istiod watches.
@@ -295,24 +317,98 @@ fn mesh_networks(plan: &Plan) -> Vec<MeshNetwork> {
             MeshNetwork {
                 id: id.to_owned(),
                 registries: members.clone().map(|c| c.name.clone()).collect(),
-                gateways: members.filter_map(|c| c.lb.eastwest).collect(),
+                gateways: members.filter_map(network_gateway).collect(),
             }
         })
         .collect()
 }
 
-/// MetalLB annotation prefix by version: `metallb.io/` from 0.14.9.
-fn pin(plan: &Plan, cluster: &model::Cluster, ip: IpAddr) -> Pin {
-    let v = &plan.mesh.metallb_version;
-    let new_prefix = (v.major, v.minor, v.patch.unwrap_or(0)) >= (0, 14, 9);
-    let annotation = cluster.metallb.as_ref().map(|_| {
-        if new_prefix {
-            "metallb.io/loadBalancerIPs"
-        } else {
-            "metallb.universe.tf/loadBalancerIPs"
+fn network_gateway(c: &model::Cluster) -> Option<NetworkGateway> {
+    let address = eastwest_address(c)?;
+    let port = match c.lb.via {
+        LbVia::NodePort => c.lb.eastwest_node_port,
+        _ => EASTWEST_PORT,
+    };
+    Some(NetworkGateway { address, port })
+}
+
+/// The east-west gateway's cross-network port.
+const EASTWEST_PORT: u16 = 15443;
+
+fn eastwest_address(c: &model::Cluster) -> Option<String> {
+    c.lb.eastwest
+        .map(|ip| ip.to_string())
+        .or_else(|| c.lb.eastwest_hostname.clone())
+}
+
+/// How the cluster's Service for `address` gets it (see [`Pin`]).
+fn pin(plan: &Plan, cluster: &model::Cluster, address: String, eastwest: bool) -> Pin {
+    let ip: Option<IpAddr> = address.parse().ok();
+    let mut pin = Pin {
+        address,
+        service_type: "LoadBalancer",
+        annotations: Vec::new(),
+        load_balancer_ip: None,
+        external_ips: Vec::new(),
+        node_port: None,
+        wait_for: None,
+    };
+    match cluster.lb.via {
+        LbVia::Metallb => {
+            pin.annotations
+                .push((metallb_annotation(plan).to_owned(), pin.address.clone()));
+            pin.wait_for = Some((LB_IP.to_owned(), pin.address.clone()));
         }
-    });
-    Pin { ip, annotation }
+        LbVia::Cloud => {
+            pin.annotations
+                .extend(cluster.lb.annotations.iter().cloned());
+            if cluster.platform == Platform::Gke && ip.is_some_and(is_private) {
+                pin.annotations
+                    .push((GKE_LB_TYPE.to_owned(), "Internal".to_owned()));
+            }
+            pin.load_balancer_ip = ip;
+            pin.wait_for = Some(match ip {
+                Some(_) => (LB_IP.to_owned(), pin.address.clone()),
+                None => (LB_HOSTNAME.to_owned(), pin.address.clone()),
+            });
+        }
+        LbVia::ExternalIps => {
+            // Nothing assigns a load balancer here; a LoadBalancer Service would stay <pending>.
+            pin.service_type = "ClusterIP";
+            pin.external_ips.extend(ip);
+        }
+        LbVia::NodePort => {
+            pin.service_type = "NodePort";
+            pin.node_port = eastwest.then_some(cluster.lb.eastwest_node_port);
+        }
+    }
+    pin.annotations.sort();
+    pin.annotations.dedup_by(|a, b| a.0 == b.0);
+    pin
+}
+
+const LB_IP: &str = "{.status.loadBalancer.ingress[0].ip}";
+const LB_HOSTNAME: &str = "{.status.loadBalancer.ingress[0].hostname}";
+/// GKE creates an internal passthrough load balancer, the only kind that can take a private
+/// address (cloud.google.com/kubernetes-engine/docs/concepts/service-load-balancer-parameters).
+const GKE_LB_TYPE: &str = "networking.gke.io/load-balancer-type";
+
+/// RFC 1918, shared (RFC 6598) and unique-local IPv6 addresses: not reachable from outside.
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_private() || (v4.octets()[0] == 100 && v4.octets()[1] & 0xc0 == 64),
+        IpAddr::V6(v6) => v6.segments()[0] & 0xfe00 == 0xfc00,
+    }
+}
+
+/// MetalLB annotation prefix by version: `metallb.io/` from 0.14.9.
+fn metallb_annotation(plan: &Plan) -> &'static str {
+    let v = &plan.mesh.metallb_version;
+    if (v.major, v.minor, v.patch.unwrap_or(0)) >= (0, 14, 9) {
+        "metallb.io/loadBalancerIPs"
+    } else {
+        "metallb.universe.tf/loadBalancerIPs"
+    }
 }
 
 fn cluster(plan: &Plan, c: &model::Cluster, multi_network: bool) -> Cluster {
@@ -326,7 +422,7 @@ fn cluster(plan: &Plan, c: &model::Cluster, multi_network: bool) -> Cluster {
             .clusters
             .iter()
             .any(|r| r.primary.as_deref() == Some(&c.name));
-    let expose_istiod = serves_remotes && c.lb.istiod.is_none() && c.lb.eastwest.is_some();
+    let expose_istiod = serves_remotes && c.lb.istiod.is_none() && eastwest_address(c).is_some();
     let metallb = networking::metallb(plan, c);
     let strict_arp = metallb.as_ref().is_some_and(|m| m.strict_arp);
     let mut bundle = Cluster {
@@ -346,13 +442,13 @@ fn cluster(plan: &Plan, c: &model::Cluster, multi_network: bool) -> Cluster {
         } else {
             "istio/istiod-remote"
         },
-        eastwest: c.lb.eastwest.map(|ip| pin(plan, c, ip)),
-        ingress: c.lb.ingress.map(|ip| pin(plan, c, ip)),
+        eastwest: eastwest_address(c).map(|address| pin(plan, c, address, true)),
+        ingress: c.lb.ingress.map(|ip| pin(plan, c, ip.to_string(), false)),
         istiod_lb: c
             .lb
             .istiod
             .filter(|_| is_primary)
-            .map(|ip| pin(plan, c, ip)),
+            .map(|ip| pin(plan, c, ip.to_string(), false)),
         expose_istiod,
         cross_network_gateway: is_primary && multi_network,
         watches: if is_primary {

@@ -114,6 +114,9 @@ fn addresses_in_pool(cluster: &ClusterFacts, out: &mut Findings) {
     let Some(metallb) = &cluster.raw.get_ref().metallb else {
         return;
     };
+    if crate::model::lb_via(cluster.raw.get_ref()) != crate::raw::LbVia::Metallb {
+        return;
+    }
     if cluster.pool.is_empty() {
         return;
     }

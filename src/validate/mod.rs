@@ -10,6 +10,7 @@
 //! | `overlap`  | `overlap.rs`  | pod/service ranges and addresses on one network         |
 //! | `pool`     | `pool.rs`     | MetalLB pools                                           |
 //! | `lb`       | `lb.rs`       | planned LoadBalancer addresses                          |
+//! | `lb`       | `delivery.rs` | how each address reaches its Service (`lb.via`)         |
 //! | `node`     | `node.rs`     | nodes, pod blocks, static routing prerequisites         |
 //! | `role`     | `role.rs`     | primaries and remotes                                   |
 //! | `network`  | `network.rs`  | network references and east-west reachability           |
@@ -17,6 +18,7 @@
 //! | `version`  | `version.rs`  | Istio, MetalLB and Kubernetes versions                  |
 
 pub mod cidr;
+pub mod delivery;
 pub mod facts;
 pub mod lb;
 pub mod names;
@@ -75,6 +77,7 @@ pub fn validate(plan: &raw::Plan) -> Validated {
     overlap::check(&facts, &mut out);
     pool::check(&facts, &mut out);
     lb::check(&facts, &mut out);
+    delivery::check(&facts, &mut out);
     node::check(&facts, &mut out);
     role::check(&facts, &mut out);
     network::check(&facts, &mut out);

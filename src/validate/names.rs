@@ -278,7 +278,7 @@ fn dns_label_problem(value: &str, max: usize) -> Option<&'static str> {
 }
 
 /// Why `value` is not a DNS-1123 subdomain.
-fn dns_subdomain_problem(value: &str) -> Option<&'static str> {
+pub(super) fn dns_subdomain_problem(value: &str) -> Option<&'static str> {
     if value.len() > 253 {
         return Some("longer than 253 characters");
     }

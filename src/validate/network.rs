@@ -165,11 +165,9 @@ fn every_network_has_eastwest(facts: &Facts, out: &mut Findings) {
         let id = &facts.networks[index].raw.get_ref().id;
         let has_gateway = |c: &&super::facts::ClusterFacts| {
             c.lb(LbKind::Eastwest).is_some()
-                || c.raw
-                    .get_ref()
-                    .lb
-                    .as_ref()
-                    .is_some_and(|lb| lb.get_ref().eastwest.is_some())
+                || c.raw.get_ref().lb.as_ref().is_some_and(|lb| {
+                    lb.get_ref().eastwest.is_some() || lb.get_ref().eastwest_hostname.is_some()
+                })
         };
         let (with, without): (Vec<_>, Vec<_>) = facts.clusters_on(index).partition(has_gateway);
         if with.is_empty() {

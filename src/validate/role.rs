@@ -209,12 +209,11 @@ fn unknown_primary(
 fn primary_exposes_istiod(remote: &ClusterFacts, primary: &ClusterFacts, out: &mut Findings) {
     let exposed = primary.lb(LbKind::Istiod).is_some() || primary.lb(LbKind::Eastwest).is_some();
     // An lb address that failed to parse was already reported; don't pile on.
-    let written = primary
-        .raw
-        .get_ref()
-        .lb
-        .as_ref()
-        .is_some_and(|lb| lb.get_ref().istiod.is_some() || lb.get_ref().eastwest.is_some());
+    let written = primary.raw.get_ref().lb.as_ref().is_some_and(|lb| {
+        let lb = lb.get_ref();
+        // A hostname gateway gets its own finding (`lb::hostname_pilot`).
+        lb.istiod.is_some() || lb.eastwest.is_some() || lb.eastwest_hostname.is_some()
+    });
     if exposed || written {
         return;
     }
