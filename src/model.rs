@@ -192,6 +192,19 @@ pub struct Cluster {
     pub samples: Samples,
     /// GKE settings.
     pub gke: Option<Gke>,
+    /// kubeadm settings.
+    pub kubeadm: Kubeadm,
+}
+
+/// What `kubeadm init` flags would say (`[cluster.kubeadm]`).
+#[derive(Debug, Default, Serialize)]
+pub struct Kubeadm {
+    /// `imageRepository`.
+    pub image_repository: Option<String>,
+    /// `nodeRegistration.criSocket`.
+    pub cri_socket: Option<String>,
+    /// `localAPIEndpoint.advertiseAddress`, as planned.
+    pub advertise_address: Option<IpAddr>,
 }
 
 /// Region, zone, subzone.
@@ -436,6 +449,15 @@ fn cluster(facts: &Facts, c: &ClusterFacts) -> Option<Cluster> {
         nodes: c.nodes.iter().map(|n| node(n, &locality)).collect(),
         samples: samples(raw.samples.as_ref().map(|s| s.get_ref())),
         gke: raw.gke.as_ref().map(|g| gke(g.get_ref())),
+        kubeadm: raw
+            .kubeadm
+            .as_ref()
+            .map(|k| Kubeadm {
+                image_repository: text(&k.get_ref().image_repository),
+                cri_socket: text(&k.get_ref().cri_socket),
+                advertise_address: c.advertise_address.as_ref().map(|a| *a.get_ref()),
+            })
+            .unwrap_or_default(),
         locality,
     })
 }

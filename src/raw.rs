@@ -213,6 +213,27 @@ pub struct Cluster {
     /// `[cluster.gke]`: GKE firewall settings.
     #[schemars(with = "Option<Gke>")]
     pub gke: Option<Spanned<Gke>>,
+    /// `[cluster.kubeadm]` (addition): what `kubeadm init` flags would say, so
+    /// `platform/kubeadm.yaml` is used as it is (kubeadm refuses `--config` with those flags).
+    #[schemars(with = "Option<Kubeadm>")]
+    pub kubeadm: Option<Spanned<Kubeadm>>,
+}
+
+/// `[cluster.kubeadm]`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Kubeadm {
+    /// Registry of the control-plane images (`--image-repository`), e.g.
+    /// `registry.aliyuncs.com/google_containers`.
+    #[schemars(with = "Option<String>")]
+    pub image_repository: Option<Spanned<String>>,
+    /// The container runtime's socket (`--cri-socket`), e.g. `unix:///var/run/cri-dockerd.sock`.
+    #[schemars(with = "Option<String>")]
+    pub cri_socket: Option<Spanned<String>>,
+    /// The API server's advertise address (`--apiserver-advertise-address`); default: the
+    /// control-plane node's `ip` (not the `api_server` host, which may be a load balancer).
+    #[schemars(with = "Option<String>")]
+    pub advertise_address: Option<Spanned<String>>,
 }
 
 /// A cluster's role in the mesh.

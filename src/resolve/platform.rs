@@ -76,6 +76,12 @@ pub struct KubeadmConfig {
     pub ipvs: bool,
     /// MetalLB L2 with IPVS needs `strictARP: true`.
     pub strict_arp: bool,
+    /// `imageRepository`.
+    pub image_repository: Option<String>,
+    /// `nodeRegistration.criSocket` of the InitConfiguration, as a `unix://` URL.
+    pub cri_socket: Option<String>,
+    /// `localAPIEndpoint.advertiseAddress` of the InitConfiguration.
+    pub advertise_address: Option<String>,
 }
 
 /// IBM Cloud Private `cluster/config.yaml` network keys.
@@ -196,7 +202,25 @@ fn kubeadm(c: &model::Cluster, strict_arp: bool) -> KubeadmConfig {
         service_subnet: c.service_cidr,
         ipvs: c.kube_proxy == KubeProxy::Ipvs,
         strict_arp,
+        image_repository: c.kubeadm.image_repository.clone(),
+        // kubeadm wants a URL; a bare path gets its scheme, as kubeadm itself would add.
+        cri_socket: c.kubeadm.cri_socket.as_ref().map(|socket| {
+            if socket.contains("://") {
+                socket.clone()
+            } else {
+                format!("unix://{socket}")
+            }
+        }),
+        advertise_address: advertise_address(c).map(|ip| ip.to_string()),
     }
+}
+
+/// The planned address, else the control-plane node's own. Not the `api_server` host: that may
+/// be a load balancer in front of several control-plane nodes.
+fn advertise_address(c: &model::Cluster) -> Option<std::net::IpAddr> {
+    c.kubeadm
+        .advertise_address
+        .or_else(|| c.nodes.iter().find(|n| n.control_plane).and_then(|n| n.ip))
 }
 
 /// Pod traffic comes straight from the other clusters on the same network; across networks it

@@ -58,6 +58,8 @@ pub struct ClusterFacts<'a> {
     pub kubernetes: Option<Version>,
     /// The valid BGP peer addresses.
     pub peers: Vec<Spanned<IpAddr>>,
+    /// `[cluster.kubeadm] advertise_address`, if valid.
+    pub advertise_address: Option<Spanned<IpAddr>>,
 }
 
 /// One planned LoadBalancer address.
@@ -232,6 +234,11 @@ fn gather_cluster<'a>(
             .flat_map(|peers| peers.get_ref().iter())
             .filter_map(|peer| cidr::parse_address(&peer.get_ref().address, "address", out))
             .collect(),
+        advertise_address: cluster
+            .kubeadm
+            .as_ref()
+            .and_then(|k| k.get_ref().advertise_address.as_ref())
+            .and_then(|a| cidr::parse_address(a, "advertise_address", out)),
     }
 }
 

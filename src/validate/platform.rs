@@ -103,6 +103,24 @@ pub enum PlatformError {
         help: &'static str,
     },
 
+    /// A kubeadm cluster whose Kubernetes version names no patch release.
+    #[error("kubeadm cluster `{cluster}` names Kubernetes {version} without a patch release")]
+    #[diagnostic(
+        code(meshplan::platform::kubeadm_version_unpinned),
+        severity(Warning),
+        help(
+            "platform/kubeadm.yaml then says `stable-{version}`, which kubeadm looks up at dl.k8s.io (unreachable from mirrored or air-gapped installs) and which moves over time; write the release you install, e.g. `{version}.16`"
+        )
+    )]
+    KubeadmVersionUnpinned {
+        /// The cluster.
+        cluster: String,
+        /// As written.
+        version: String,
+        #[label("no patch release")]
+        at: SourceSpan,
+    },
+
     /// A platform table for another platform.
     #[error("`[cluster.{table}]` is ignored: `{cluster}` is not on platform `{table}`")]
     #[diagnostic(
@@ -162,6 +180,7 @@ pub fn check(facts: &Facts, out: &mut Findings) {
             gke_names_are_valid(gke.get_ref(), out);
         }
         platform_tables_match_platform(cluster, out);
+        kubeadm_version_pinned(cluster, out);
     }
 }
 
@@ -238,6 +257,34 @@ fn platform_tables_match_platform(cluster: &ClusterFacts, out: &mut Findings) {
             cluster: cluster.name().to_owned(),
             table: "gke",
             at: at(gke),
+        });
+    }
+    if let Some(kubeadm) = &cluster.raw.get_ref().kubeadm
+        && platform_of(cluster) != Platform::Kubeadm
+    {
+        out.push(PlatformError::UnusedTable {
+            cluster: cluster.name().to_owned(),
+            table: "kubeadm",
+            at: at(kubeadm),
+        });
+    }
+}
+
+/// kubeadm turns `stable-1.25` into a release by asking dl.k8s.io, which an air-gapped or
+/// mirrored install (the seeds' kubeadm flow pulls from a mirror) cannot reach.
+fn kubeadm_version_pinned(cluster: &ClusterFacts, out: &mut Findings) {
+    if platform_of(cluster) != Platform::Kubeadm {
+        return;
+    }
+    let (Some(version), Some(written)) = (&cluster.kubernetes, &cluster.raw.get_ref().kubernetes)
+    else {
+        return;
+    };
+    if version.patch.is_none() {
+        out.push(PlatformError::KubeadmVersionUnpinned {
+            cluster: cluster.name().to_owned(),
+            version: written.get_ref().clone(),
+            at: at(written),
         });
     }
 }
