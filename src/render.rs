@@ -98,6 +98,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/cluster/scripts/verify.sh.j2"),
     ),
     (
+        "cluster/scripts/verify-bookinfo.sh",
+        include_str!("../templates/cluster/scripts/verify-bookinfo.sh.j2"),
+    ),
+    (
         "cluster/metallb.yaml",
         include_str!("../templates/cluster/metallb.yaml.j2"),
     ),

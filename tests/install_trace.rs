@@ -15,7 +15,7 @@ mod run;
 use run::meshplan;
 
 use meshplan::model::Plan;
-use meshplan::raw::Role;
+use meshplan::raw::{Bookinfo, Role};
 
 fn crate_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -112,6 +112,15 @@ fn run_install(plan_path: &Path, test: &str) -> Trace {
         .iter()
         .filter_map(|c| c.samples.helloworld.as_deref())
         .collect();
+    let reviews: Vec<&str> = [
+        (Bookinfo::ReviewsV1, "v1"),
+        (Bookinfo::ReviewsV2, "v2"),
+        (Bookinfo::ReviewsV3, "v3"),
+    ]
+    .into_iter()
+    .filter(|(w, _)| plan.clusters.iter().any(|c| c.samples.bookinfo.contains(w)))
+    .map(|(_, v)| v)
+    .collect();
     let path = format!(
         "{}:{}",
         fake_bin(&scratch).display(),
@@ -126,6 +135,7 @@ fn run_install(plan_path: &Path, test: &str) -> Trace {
         .env("FAKE_CONTEXTS", contexts.join("\n"))
         .env("FAKE_REMOTE_CONTEXTS", remotes.join("\n"))
         .env("FAKE_HELLO_VERSIONS", versions.join(" "))
+        .env("FAKE_REVIEWS_VERSIONS", reviews.join(" "))
         .env("FAKE_ISTIO_VERSION", plan.mesh.istio_version.to_string())
         .env("MESHPLAN_SKIP_VERSION_CHECK", "")
         .output()

@@ -170,6 +170,9 @@ pub struct Cluster {
     pub eastwest: Option<Pin>,
     /// Ingress gateway with its pinned address.
     pub ingress: Option<Pin>,
+    /// Istio's default ingress gateway stays in the control-plane IstioOperator (a primary
+    /// with no planned ingress and no MetalLB pool it could take an address from unplanned).
+    pub default_ingress: bool,
     /// istiod's own LoadBalancer Service (hosted control plane).
     pub istiod_lb: Option<Pin>,
     /// istiod exposed through the east-west gateway (Gateway + VirtualService on 15012/15017).
@@ -424,6 +427,10 @@ fn cluster(plan: &Plan, c: &model::Cluster, multi_network: bool) -> Cluster {
             .any(|r| r.primary.as_deref() == Some(&c.name));
     let expose_istiod = serves_remotes && c.lb.istiod.is_none() && eastwest_address(c).is_some();
     let metallb = networking::metallb(plan, c);
+    let default_ingress = is_primary
+        && plan.mesh.installer == Installer::Istioctl
+        && c.lb.ingress.is_none()
+        && metallb.is_none();
     let strict_arp = metallb.as_ref().is_some_and(|m| m.strict_arp);
     let mut bundle = Cluster {
         name: c.name.clone(),
@@ -460,7 +467,8 @@ fn cluster(plan: &Plan, c: &model::Cluster, multi_network: bool) -> Cluster {
         metallb,
         routes: networking::routes(plan, c),
         platform: platform::platform(plan, c, strict_arp),
-        samples: samples::samples(plan, c),
+        default_ingress,
+        samples: samples::samples(plan, c, default_ingress || c.lb.ingress.is_some()),
         phases: Vec::new(),
         files: Vec::new(),
         kubectl_files: Vec::new(),
@@ -580,6 +588,12 @@ fn files(c: &Cluster, installer: Installer) -> Vec<String> {
         .is_some_and(|s| s.sleep_image.is_some() && !s.mesh_versions.is_empty())
     {
         files.push("scripts/verify.sh".to_owned());
+    }
+    if c.samples
+        .as_ref()
+        .is_some_and(|s| s.bookinfo_ingress && !s.reviews_versions.is_empty())
+    {
+        files.push("scripts/verify-bookinfo.sh".to_owned());
     }
     if let Some(platform) = &c.platform {
         files.push(platform.file().to_owned());

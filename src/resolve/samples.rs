@@ -28,6 +28,11 @@ pub struct Samples {
     pub bookinfo: Vec<Workload>,
     /// Every helloworld version in the mesh: what verify.sh expects to hear.
     pub mesh_versions: Vec<String>,
+    /// The bookinfo Gateway and VirtualService, where productpage runs behind an ingress
+    /// gateway: Istio's `bookinfo-gateway.yaml`, which the seeds apply.
+    pub bookinfo_ingress: bool,
+    /// Every reviews version in the mesh (`v1`..`v3`): what verify-bookinfo.sh expects to see.
+    pub reviews_versions: Vec<&'static str>,
 }
 
 /// A Deployment of a sample.
@@ -69,8 +74,22 @@ fn bookinfo_workload(hub: &str, w: Bookinfo) -> Workload {
     }
 }
 
-/// Resolves a cluster's samples, `None` when it runs none.
-pub fn samples(plan: &Plan, c: &model::Cluster) -> Option<Samples> {
+/// Every reviews version planned anywhere in the mesh, in order.
+fn reviews_versions(plan: &Plan) -> Vec<&'static str> {
+    [
+        (Bookinfo::ReviewsV1, "v1"),
+        (Bookinfo::ReviewsV2, "v2"),
+        (Bookinfo::ReviewsV3, "v3"),
+    ]
+    .into_iter()
+    .filter(|(w, _)| plan.clusters.iter().any(|c| c.samples.bookinfo.contains(w)))
+    .map(|(_, v)| v)
+    .collect()
+}
+
+/// Resolves a cluster's samples, `None` when it runs none. `has_ingress`: an ingress gateway
+/// runs in the cluster.
+pub fn samples(plan: &Plan, c: &model::Cluster, has_ingress: bool) -> Option<Samples> {
     let s = &c.samples;
     if s.helloworld.is_none() && !s.sleep && s.bookinfo.is_empty() {
         return None;
@@ -107,6 +126,8 @@ pub fn samples(plan: &Plan, c: &model::Cluster) -> Option<Samples> {
             .map(|w| bookinfo_workload(hub, *w))
             .collect(),
         mesh_versions,
+        bookinfo_ingress: has_ingress && s.bookinfo.contains(&Bookinfo::Productpage),
+        reviews_versions: reviews_versions(plan),
     })
 }
 
