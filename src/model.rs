@@ -174,6 +174,8 @@ pub struct Cluster {
     pub kubernetes: Option<Version>,
     /// API server URL.
     pub api_server: Option<String>,
+    /// The API server certificate's name, for remote secrets.
+    pub tls_server_name: Option<String>,
     /// Pod range.
     pub pod_cidr: IpNet,
     /// Service range.
@@ -420,6 +422,7 @@ fn cluster(facts: &Facts, c: &ClusterFacts) -> Option<Cluster> {
         kubernetes: c.kubernetes.clone(),
         // As written: the URL crate would normalise `https://h:6443` to `https://h:6443/`.
         api_server: c.api_server.as_ref().and(text(&raw.api_server)),
+        tls_server_name: text(&raw.tls_server_name),
         pod_cidr: *c.pod_cidr.as_ref()?.get_ref(),
         service_cidr: *c.service_cidr.as_ref()?.get_ref(),
         kube_proxy: raw

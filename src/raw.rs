@@ -179,6 +179,11 @@ pub struct Cluster {
     /// API server URL, e.g. `https://10.64.30.130:6443`.
     #[schemars(with = "Option<String>")]
     pub api_server: Option<Spanned<String>>,
+    /// (addition) The name the API server's certificate carries, when `api_server` is
+    /// reached by another name or address (`istioctl create-remote-secret --tls-server-name`,
+    /// Istio 1.26 and later).
+    #[schemars(with = "Option<String>")]
+    pub tls_server_name: Option<Spanned<String>>,
     /// The cluster's pod range.
     #[schemars(with = "String")]
     pub pod_cidr: Spanned<String>,

@@ -129,6 +129,8 @@ pub struct Watched {
     pub context: String,
     /// Its API server URL, when the plan gives one (`--server`).
     pub api_server: Option<String>,
+    /// The name on its API server's certificate (`--tls-server-name`).
+    pub tls_server_name: Option<String>,
 }
 
 /// Node locality labels to apply.
@@ -493,6 +495,7 @@ fn watched_by(plan: &Plan, primary: &model::Cluster) -> Vec<Watched> {
             name: c.name.clone(),
             context: c.context.clone(),
             api_server: c.api_server.clone(),
+            tls_server_name: c.tls_server_name.clone(),
         })
         .collect()
 }

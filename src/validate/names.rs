@@ -210,6 +210,9 @@ fn cluster_names(cluster: &raw::Cluster, out: &mut Findings) {
     {
         resource_name(pool, "metallb.pool", 253, true, out);
     }
+    if let Some(name) = &cluster.tls_server_name {
+        resource_name(name, "tls_server_name", 253, true, out);
+    }
     if let Some(version) = cluster
         .samples
         .as_ref()

@@ -18,6 +18,25 @@ pub const DEFAULT_METALLB: Version = Version::new(0, 15, None);
 /// `meshplan::version::*`.
 #[derive(Debug, Error, Diagnostic)]
 pub enum VersionError {
+    /// `tls_server_name` with an istioctl that lacks `--tls-server-name`.
+    #[error(
+        "`tls_server_name` of `{cluster}` needs Istio 1.26 or later; the plan targets {version}"
+    )]
+    #[diagnostic(
+        code(meshplan::version::tls_server_name_unsupported),
+        help(
+            "istioctl create-remote-secret takes --tls-server-name from 1.26: raise mesh.istio.version, or reach the API server by a name its certificate carries and drop tls_server_name"
+        )
+    )]
+    TlsServerNameUnsupported {
+        /// The cluster.
+        cluster: String,
+        /// The targeted version.
+        version: String,
+        #[label("istioctl {version} has no --tls-server-name")]
+        at: SourceSpan,
+    },
+
     /// Not a version number.
     #[error("`{value}` is not a valid {product} version")]
     #[diagnostic(code(meshplan::version::invalid))]
@@ -109,6 +128,7 @@ pub fn check(facts: &Facts, out: &mut Findings) {
     let istio = &mesh.istio.get_ref().version;
     if let Some(version) = &facts.istio_version {
         istio_is_supported(istio, version, out);
+        tls_server_name_is_supported(facts, version, out);
     }
     if let (Some(version), Some(written)) = (
         &facts.metallb_version,
@@ -133,6 +153,21 @@ fn istio_is_supported(written: &Spanned<String>, version: &Version, out: &mut Fi
             value: written.get_ref().clone(),
             at: at(written),
         });
+    }
+}
+
+fn tls_server_name_is_supported(facts: &Facts, version: &Version, out: &mut Findings) {
+    if version.at_least(1, 26) {
+        return;
+    }
+    for cluster in &facts.clusters {
+        if let Some(name) = &cluster.raw.get_ref().tls_server_name {
+            out.push(VersionError::TlsServerNameUnsupported {
+                cluster: cluster.name().to_owned(),
+                version: version.to_string(),
+                at: at(name),
+            });
+        }
     }
 }
 
