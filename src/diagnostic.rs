@@ -42,6 +42,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Lb(#[from] LbError),
+    /// `[mesh] dataplane = "ambient"` (codes of the role, version, network and lb families).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Ambient(#[from] crate::validate::ambient::AmbientError),
     /// `meshplan::lb::*` about delivery: how addresses reach their Services.
     #[error(transparent)]
     #[diagnostic(transparent)]

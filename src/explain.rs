@@ -81,7 +81,16 @@ pub fn explain(plan: &Plan, mesh: &Mesh) -> Explanation {
     Explanation {
         plan_file: mesh.plan_file.clone(),
         mesh_id: mesh.id.clone(),
-        istio: format!("Istio {} ({})", mesh.istio.tag, mesh.istio.installer),
+        istio: format!(
+            "Istio {} ({}, {} data plane)",
+            mesh.istio.tag,
+            mesh.istio.installer,
+            if mesh.istio.ambient.is_some() {
+                "ambient"
+            } else {
+                "sidecar"
+            }
+        ),
         tables: vec![
             clusters(plan),
             networks(plan),

@@ -10,7 +10,7 @@ use ipnet::IpNet;
 use serde::{Serialize, Serializer};
 
 use crate::raw::{
-    self, Bookinfo, Installer, KubeProxy, LbVia, MetallbMode, Platform, Role, Routing,
+    self, Bookinfo, Dataplane, Installer, KubeProxy, LbVia, MetallbMode, Platform, Role, Routing,
 };
 use crate::sweep::Interval;
 use crate::validate::Facts;
@@ -113,6 +113,8 @@ pub struct Mesh {
     pub id: String,
     /// Trust domain.
     pub trust_domain: String,
+    /// Data plane.
+    pub dataplane: Dataplane,
     /// Istio version.
     pub istio_version: Version,
     /// Image registry override.
@@ -339,6 +341,7 @@ serialize_lowercase! {
     KubeProxy => [Iptables = "iptables", Ipvs = "ipvs"],
     MetallbMode => [L2 = "l2", Bgp = "bgp"],
     Installer => [Istioctl = "istioctl", Helm = "helm"],
+    Dataplane => [Sidecar = "sidecar", Ambient = "ambient"],
     LbVia => [Metallb = "metallb", Cloud = "cloud", ExternalIps = "external_ips", NodePort = "node_port"],
 }
 
@@ -357,6 +360,10 @@ impl Plan {
             id: raw_mesh.id.get_ref().clone(),
             trust_domain: text(&raw_mesh.trust_domain)
                 .unwrap_or_else(|| "cluster.local".to_owned()),
+            dataplane: raw_mesh
+                .dataplane
+                .as_ref()
+                .map_or(Dataplane::Sidecar, |d| *d.get_ref()),
             istio_version: facts.istio_version.clone()?,
             hub: text(&istio.hub),
             installer: istio

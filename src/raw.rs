@@ -34,6 +34,9 @@ pub struct Mesh {
     /// Istio trust domain; default `cluster.local`.
     #[schemars(with = "Option<String>")]
     pub trust_domain: Option<Spanned<String>>,
+    /// (addition) `sidecar` (default) or `ambient`: Istio's data plane.
+    #[schemars(with = "Option<Dataplane>")]
+    pub dataplane: Option<Spanned<Dataplane>>,
     /// `[mesh.istio]`: which Istio the output targets.
     #[schemars(with = "Istio")]
     pub istio: Spanned<Istio>,
@@ -46,6 +49,17 @@ pub struct Mesh {
     /// `[mesh.gitops]` (addition to the spec): hand the compiled tree to Argo CD or Flux.
     #[schemars(with = "Option<Gitops>")]
     pub gitops: Option<Spanned<Gitops>>,
+}
+
+/// Istio's data plane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Dataplane {
+    /// Envoy sidecars, injected into every pod.
+    #[default]
+    Sidecar,
+    /// ztunnel on every node (and waypoints), no sidecars.
+    Ambient,
 }
 
 /// `[mesh.gitops]`: where the compiled tree lives in git, and which tool syncs it.

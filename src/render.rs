@@ -30,6 +30,18 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/cluster/namespace.yaml.j2"),
     ),
     (
+        "cluster/eastwest-gateway.yaml",
+        include_str!("../templates/cluster/eastwest-gateway.yaml.j2"),
+    ),
+    (
+        "cluster/helm/cni.yaml",
+        include_str!("../templates/cluster/helm/cni.yaml.j2"),
+    ),
+    (
+        "cluster/helm/ztunnel.yaml",
+        include_str!("../templates/cluster/helm/ztunnel.yaml.j2"),
+    ),
+    (
         "cluster/istiod-lb.yaml",
         include_str!("../templates/cluster/istiod-lb.yaml.j2"),
     ),

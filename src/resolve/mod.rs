@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::model::{self, Plan, Version};
-use crate::raw::{Installer, LbVia, Platform, Role};
+use crate::raw::{Dataplane, Installer, LbVia, Platform, Role};
 
 /// The resolved mesh: what every template sees.
 #[derive(Debug, Serialize)]
@@ -75,6 +75,45 @@ pub struct IstioTarget {
     /// Whether remotes install with `istio/istiod --set profile=remote` (1.24+) rather than the
     /// `istio/istiod-remote` chart.
     pub helm_remote_profile: bool,
+    /// The ambient data plane (ztunnel, no sidecars), when the plan asks for it.
+    pub ambient: Option<Ambient>,
+}
+
+/// What an ambient mesh installs beyond istiod.
+#[derive(Debug, Serialize)]
+pub struct Ambient {
+    /// istiod's `AMBIENT_ENABLE_MULTI_NETWORK`: the mesh spans several networks.
+    pub multi_network: bool,
+    /// The Gateway API release whose CRDs the target Istio is documented with.
+    pub gateway_api_version: &'static str,
+    /// Where its standard-channel CRDs are published.
+    pub gateway_api_crds: String,
+}
+
+/// The Gateway API release each Istio release's ambient guides install (1.27: v1.3.0; 1.28 and
+/// 1.29: v1.4.0; 1.30 tests against v1.5.1, tests/integration/pilot/testdata/gateway-api-crd.yaml).
+fn gateway_api_version(version: &Version) -> &'static str {
+    if version.at_least(1, 30) {
+        "v1.5.1"
+    } else if version.at_least(1, 28) {
+        "v1.4.0"
+    } else {
+        "v1.3.0"
+    }
+}
+
+fn ambient(plan: &Plan, multi_network: bool) -> Option<Ambient> {
+    if plan.mesh.dataplane != Dataplane::Ambient {
+        return None;
+    }
+    let version = gateway_api_version(&plan.mesh.istio_version);
+    Some(Ambient {
+        multi_network,
+        gateway_api_version: version,
+        gateway_api_crds: format!(
+            "https://github.com/kubernetes-sigs/gateway-api/releases/download/{version}/standard-install.yaml"
+        ),
+    })
 }
 
 /// One network in `meshNetworks`.
@@ -115,6 +154,10 @@ pub struct Pin {
     pub external_ips: Vec<IpAddr>,
     /// The node port for 15443 (NodePort east-west gateway).
     pub node_port: Option<u16>,
+    /// The object whose status shows the address, for `kubectl wait`.
+    pub wait_object: &'static str,
+    /// Gateway API `spec.addresses[].type`: `IPAddress` or `Hostname`.
+    pub gateway_address_type: &'static str,
     /// `(jsonpath, value)` that `kubectl wait` waits for where the platform assigns the
     /// address; `None` where nothing is assigned (externalIPs, NodePort).
     pub wait_for: Option<(String, String)>,
@@ -252,9 +295,11 @@ fn mesh(plan: &Plan, plan_file: &str) -> Mesh {
         plan_file: plan_file.to_owned(),
         id: plan.mesh.id.clone(),
         trust_domain: plan.mesh.trust_domain.clone(),
-        istio: istio_target(&plan.mesh, version),
+        istio: istio_target(plan, version, multi_network),
         multi_network,
-        mesh_networks: if multi_network {
+        // Ambient finds its east-west gateways by their network label (HBONE, 15008); the
+        // sidecar-era meshNetworks entries would name 15443.
+        mesh_networks: if multi_network && plan.mesh.dataplane == Dataplane::Sidecar {
             mesh_networks(plan)
         } else {
             Vec::new()
@@ -287,8 +332,10 @@ fn gitops(plan: &Plan, g: &model::Gitops) -> Gitops {
     }
 }
 
-fn istio_target(mesh: &model::Mesh, version: &Version) -> IstioTarget {
+fn istio_target(plan: &Plan, version: &Version, multi_network: bool) -> IstioTarget {
+    let mesh = &plan.mesh;
     IstioTarget {
+        ambient: ambient(plan, multi_network),
         tag: version.to_string(),
         hub: mesh.hub.clone(),
         installer: match mesh.installer {
@@ -347,7 +394,8 @@ fn eastwest_address(c: &model::Cluster) -> Option<String> {
 }
 
 /// How the cluster's Service for `address` gets it (see [`Pin`]).
-fn pin(plan: &Plan, cluster: &model::Cluster, address: String, eastwest: bool) -> Pin {
+fn pin(plan: &Plan, cluster: &model::Cluster, address: String, object: &'static str) -> Pin {
+    let eastwest = object == EASTWEST_SERVICE;
     let ip: Option<IpAddr> = address.parse().ok();
     let mut pin = Pin {
         address,
@@ -356,6 +404,12 @@ fn pin(plan: &Plan, cluster: &model::Cluster, address: String, eastwest: bool) -
         load_balancer_ip: None,
         external_ips: Vec::new(),
         node_port: None,
+        wait_object: object,
+        gateway_address_type: if ip.is_some() {
+            "IPAddress"
+        } else {
+            "Hostname"
+        },
         wait_for: None,
     };
     match cluster.lb.via {
@@ -392,6 +446,20 @@ fn pin(plan: &Plan, cluster: &model::Cluster, address: String, eastwest: bool) -
     pin
 }
 
+/// The east-west gateway's pin. In ambient istiod deploys it from a Gateway API Gateway, whose
+/// status carries the address (its Service's name is istiod's to choose).
+fn eastwest_pin(plan: &Plan, cluster: &model::Cluster, address: String) -> Pin {
+    let mut pin = pin(plan, cluster, address, EASTWEST_SERVICE);
+    if plan.mesh.dataplane == Dataplane::Ambient {
+        pin.wait_object = "gateway/istio-eastwestgateway";
+        if let Some(wait) = &mut pin.wait_for {
+            wait.0 = "{.status.addresses[0].value}".to_owned();
+        }
+    }
+    pin
+}
+
+const EASTWEST_SERVICE: &str = "service/istio-eastwestgateway";
 const LB_IP: &str = "{.status.loadBalancer.ingress[0].ip}";
 const LB_HOSTNAME: &str = "{.status.loadBalancer.ingress[0].hostname}";
 /// GKE creates an internal passthrough load balancer, the only kind that can take a private
@@ -418,6 +486,7 @@ fn metallb_annotation(plan: &Plan) -> &'static str {
 
 fn cluster(plan: &Plan, c: &model::Cluster, multi_network: bool) -> Cluster {
     let is_primary = c.role == Role::Primary;
+    let ambient = plan.mesh.dataplane == Dataplane::Ambient;
     let primary = c
         .primary
         .as_ref()
@@ -429,7 +498,9 @@ fn cluster(plan: &Plan, c: &model::Cluster, multi_network: bool) -> Cluster {
             .any(|r| r.primary.as_deref() == Some(&c.name));
     let expose_istiod = serves_remotes && c.lb.istiod.is_none() && eastwest_address(c).is_some();
     let metallb = networking::metallb(plan, c);
+    // The ambient profile installs no ingress gateway.
     let default_ingress = is_primary
+        && !ambient
         && plan.mesh.installer == Installer::Istioctl
         && c.lb.ingress.is_none()
         && metallb.is_none();
@@ -451,15 +522,18 @@ fn cluster(plan: &Plan, c: &model::Cluster, multi_network: bool) -> Cluster {
         } else {
             "istio/istiod-remote"
         },
-        eastwest: eastwest_address(c).map(|address| pin(plan, c, address, true)),
-        ingress: c.lb.ingress.map(|ip| pin(plan, c, ip.to_string(), false)),
+        eastwest: eastwest_address(c).map(|address| eastwest_pin(plan, c, address)),
+        ingress: c
+            .lb
+            .ingress
+            .map(|ip| pin(plan, c, ip.to_string(), "service/istio-ingressgateway")),
         istiod_lb: c
             .lb
             .istiod
             .filter(|_| is_primary)
-            .map(|ip| pin(plan, c, ip.to_string(), false)),
+            .map(|ip| pin(plan, c, ip.to_string(), "service/istiod-lb")),
         expose_istiod,
-        cross_network_gateway: is_primary && multi_network,
+        cross_network_gateway: is_primary && multi_network && !ambient,
         watches: if is_primary {
             watched_by(plan, c)
         } else {
@@ -480,8 +554,8 @@ fn cluster(plan: &Plan, c: &model::Cluster, multi_network: bool) -> Cluster {
         || bundle.cross_network_gateway
         || bundle.expose_istiod;
     bundle.phases = procedure::phases(has_gateways, bundle.samples.is_some());
-    bundle.kubectl_files = kubectl_files(&bundle);
-    bundle.files = files(&bundle, plan.mesh.installer);
+    bundle.kubectl_files = kubectl_files(&bundle, ambient);
+    bundle.files = files(&bundle, plan.mesh.installer, ambient);
     bundle
 }
 
@@ -533,7 +607,7 @@ fn node_labels(c: &model::Cluster) -> Vec<NodeLabels> {
     out
 }
 
-fn kubectl_files(c: &Cluster) -> Vec<String> {
+fn kubectl_files(c: &Cluster, ambient: bool) -> Vec<String> {
     let mut files = vec!["namespace.yaml".to_owned()];
     if c.metallb.is_some() {
         files.push("metallb.yaml".to_owned());
@@ -544,19 +618,24 @@ fn kubectl_files(c: &Cluster) -> Vec<String> {
     if c.cross_network_gateway || c.expose_istiod {
         files.push("gateways.yaml".to_owned());
     }
+    if ambient && c.eastwest.is_some() {
+        files.push("eastwest-gateway.yaml".to_owned());
+    }
     if c.samples.is_some() {
         files.push("samples.yaml".to_owned());
     }
     files
 }
 
-fn files(c: &Cluster, installer: Installer) -> Vec<String> {
+fn files(c: &Cluster, installer: Installer, ambient: bool) -> Vec<String> {
     let mut files = c.kubectl_files.clone();
     files.push("kustomization.yaml".to_owned());
+    // Ambient's east-west gateway is a Gateway API object (`eastwest-gateway.yaml`, above).
+    let sidecar_eastwest = c.eastwest.is_some() && !ambient;
     match installer {
         Installer::Istioctl => {
             files.push("istio/control-plane.yaml".to_owned());
-            if c.eastwest.is_some() {
+            if sidecar_eastwest {
                 files.push("istio/eastwest-gateway.yaml".to_owned());
             }
             if c.ingress.is_some() {
@@ -566,7 +645,11 @@ fn files(c: &Cluster, installer: Installer) -> Vec<String> {
         Installer::Helm => {
             files.push("helm/base.yaml".to_owned());
             files.push("helm/istiod.yaml".to_owned());
-            if c.eastwest.is_some() {
+            if ambient {
+                files.push("helm/cni.yaml".to_owned());
+                files.push("helm/ztunnel.yaml".to_owned());
+            }
+            if sidecar_eastwest {
                 files.push("helm/eastwest-gateway.yaml".to_owned());
             }
             if c.ingress.is_some() {

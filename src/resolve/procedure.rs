@@ -15,7 +15,7 @@
 use serde::Serialize;
 
 use crate::model::{self, Plan};
-use crate::raw::{Installer, Platform, Role};
+use crate::raw::{Dataplane, Installer, Platform, Role};
 
 /// The procedure and the checks that come before it.
 #[derive(Debug, Default, Serialize)]
@@ -110,8 +110,14 @@ pub fn procedure(plan: &Plan, clusters: &[ClusterFacts]) -> Procedure {
         .iter()
         .filter(|c| c.plan.role == Role::Primary)
         .collect();
+    let control_plane = match plan.mesh.dataplane {
+        Dataplane::Sidecar => "control plane: namespace, CA, istiod",
+        Dataplane::Ambient => {
+            "control plane: namespace, CA, Gateway API CRDs, istiod, istio-cni, ztunnel"
+        }
+    };
     for c in &primaries {
-        steps.run_phase(c, "control-plane", "control plane: namespace, CA, istiod");
+        steps.run_phase(c, "control-plane", control_plane);
         steps.run_phase(c, "gateways", "gateways");
     }
     for watcher in &primaries {

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::model::{self, Plan};
-use crate::raw::Bookinfo;
+use crate::raw::{Bookinfo, Dataplane};
 
 /// Image tag of Istio's bookinfo examples.
 const BOOKINFO_TAG: &str = "1.20.2";
@@ -13,8 +13,14 @@ const CURL_IMAGE: &str = "curlimages/curl:8.16.0";
 /// The samples of one cluster.
 #[derive(Debug, Serialize)]
 pub struct Samples {
-    /// Namespace (labelled `istio-injection=enabled`).
+    /// Namespace.
     pub namespace: String,
+    /// Its labels: `istio-injection=enabled` (sidecar) or `istio.io/dataplane-mode=ambient`.
+    pub namespace_labels: Vec<(&'static str, &'static str)>,
+    /// Labels of the Services other clusters call: `istio.io/global=true` in ambient, where a
+    /// service is cluster-local unless labelled global (the ambient profile's
+    /// `serviceScopeConfigs`).
+    pub service_labels: Vec<(&'static str, &'static str)>,
     /// The helloworld Service, in every cluster that runs helloworld or the client, so the name
     /// resolves wherever it is called from.
     pub helloworld_service: bool,
@@ -104,8 +110,19 @@ pub fn samples(plan: &Plan, c: &model::Cluster, has_ingress: bool) -> Option<Sam
         .iter()
         .filter_map(|o| o.samples.helloworld.clone())
         .collect();
+    let ambient = plan.mesh.dataplane == Dataplane::Ambient;
     Some(Samples {
         namespace: plan.mesh.samples_namespace.clone(),
+        namespace_labels: vec![if ambient {
+            ("istio.io/dataplane-mode", "ambient")
+        } else {
+            ("istio-injection", "enabled")
+        }],
+        service_labels: if ambient {
+            vec![("istio.io/global", "true")]
+        } else {
+            Vec::new()
+        },
         helloworld_service: !mesh_versions.is_empty() && (s.helloworld.is_some() || s.sleep),
         helloworld: s.helloworld.as_ref().map(|version| Workload {
             name: format!("helloworld-{}", dns_label(version)),

@@ -16,7 +16,9 @@
 //! | `network`  | `network.rs`  | network references and east-west reachability           |
 //! | `platform` | `platform.rs` | kind, GKE, API server URLs                              |
 //! | `version`  | `version.rs`  | Istio, MetalLB and Kubernetes versions                  |
+//! | several    | `ambient.rs`  | what `dataplane = "ambient"` needs                      |
 
+pub mod ambient;
 pub mod cidr;
 pub mod delivery;
 pub mod facts;
@@ -83,6 +85,7 @@ pub fn validate(plan: &raw::Plan) -> Validated {
     network::check(&facts, &mut out);
     platform::check(&facts, &mut out);
     version::check(&facts, &mut out);
+    ambient::check(&facts, &mut out);
     let plan = if out.has_errors() {
         None
     } else {

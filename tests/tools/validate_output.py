@@ -74,7 +74,8 @@ class Schemas:
     def __init__(self, root):
         self.root = root
         self.crds = {}
-        for rel in ("istio/crd-all.gen.yaml", "istio/v1.28.10/crd-all.gen.yaml"):
+        for rel in ("istio/crd-all.gen.yaml", "istio/v1.28.10/crd-all.gen.yaml",
+                    "istio/gateway-api-crd.yaml"):
             self._load_crds(rel)
         for name in sorted(os.listdir(os.path.join(root, "metallb", "v0.15.3"))):
             self._load_crds(os.path.join("metallb", "v0.15.3", name))
@@ -82,6 +83,9 @@ class Schemas:
                        for v, d in (("1.30", ""), ("1.28", "v1.28.10"))}
         self.base = chart_defaults(os.path.join(root, "istio", "base-values.yaml"))
         self.gateway = chart_defaults(os.path.join(root, "istio", "gateway-values.yaml"))
+        # The ambient node charts (ambient meshes with installer = "helm").
+        self.node_charts = {name: chart_defaults(os.path.join(root, "istio", f"{name}-values.yaml"))
+                            for name in ("cni", "ztunnel")}
         with open(os.path.join(root, "istio", "gateway-values.schema.json"), encoding="utf-8") as f:
             self.gateway_schema = json.load(f)
 
@@ -208,6 +212,12 @@ def check_helm(tree, path, doc, schemas, tag):
     name = os.path.basename(path)
     if name == "istiod.yaml":
         check_istio_values(tree, path, doc, schemas, tag, "istiod values")
+    elif name in ("cni.yaml", "ztunnel.yaml"):
+        chart = name[:-len(".yaml")]
+        counts["values"] += 1
+        values = {k: v for k, v in doc.items() if k != HELM_PROFILE_KEY}
+        for field in missing_key_paths(values, schemas.node_charts[chart]):
+            fail(tree, path, f"{chart} values", field, f"not a key of the {chart} chart's values")
     elif name == "base.yaml":
         counts["values"] += 1
         values = {k: v for k, v in doc.items() if k != HELM_PROFILE_KEY}
