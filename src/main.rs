@@ -2,7 +2,6 @@
 //!
 //! Exit codes: 0 success (warnings allowed); 1 the plan is invalid; 2 usage error or I/O failure.
 
-mod cache;
 mod cli;
 mod emit;
 
@@ -10,7 +9,6 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use cache::{Cache, Key};
 use clap::Parser;
 use cli::{Cli, Color, Command, DiagnosticsFormat, Format, Only};
 use meshplan::render::{Output, Selection};
@@ -41,13 +39,13 @@ fn main() -> ExitCode {
             plan,
             output,
             check,
-        } => run_build(&cli, plan, output, *check),
+            force,
+        } => run_build(&cli, plan, output, *check, *force),
         Command::Render {
             plan,
             cluster,
             only,
-            no_cache,
-        } => run_render(&cli, plan, cluster, *only, *no_cache),
+        } => run_render(&cli, plan, cluster, *only),
     }
 }
 
@@ -210,7 +208,7 @@ fn run_explain(cli: &Cli, path: &Path, format: Format) -> ExitCode {
     }
 }
 
-fn run_build(cli: &Cli, path: &Path, dir: &Path, check: bool) -> ExitCode {
+fn run_build(cli: &Cli, path: &Path, dir: &Path, check: bool, force: bool) -> ExitCode {
     let output = match compile(cli, path) {
         Ok(output) => output,
         Err(code) => return code,
@@ -224,7 +222,7 @@ fn run_build(cli: &Cli, path: &Path, dir: &Path, check: bool) -> ExitCode {
             }
         };
     }
-    match emit::build(dir, &output) {
+    match emit::build(dir, &output, emit::Options { force }) {
         Ok(written) => {
             if !cli.quiet {
                 let mut stderr = std::io::stderr().lock();
@@ -273,7 +271,7 @@ fn report_drift(cli: &Cli, dir: &Path, drift: &emit::Drift) -> ExitCode {
     }
 }
 
-fn run_render(cli: &Cli, path: &Path, name: &str, only: Only, no_cache: bool) -> ExitCode {
+fn run_render(cli: &Cli, path: &Path, name: &str, only: Only) -> ExitCode {
     let selection = match only {
         Only::Kubectl => Selection::Kubectl,
         Only::Istio => Selection::Istio,
@@ -281,15 +279,6 @@ fn run_render(cli: &Cli, path: &Path, name: &str, only: Only, no_cache: bool) ->
     };
     let plan_name = path.display().to_string();
     let plan_file = meshplan::plan_file_name(&plan_name);
-    let cache = if no_cache { None } else { Cache::open() };
-    let cached = cache.as_ref().and_then(|cache| {
-        let key = Key::of_file(&plan_file, name, selection, path).ok()?;
-        cache.get(&key)
-    });
-    if let Some(stream) = cached {
-        print_summary(cli, &plan_name, &[]);
-        return print_stream(&stream);
-    }
     let Some(bytes) = read_plan(cli, path) else {
         return ExitCode::from(2);
     };
@@ -306,12 +295,7 @@ fn run_render(cli: &Cli, path: &Path, name: &str, only: Only, no_cache: bool) ->
         cli,
         meshplan::render::cluster_stream(&mesh, &cluster, selection),
     ) {
-        Ok(Some(stream)) => {
-            if let Some(cache) = cache.filter(|_| checked.findings.is_empty()) {
-                cache.put(&Key::new(&plan_file, name, selection, &bytes), &stream);
-            }
-            print_stream(&stream)
-        }
+        Ok(Some(stream)) => print_stream(&stream),
         Ok(None) => nothing_to_render(cli, name, only),
         Err(code) => code,
     }
