@@ -75,8 +75,8 @@ fn compile(cli: &Cli, path: &Path) -> Result<Output, ExitCode> {
     rendered(cli, meshplan::render::render(&mesh, &explanation))
 }
 
-/// One side of a diff, compiled; `name` is what headers call it (stdin borrows the other
-/// side's file name, so generated headers do not differ for that reason alone).
+/// One side of a diff, compiled; `name` is the file, or `<stdin>`. (Generated files do not
+/// name the plan, so a renamed plan compiles to the same tree.)
 struct Compiled {
     name: String,
     plan: meshplan::model::Plan,
@@ -95,7 +95,7 @@ impl Compiled {
     }
 }
 
-fn compile_side(cli: &Cli, path: &Path, stdin_as: &Path) -> Result<Compiled, ExitCode> {
+fn compile_side(cli: &Cli, path: &Path) -> Result<Compiled, ExitCode> {
     let (label, bytes) = if path.as_os_str() == "-" {
         let mut bytes = Vec::new();
         if let Err(err) = std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes) {
@@ -106,7 +106,7 @@ fn compile_side(cli: &Cli, path: &Path, stdin_as: &Path) -> Result<Compiled, Exi
             );
             return Err(ExitCode::from(2));
         }
-        (stdin_as.display().to_string(), bytes)
+        (STDIN.to_owned(), bytes)
     } else {
         match std::fs::read(path) {
             Ok(bytes) => (path.display().to_string(), bytes),
@@ -126,18 +126,16 @@ fn compile_side(cli: &Cli, path: &Path, stdin_as: &Path) -> Result<Compiled, Exi
     let mesh = meshplan::resolve::resolve(&plan, &meshplan::plan_file_name(&source.name));
     let explanation = meshplan::explain::explain(&plan, &mesh);
     let output = rendered(cli, meshplan::render::render(&mesh, &explanation))?;
-    let name = if path.as_os_str() == "-" {
-        "-".to_owned()
-    } else {
-        path.display().to_string()
-    };
     Ok(Compiled {
-        name,
+        name: source.name.clone(),
         plan,
         mesh,
         output,
     })
 }
+
+/// What diagnostics and the diff summary call a plan read from stdin.
+const STDIN: &str = "<stdin>";
 
 fn run_diff(cli: &Cli, old: &Path, new: &Path) -> ExitCode {
     if old.as_os_str() == "-" && new.as_os_str() == "-" {
@@ -148,7 +146,7 @@ fn run_diff(cli: &Cli, old: &Path, new: &Path) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let (old, new) = match (compile_side(cli, old, new), compile_side(cli, new, old)) {
+    let (old, new) = match (compile_side(cli, old), compile_side(cli, new)) {
         (Ok(old), Ok(new)) => (old, new),
         (Err(code), _) | (_, Err(code)) => return code,
     };

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap in a test is a test failure with its location
 
+use std::path::PathBuf;
 use std::process::Command;
 
 use meshplan::Source;
@@ -325,4 +326,35 @@ fn names_and_ids_are_rejected_unless_they_are_valid() {
             }
         }
     }
+}
+
+/// U+2028, U+2029 and U+0085 end a line for YAML 1.1 parsers (PyYAML, go-yaml): a plan file
+/// named with them must not add a document to `render | kubectl apply -f -`.
+#[test]
+fn the_plan_file_name_never_reaches_the_output() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("adversarial_name");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let name = "p\u{2028}---\u{2028}kind: ConfigMap\u{2029}x\u{85}y.toml";
+    let plan = dir.join(name);
+    std::fs::copy(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("plans/three-cloud-metallb.toml"),
+        &plan,
+    )
+    .unwrap();
+    let rendered = Command::new(env!("CARGO_BIN_EXE_meshplan"))
+        .args([
+            "render",
+            plan.to_str().unwrap(),
+            "--cluster",
+            "mdemo-cluster1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(rendered.status.code(), Some(0));
+    let stream = String::from_utf8(rendered.stdout).unwrap();
+    for c in ['\u{2028}', '\u{2029}', '\u{85}'] {
+        assert!(!stream.contains(c), "{c:?} reached the stream");
+    }
+    assert!(!stream.contains("ConfigMap"));
 }
