@@ -15,6 +15,9 @@ use std::process::Command;
 
 use meshplan::render::Output;
 use meshplan::{Checked, Source, check_bytes, report};
+
+#[path = "support/tools.rs"]
+mod tools;
 use proptest::prelude::*;
 use serde::Deserialize;
 
@@ -231,8 +234,9 @@ fn assert_scripts_are_well_formed(plan: &str, tree: &Output) {
 #[test]
 fn shellcheck_is_used_when_installed() {
     if !tool_available("shellcheck") {
-        println!(
-            "SKIP shellcheck of generated scripts: shellcheck is not installed (bash .ci/run installs it)"
+        tools::skip(
+            "shellcheck of generated scripts",
+            "shellcheck is not installed; scripts got `bash -n` only",
         );
     }
 }
