@@ -255,6 +255,20 @@ fn gitops_points_at_the_tree(gitops: &crate::raw::Gitops, out: &mut Findings) {
             help: "write the URL the GitOps tool clones, e.g. `https://git.example.com/platform/mesh.git` or `ssh://git@git.example.com/platform/mesh.git`",
         });
     }
+    // Argo CD evaluates the ApplicationSet template (goTemplate: true): `{{ .cluster }}` or
+    // `{{ printf ... }}` in a value would run there instead of being synced as written.
+    let values = std::iter::once(repository)
+        .chain(gitops.revision.iter())
+        .chain(gitops.path.iter());
+    for value in values {
+        if value.get_ref().contains("{{") || value.get_ref().contains("}}") {
+            out.push(PlatformError::Gitops {
+                what: "value holds `{{` or `}}`, which Argo CD would evaluate as a Go template",
+                at: at(value),
+                help: "neither `{{` nor `}}` may appear in the repository, revision or path: write them literally",
+            });
+        }
+    }
     if let Some(path) = &gitops.path {
         let p = std::path::Path::new(path.get_ref());
         let inside = p.is_relative()
