@@ -5,7 +5,7 @@
 mod cli;
 mod emit;
 
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -97,28 +97,12 @@ impl Compiled {
 
 fn compile_side(cli: &Cli, path: &Path) -> Result<Compiled, ExitCode> {
     let (label, bytes) = if path.as_os_str() == "-" {
-        let mut bytes = Vec::new();
-        if let Err(err) = std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes) {
-            report_error(
-                cli,
-                "meshplan::io::read_plan",
-                &format!("cannot read the plan from stdin: {err}"),
-            );
-            return Err(ExitCode::from(2));
-        }
+        let bytes = read_capped(cli, std::io::stdin().lock(), "the plan from stdin")
+            .ok_or(ExitCode::from(2))?;
         (STDIN.to_owned(), bytes)
     } else {
-        match std::fs::read(path) {
-            Ok(bytes) => (path.display().to_string(), bytes),
-            Err(err) => {
-                report_error(
-                    cli,
-                    "meshplan::io::read_plan",
-                    &format!("cannot read plan `{}`: {err}", path.display()),
-                );
-                return Err(ExitCode::from(2));
-            }
-        }
+        let bytes = read_plan(cli, path).ok_or(ExitCode::from(2))?;
+        (path.display().to_string(), bytes)
     };
     let (source, checked) = meshplan::check_bytes(&label, &bytes);
     print_findings(cli, &source, &checked);
@@ -351,17 +335,46 @@ fn load(cli: &Cli, path: &Path) -> Option<(Source, Checked)> {
     Some(meshplan::check_bytes(&path.display().to_string(), &bytes))
 }
 
-/// The plan file's bytes; `None` (after reporting) when it cannot be read.
+/// The plan file's bytes; `None` (after reporting) when it cannot be read or is too large.
 fn read_plan(cli: &Cli, path: &Path) -> Option<Vec<u8>> {
-    std::fs::read(path)
-        .map_err(|err| {
+    let what = format!("plan `{}`", path.display());
+    match std::fs::File::open(path) {
+        Ok(file) => read_capped(cli, file, &what),
+        Err(err) => {
             report_error(
                 cli,
                 "meshplan::io::read_plan",
-                &format!("cannot read plan `{}`: {err}", path.display()),
+                &format!("cannot read {what}: {err}"),
             );
-        })
-        .ok()
+            None
+        }
+    }
+}
+
+/// The largest plan meshplan reads: far above any real plan (1,000 clusters and 50,000 nodes
+/// are 6 MB), and a bound on what `/dev/zero` or an endless pipe can make it hold in memory.
+const MAX_PLAN_BYTES: u64 = 64 << 20;
+
+/// Reads at most [`MAX_PLAN_BYTES`]; `None` (after reporting) on an error or a longer input.
+fn read_capped(cli: &Cli, reader: impl std::io::Read, what: &str) -> Option<Vec<u8>> {
+    let mut bytes = Vec::new();
+    if let Err(err) = reader.take(MAX_PLAN_BYTES + 1).read_to_end(&mut bytes) {
+        report_error(
+            cli,
+            "meshplan::io::read_plan",
+            &format!("cannot read {what}: {err}"),
+        );
+        return None;
+    }
+    if bytes.len() as u64 > MAX_PLAN_BYTES {
+        report_error(
+            cli,
+            "meshplan::io::plan_too_large",
+            &format!("{what} is larger than 64 MiB, the most meshplan reads; is it the plan?"),
+        );
+        return None;
+    }
+    Some(bytes)
 }
 
 /// An error that is not a plan finding (I/O, usage, a missing cluster), in the chosen format.

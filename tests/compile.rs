@@ -342,6 +342,7 @@ fn every_code_is_documented_and_has_a_fixture() {
     }
     let not_about_the_plan = [
         "meshplan::io::read_plan",
+        "meshplan::io::plan_too_large",
         "meshplan::io::write_output",
         "meshplan::cli::unknown_cluster",
         "meshplan::cli::nothing_to_render",
