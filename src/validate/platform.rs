@@ -127,6 +127,9 @@ pub fn parse_api_server(value: &Spanned<String>, out: &mut Findings) -> Option<S
         Ok(_) if !text.contains("://") => "no scheme: write `https://` before the host",
         Ok(url) if url.scheme() != "https" => "the API server is served over https",
         Ok(url) if url.host().is_none() => "no host",
+        Ok(url) if url.port() == Some(0) => "port 0: write the port the API server listens on",
+        // The URL parser decodes `%2e%2e` to `..`: kubectl and a human read different hosts.
+        Ok(_) if authority(text).contains('%') => "a percent-encoded host: write the host as it is",
         Ok(url) => return Some(Spanned::new(value.span(), url)),
         Err(_) if !text.contains("://") => "no scheme: write `https://` before the host",
         Err(_) => "not a URL",
@@ -143,6 +146,12 @@ pub fn parse_api_server(value: &Spanned<String>, out: &mut Findings) -> Option<S
         reason: reason.to_owned(),
     });
     None
+}
+
+/// The `host:port` part of a URL as written (between `://` and the path).
+fn authority(text: &str) -> &str {
+    let rest = text.split_once("://").map_or(text, |(_, rest)| rest);
+    rest.split(['/', '?', '#']).next().unwrap_or(rest)
 }
 
 /// Runs the `platform` rules.
