@@ -84,6 +84,12 @@ fn address_and_range_changes() {
     );
     let out = meshplan(&["diff", THREE_CLOUD, &new, "--color", "never", "-q"], None);
     assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout
+            .contains("re-run:\n  mdemo-cluster1: istioctl install -f istio/control-plane.yaml\n"),
+        "{stdout}"
+    );
     snapshot("diff-addresses", &out);
 }
 
