@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks meshplan on synthetic plans (see tests/support/synthetic.rs) with hyperfine:
 # check, build and render times (median, milliseconds), peak memory, and `meshplan render
-# --cluster` (compiled, and from its cache) against `kubectl kustomize` of the same cluster's
+# --cluster` against `kubectl kustomize` of the same cluster's
 # directory, in one run. Prints a Markdown table. `cargo bench --bench stages` times the
 # library's stages instead.
 #
@@ -15,7 +15,6 @@ for tool in hyperfine python3 /usr/bin/time; do
 done
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-export MESHPLAN_CACHE_DIR="$work/cache"
 
 cargo build --release --quiet --bin meshplan --example synthetic_plan
 meshplan="$PWD/target/release/meshplan"
@@ -46,8 +45,8 @@ peak_mb() {
   echo $(( $(tail -n 1 "$work/time") / 1024 ))
 }
 
-echo "| plan | lines | check ms | build ms | rebuild ms | render ms | cached render ms | kustomize ms | peak MB |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| plan | lines | check ms | build ms | rebuild ms | render ms | kustomize ms | peak MB |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 for shape in "10 500 2" "100 5000 10" "1000 50000 100"; do
   read -r clusters nodes networks <<<"$shape"
   plan="$work/plan-$clusters.toml"
@@ -56,19 +55,18 @@ for shape in "10 500 2" "100 5000 10" "1000 50000 100"; do
   check="$(time_ms "$meshplan check -q $plan")"
   build="$(first_build_ms "$plan" "$out")"
   rebuild="$(time_ms "$meshplan build -q $plan -o $out-1")"
-  render="$(time_ms "$meshplan render -q --no-cache $plan --cluster c7")"
-  cached="$(time_ms "$meshplan render -q $plan --cluster c7")" # the warmup fills the cache
+  render="$(time_ms "$meshplan render -q $plan --cluster c7")"
   kustomize="n/a"
   if command -v kubectl >/dev/null 2>&1; then
     kustomize="$(time_ms "kubectl kustomize $out-1/c7")"
   fi
   peak=0
-  for command in "check -q $plan" "build -q $plan -o $work/peak-$clusters" "render -q --no-cache $plan --cluster c7"; do
+  for command in "check -q $plan" "build -q $plan -o $work/peak-$clusters" "render -q $plan --cluster c7"; do
     # shellcheck disable=SC2086 # the command is words
     mb="$(peak_mb "$meshplan" $command)"
     peak=$(( mb > peak ? mb : peak ))
   done
-  echo "| $clusters clusters, $nodes nodes, $networks networks | $(wc -l <"$plan") | $check | $build | $rebuild | $render | $cached | $kustomize | $peak |"
+  echo "| $clusters clusters, $nodes nodes, $networks networks | $(wc -l <"$plan") | $check | $build | $rebuild | $render | $kustomize | $peak |"
 done
 if grep -q outliers "$work/warnings" 2>/dev/null; then
   echo "(hyperfine saw statistical outliers in $(grep -c outliers "$work/warnings") of the series: the machine was not quiet)" >&2

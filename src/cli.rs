@@ -46,6 +46,10 @@ pub enum Command {
         /// what the plan compiles to.
         #[arg(long)]
         check: bool,
+        /// Build into a non-empty directory that holds no `.meshplan-manifest` (files in the
+        /// way still stop the build; `/` and the home directory are always refused).
+        #[arg(long)]
+        force: bool,
     },
     /// Print the planning tables (clusters, networks, addresses, pools) and a topology diagram.
     #[command(
@@ -95,10 +99,6 @@ pub enum Command {
         /// IstioOperator for `istioctl install -f -`; `eastwest`: the east-west gateway's.
         #[arg(long, value_enum, default_value_t = Only::Kubectl)]
         only: Only,
-        /// Neither read nor write the render cache (`MESHPLAN_CACHE_DIR`, default
-        /// `~/.cache/meshplan/render`; an empty `MESHPLAN_CACHE_DIR` also turns it off).
-        #[arg(long)]
-        no_cache: bool,
     },
 }
 

@@ -244,9 +244,76 @@ fn file_changes(old: &Side, new: &Side, summary: &mut Vec<String>) -> Vec<String
             diffs.len(),
             bundles.len()
         ));
-        for (bundle, files) in bundles {
+        let mut reruns = Vec::new();
+        for (bundle, files) in &bundles {
             summary.push(format!("  {bundle}: {}", files.join(", ")));
+            let steps = rerun_steps(bundle, files);
+            if !steps.is_empty() {
+                reruns.push(format!("  {bundle}: {}", steps.join("; ")));
+            }
+        }
+        if !reruns.is_empty() {
+            summary.push("re-run:".to_owned());
+            summary.extend(reruns);
         }
     }
     diffs
+}
+
+/// What to run again in a cluster for its changed or added files (`path (kind)` entries), in
+/// install order; removed files need nothing re-run (their objects are the reviewer's call).
+fn rerun_steps(bundle: &str, files: &[String]) -> Vec<String> {
+    let prefix = format!("{bundle}/");
+    let changed: Vec<&str> = files
+        .iter()
+        .filter(|f| !f.ends_with(" (removed)"))
+        .filter_map(|f| f.split(" (").next()?.strip_prefix(&prefix))
+        .collect();
+    let has = |p: &str| changed.contains(&p);
+    let mut steps = Vec::new();
+    for script in ["cacerts", "node-labels"] {
+        if has(&format!("scripts/{script}.sh")) {
+            steps.push(format!("scripts/{script}.sh"));
+        }
+    }
+    let helm: Vec<&str> = changed
+        .iter()
+        .copied()
+        .filter(|p| p.starts_with("helm/"))
+        .collect();
+    if has("istio/control-plane.yaml") {
+        steps.push("istioctl install -f istio/control-plane.yaml".to_owned());
+    }
+    if !helm.is_empty() {
+        steps.push(format!("helm upgrade with {}", helm.join(", ")));
+    }
+    if has("istio/eastwest-gateway.yaml") {
+        steps.push("istioctl install -f istio/eastwest-gateway.yaml".to_owned());
+    }
+    const APPLIED: [&str; 6] = [
+        "kustomization.yaml",
+        "namespace.yaml",
+        "metallb.yaml",
+        "istiod-lb.yaml",
+        "gateways.yaml",
+        "samples.yaml",
+    ];
+    if APPLIED.iter().any(|p| has(p)) {
+        steps.push(format!("kubectl apply -k {bundle}"));
+    }
+    if has("scripts/remote-secrets.sh") {
+        steps.push("scripts/remote-secrets.sh".to_owned());
+    }
+    if has("scripts/routes.sh") {
+        steps.push("scripts/routes.sh on every node (the old routes-undo.sh first)".to_owned());
+    }
+    for platform in changed.iter().filter(|p| p.starts_with("platform/")) {
+        steps.push(format!(
+            "{platform} takes effect when the cluster is set up again"
+        ));
+    }
+    if steps.is_empty() && has("scripts/install.sh") {
+        steps.push("scripts/install.sh".to_owned());
+    }
+    steps
 }

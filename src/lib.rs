@@ -61,9 +61,9 @@ pub fn check(source: &Source) -> Checked {
     }
 }
 
-/// The plan file's name without directories, for generated-file headers: the same on every
-/// machine, whatever path the plan was read from; control characters are replaced so the name
-/// cannot break out of a comment line.
+/// The plan file's name without directories, for `explain`'s text heading (generated files do
+/// not name the plan: a renamed plan compiles to the same bytes, and no file name can inject
+/// into YAML); control characters are replaced.
 pub fn plan_file_name(path: &str) -> String {
     let name = path.rsplit(['/', '\\']).next().unwrap_or(path);
     name.chars()

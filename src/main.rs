@@ -2,15 +2,13 @@
 //!
 //! Exit codes: 0 success (warnings allowed); 1 the plan is invalid; 2 usage error or I/O failure.
 
-mod cache;
 mod cli;
 mod emit;
 
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use cache::{Cache, Key};
 use clap::Parser;
 use cli::{Cli, Color, Command, DiagnosticsFormat, Format, Only};
 use meshplan::render::{Output, Selection};
@@ -41,13 +39,13 @@ fn main() -> ExitCode {
             plan,
             output,
             check,
-        } => run_build(&cli, plan, output, *check),
+            force,
+        } => run_build(&cli, plan, output, *check, *force),
         Command::Render {
             plan,
             cluster,
             only,
-            no_cache,
-        } => run_render(&cli, plan, cluster, *only, *no_cache),
+        } => run_render(&cli, plan, cluster, *only),
     }
 }
 
@@ -77,8 +75,8 @@ fn compile(cli: &Cli, path: &Path) -> Result<Output, ExitCode> {
     rendered(cli, meshplan::render::render(&mesh, &explanation))
 }
 
-/// One side of a diff, compiled; `name` is what headers call it (stdin borrows the other
-/// side's file name, so generated headers do not differ for that reason alone).
+/// One side of a diff, compiled; `name` is the file, or `<stdin>`. (Generated files do not
+/// name the plan, so a renamed plan compiles to the same tree.)
 struct Compiled {
     name: String,
     plan: meshplan::model::Plan,
@@ -97,30 +95,14 @@ impl Compiled {
     }
 }
 
-fn compile_side(cli: &Cli, path: &Path, stdin_as: &Path) -> Result<Compiled, ExitCode> {
+fn compile_side(cli: &Cli, path: &Path) -> Result<Compiled, ExitCode> {
     let (label, bytes) = if path.as_os_str() == "-" {
-        let mut bytes = Vec::new();
-        if let Err(err) = std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes) {
-            report_error(
-                cli,
-                "meshplan::io::read_plan",
-                &format!("cannot read the plan from stdin: {err}"),
-            );
-            return Err(ExitCode::from(2));
-        }
-        (stdin_as.display().to_string(), bytes)
+        let bytes = read_capped(cli, std::io::stdin().lock(), "the plan from stdin")
+            .ok_or(ExitCode::from(2))?;
+        (STDIN.to_owned(), bytes)
     } else {
-        match std::fs::read(path) {
-            Ok(bytes) => (path.display().to_string(), bytes),
-            Err(err) => {
-                report_error(
-                    cli,
-                    "meshplan::io::read_plan",
-                    &format!("cannot read plan `{}`: {err}", path.display()),
-                );
-                return Err(ExitCode::from(2));
-            }
-        }
+        let bytes = read_plan(cli, path).ok_or(ExitCode::from(2))?;
+        (path.display().to_string(), bytes)
     };
     let (source, checked) = meshplan::check_bytes(&label, &bytes);
     print_findings(cli, &source, &checked);
@@ -128,18 +110,16 @@ fn compile_side(cli: &Cli, path: &Path, stdin_as: &Path) -> Result<Compiled, Exi
     let mesh = meshplan::resolve::resolve(&plan, &meshplan::plan_file_name(&source.name));
     let explanation = meshplan::explain::explain(&plan, &mesh);
     let output = rendered(cli, meshplan::render::render(&mesh, &explanation))?;
-    let name = if path.as_os_str() == "-" {
-        "-".to_owned()
-    } else {
-        path.display().to_string()
-    };
     Ok(Compiled {
-        name,
+        name: source.name.clone(),
         plan,
         mesh,
         output,
     })
 }
+
+/// What diagnostics and the diff summary call a plan read from stdin.
+const STDIN: &str = "<stdin>";
 
 fn run_diff(cli: &Cli, old: &Path, new: &Path) -> ExitCode {
     if old.as_os_str() == "-" && new.as_os_str() == "-" {
@@ -150,7 +130,7 @@ fn run_diff(cli: &Cli, old: &Path, new: &Path) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let (old, new) = match (compile_side(cli, old, new), compile_side(cli, new, old)) {
+    let (old, new) = match (compile_side(cli, old), compile_side(cli, new)) {
         (Ok(old), Ok(new)) => (old, new),
         (Err(code), _) | (_, Err(code)) => return code,
     };
@@ -210,7 +190,7 @@ fn run_explain(cli: &Cli, path: &Path, format: Format) -> ExitCode {
     }
 }
 
-fn run_build(cli: &Cli, path: &Path, dir: &Path, check: bool) -> ExitCode {
+fn run_build(cli: &Cli, path: &Path, dir: &Path, check: bool, force: bool) -> ExitCode {
     let output = match compile(cli, path) {
         Ok(output) => output,
         Err(code) => return code,
@@ -224,7 +204,7 @@ fn run_build(cli: &Cli, path: &Path, dir: &Path, check: bool) -> ExitCode {
             }
         };
     }
-    match emit::build(dir, &output) {
+    match emit::build(dir, &output, emit::Options { force }) {
         Ok(written) => {
             if !cli.quiet {
                 let mut stderr = std::io::stderr().lock();
@@ -273,7 +253,7 @@ fn report_drift(cli: &Cli, dir: &Path, drift: &emit::Drift) -> ExitCode {
     }
 }
 
-fn run_render(cli: &Cli, path: &Path, name: &str, only: Only, no_cache: bool) -> ExitCode {
+fn run_render(cli: &Cli, path: &Path, name: &str, only: Only) -> ExitCode {
     let selection = match only {
         Only::Kubectl => Selection::Kubectl,
         Only::Istio => Selection::Istio,
@@ -281,15 +261,6 @@ fn run_render(cli: &Cli, path: &Path, name: &str, only: Only, no_cache: bool) ->
     };
     let plan_name = path.display().to_string();
     let plan_file = meshplan::plan_file_name(&plan_name);
-    let cache = if no_cache { None } else { Cache::open() };
-    let cached = cache.as_ref().and_then(|cache| {
-        let key = Key::of_file(&plan_file, name, selection, path).ok()?;
-        cache.get(&key)
-    });
-    if let Some(stream) = cached {
-        print_summary(cli, &plan_name, &[]);
-        return print_stream(&stream);
-    }
     let Some(bytes) = read_plan(cli, path) else {
         return ExitCode::from(2);
     };
@@ -306,12 +277,7 @@ fn run_render(cli: &Cli, path: &Path, name: &str, only: Only, no_cache: bool) ->
         cli,
         meshplan::render::cluster_stream(&mesh, &cluster, selection),
     ) {
-        Ok(Some(stream)) => {
-            if let Some(cache) = cache.filter(|_| checked.findings.is_empty()) {
-                cache.put(&Key::new(&plan_file, name, selection, &bytes), &stream);
-            }
-            print_stream(&stream)
-        }
+        Ok(Some(stream)) => print_stream(&stream),
         Ok(None) => nothing_to_render(cli, name, only),
         Err(code) => code,
     }
@@ -369,17 +335,46 @@ fn load(cli: &Cli, path: &Path) -> Option<(Source, Checked)> {
     Some(meshplan::check_bytes(&path.display().to_string(), &bytes))
 }
 
-/// The plan file's bytes; `None` (after reporting) when it cannot be read.
+/// The plan file's bytes; `None` (after reporting) when it cannot be read or is too large.
 fn read_plan(cli: &Cli, path: &Path) -> Option<Vec<u8>> {
-    std::fs::read(path)
-        .map_err(|err| {
+    let what = format!("plan `{}`", path.display());
+    match std::fs::File::open(path) {
+        Ok(file) => read_capped(cli, file, &what),
+        Err(err) => {
             report_error(
                 cli,
                 "meshplan::io::read_plan",
-                &format!("cannot read plan `{}`: {err}", path.display()),
+                &format!("cannot read {what}: {err}"),
             );
-        })
-        .ok()
+            None
+        }
+    }
+}
+
+/// The largest plan meshplan reads: far above any real plan (1,000 clusters and 50,000 nodes
+/// are 6 MB), and a bound on what `/dev/zero` or an endless pipe can make it hold in memory.
+const MAX_PLAN_BYTES: u64 = 64 << 20;
+
+/// Reads at most [`MAX_PLAN_BYTES`]; `None` (after reporting) on an error or a longer input.
+fn read_capped(cli: &Cli, reader: impl std::io::Read, what: &str) -> Option<Vec<u8>> {
+    let mut bytes = Vec::new();
+    if let Err(err) = reader.take(MAX_PLAN_BYTES + 1).read_to_end(&mut bytes) {
+        report_error(
+            cli,
+            "meshplan::io::read_plan",
+            &format!("cannot read {what}: {err}"),
+        );
+        return None;
+    }
+    if bytes.len() as u64 > MAX_PLAN_BYTES {
+        report_error(
+            cli,
+            "meshplan::io::plan_too_large",
+            &format!("{what} is larger than 64 MiB, the most meshplan reads; is it the plan?"),
+        );
+        return None;
+    }
+    Some(bytes)
 }
 
 /// An error that is not a plan finding (I/O, usage, a missing cluster), in the chosen format.

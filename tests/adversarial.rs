@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap in a test is a test failure with its location
 
+use std::path::PathBuf;
 use std::process::Command;
 
 use meshplan::Source;
@@ -104,6 +105,12 @@ fn hostile() -> Vec<String> {
         "1.20",
         "!!binary",
         "tab\there",
+        "nul\0byte",
+        "bell\u{7}",
+        "line\u{2028}separator",
+        "next\u{85}line",
+        "{{ .cluster }}",
+        "{{ printf \"%s\" .path }}",
     ]
     .iter()
     .map(|s| (*s).to_owned())
@@ -191,13 +198,31 @@ fn assert_scripts_parse(output: &Output) {
     }
 }
 
-/// A free-text field: every value is accepted and reads back unchanged where it is written.
+/// Control characters and line separators are refused in every free-text field: written raw
+/// into a script or YAML they are never what the value means.
+const CONTROL: &str = "meshplan::name::control_character";
+
+fn has_control(value: &str) -> bool {
+    value
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+}
+
+/// A free-text field: every value without a control character is accepted and reads back
+/// unchanged where it is written; every value with one is refused with its code.
 fn free_text(field: &str, read_back: impl Fn(&Output) -> String) {
     for value in hostile() {
-        let output = compile(field, &value)
-            .unwrap_or_else(|code| panic!("{field} = {value:?} rejected: {code}"));
-        assert_eq!(read_back(&output), value, "{field} did not round-trip");
-        assert_scripts_parse(&output);
+        match compile(field, &value) {
+            Err(code) => assert!(
+                has_control(&value) && code == CONTROL,
+                "{field} = {value:?} rejected: {code}"
+            ),
+            Ok(output) => {
+                assert!(!has_control(&value), "{field} = {value:?} accepted");
+                assert_eq!(read_back(&output), value, "{field} did not round-trip");
+                assert_scripts_parse(&output);
+            }
+        }
     }
 }
 
@@ -207,7 +232,10 @@ fn name_field(field: &str, code: &str, read_back: impl Fn(&Output) -> String) {
     for value in hostile() {
         match compile(field, &value) {
             Err(found) => {
-                assert_eq!(found, code, "{field} = {value:?}");
+                assert!(
+                    found == code || found == CONTROL,
+                    "{field} = {value:?}: {found}"
+                );
                 rejected += 1;
             }
             Ok(output) => {
@@ -270,13 +298,37 @@ fn gitops_values_are_quoted_or_rejected() {
             .to_owned()
     };
     name_field("repo", "meshplan::platform::gitops", repo);
-    free_text("revision", |o| {
+    // Argo CD evaluates the template (goTemplate: true): `{{` is refused, anything else is
+    // written literally.
+    let revision = |o: &Output| {
         doc_of_kind(o, "gitops/argocd.yaml", "ApplicationSet")["spec"]["template"]["spec"]["source"]
             ["targetRevision"]
             .as_str()
             .unwrap()
             .to_owned()
-    });
+    };
+    for value in hostile() {
+        match compile("revision", &value) {
+            Err(code) if value.contains("{{") => assert_eq!(code, "meshplan::platform::gitops"),
+            Err(code) => assert!(has_control(&value) && code == CONTROL, "{value:?}: {code}"),
+            Ok(output) => {
+                assert!(
+                    !value.contains("{{") && !has_control(&value),
+                    "{value:?} accepted"
+                );
+                assert_eq!(revision(&output), value);
+            }
+        }
+    }
+    for value in ["{{ .cluster }}", "x}}"] {
+        assert_eq!(
+            compile("repo", &format!("https://git.example.com/{value}"))
+                .err()
+                .as_deref(),
+            Some("meshplan::platform::gitops"),
+            "{value}"
+        );
+    }
 }
 
 #[test]
@@ -325,4 +377,35 @@ fn names_and_ids_are_rejected_unless_they_are_valid() {
             }
         }
     }
+}
+
+/// U+2028, U+2029 and U+0085 end a line for YAML 1.1 parsers (PyYAML, go-yaml): a plan file
+/// named with them must not add a document to `render | kubectl apply -f -`.
+#[test]
+fn the_plan_file_name_never_reaches_the_output() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("adversarial_name");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let name = "p\u{2028}---\u{2028}kind: ConfigMap\u{2029}x\u{85}y.toml";
+    let plan = dir.join(name);
+    std::fs::copy(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("plans/three-cloud-metallb.toml"),
+        &plan,
+    )
+    .unwrap();
+    let rendered = Command::new(env!("CARGO_BIN_EXE_meshplan"))
+        .args([
+            "render",
+            plan.to_str().unwrap(),
+            "--cluster",
+            "mdemo-cluster1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(rendered.status.code(), Some(0));
+    let stream = String::from_utf8(rendered.stdout).unwrap();
+    for c in ['\u{2028}', '\u{2029}', '\u{85}'] {
+        assert!(!stream.contains(c), "{c:?} reached the stream");
+    }
+    assert!(!stream.contains("ConfigMap"));
 }

@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap in a test is a test failure with its location
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 #[path = "support/run.rs"]
@@ -184,4 +184,54 @@ service_cidr = "10.2.0.0/16"
     let quiet = meshplan(&["check", plan.to_str().unwrap(), "-q"]);
     assert_eq!(quiet.status.code(), Some(0));
     assert_eq!(stderr(&quiet), "");
+}
+
+/// Plans are capped at 64 MiB, from a file or stdin: `check /dev/zero` must end with an error,
+/// not read until the machine runs out of memory.
+#[test]
+fn endless_or_huge_input_is_refused_with_a_code() {
+    let huge = std::env::temp_dir().join(format!("meshplan-huge-{}.toml", std::process::id()));
+    let file = std::fs::File::create(&huge).unwrap();
+    file.set_len((64 << 20) + 1).unwrap(); // sparse: no disk used
+    drop(file);
+    let huge_path = huge.to_str().unwrap();
+    let json = ["--diagnostics", "json"];
+    let stdin_runs: [(&[&str], &Path); 2] = [
+        (&["diff", "-", "plans/icp-single-network.toml"], &huge),
+        (
+            &["diff", "-", "plans/icp-single-network.toml"],
+            Path::new("/dev/zero"),
+        ),
+    ];
+    for args in [
+        vec!["check", huge_path],
+        vec!["render", huge_path, "--cluster", "c1"],
+        vec!["check", "/dev/zero"],
+        vec!["render", "/dev/zero", "--cluster", "c1"],
+    ] {
+        let out = meshplan(&[&args[..], &json[..]].concat());
+        assert_too_large(&out, &args.join(" "));
+    }
+    for (args, input) in stdin_runs {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshplan"))
+            .args(args)
+            .args(json)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdin(std::fs::File::open(input).unwrap())
+            .output()
+            .unwrap();
+        assert_too_large(&out, &format!("{} < {}", args.join(" "), input.display()));
+    }
+    let _ = std::fs::remove_file(&huge);
+}
+
+fn assert_too_large(out: &std::process::Output, what: &str) {
+    assert_eq!(out.status.code(), Some(2), "{what}: {}", stderr(out));
+    let first = stderr(out).lines().next().unwrap_or_default().to_owned();
+    let finding: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(finding["code"], "meshplan::io::plan_too_large", "{what}");
+    assert!(
+        finding["message"].as_str().unwrap().contains("64 MiB"),
+        "{what}"
+    );
 }

@@ -15,6 +15,9 @@ use std::process::Command;
 
 use meshplan::render::Output;
 use meshplan::{Checked, Source, check_bytes, report};
+
+#[path = "support/tools.rs"]
+mod tools;
 use proptest::prelude::*;
 use serde::Deserialize;
 
@@ -231,8 +234,9 @@ fn assert_scripts_are_well_formed(plan: &str, tree: &Output) {
 #[test]
 fn shellcheck_is_used_when_installed() {
     if !tool_available("shellcheck") {
-        println!(
-            "SKIP shellcheck of generated scripts: shellcheck is not installed (bash .ci/run installs it)"
+        tools::skip(
+            "shellcheck of generated scripts",
+            "shellcheck is not installed; scripts got `bash -n` only",
         );
     }
 }
@@ -338,6 +342,7 @@ fn every_code_is_documented_and_has_a_fixture() {
     }
     let not_about_the_plan = [
         "meshplan::io::read_plan",
+        "meshplan::io::plan_too_large",
         "meshplan::io::write_output",
         "meshplan::cli::unknown_cluster",
         "meshplan::cli::nothing_to_render",

@@ -25,8 +25,8 @@ fn meshplan(args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// A variant of a shipped plan, written under the same file name in its own folder so that
-/// generated headers (which name the plan file) stay equal, as across git revisions.
+/// A variant of a shipped plan, written under the same file name in its own folder, as across
+/// git revisions.
 fn variant(case: &str, plan: &str, edits: &[(&str, &str)]) -> String {
     let mut text = std::fs::read_to_string(root().join(plan)).unwrap();
     for (from, to) in edits {
@@ -84,6 +84,12 @@ fn address_and_range_changes() {
     );
     let out = meshplan(&["diff", THREE_CLOUD, &new, "--color", "never", "-q"], None);
     assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout
+            .contains("re-run:\n  mdemo-cluster1: istioctl install -f istio/control-plane.yaml\n"),
+        "{stdout}"
+    );
     snapshot("diff-addresses", &out);
 }
 
@@ -175,5 +181,41 @@ fn an_invalid_side_gets_diagnostics_and_exit_2() {
     assert_eq!(
         meshplan(&["diff", "-", "-"], Some("")).status.code(),
         Some(2)
+    );
+}
+
+#[test]
+fn a_renamed_plan_is_no_change() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("diff")
+        .join("renamed");
+    std::fs::create_dir_all(&dir).unwrap();
+    let renamed = dir.join("mesh-prod.toml");
+    std::fs::copy(root().join(THREE_CLOUD), &renamed).unwrap();
+    let out = meshplan(&["diff", THREE_CLOUD, renamed.to_str().unwrap()], None);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn an_invalid_stdin_side_is_reported_as_stdin_once() {
+    let broken =
+        std::fs::read_to_string(root().join("tests/fixtures/err/lb_outside_pool.toml")).unwrap();
+    let out = meshplan(&["diff", "-", ICP, "--color", "never"], Some(&broken));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("[<stdin>:"), "{stderr}");
+    assert!(!stderr.contains("[icp-single-network.toml:"), "{stderr}");
+    assert!(!stderr.contains(&format!("[{ICP}:")), "{stderr}");
+    assert_eq!(stderr.matches("<stdin>: invalid").count(), 1, "{stderr}");
+    assert_eq!(
+        stderr.matches(&format!("{ICP}: valid")).count(),
+        1,
+        "{stderr}"
     );
 }

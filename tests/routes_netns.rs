@@ -16,6 +16,9 @@ use std::process::{Command, Output};
 use ipnet::Ipv4Net;
 use meshplan::Source;
 
+#[path = "support/tools.rs"]
+mod tools;
+
 const PLAN: &str = "tests/fixtures/ok/three-clusters-static-routes.toml";
 
 fn run(args: &[&str]) -> Output {
@@ -228,7 +231,7 @@ fn cross_cluster_reachability(nodes: &[Node]) -> Vec<(String, String, bool)> {
 #[test]
 fn generated_routes_connect_pods_across_clusters_and_undo_removes_them() {
     if let Some(reason) = unavailable() {
-        println!("SKIP routes netns test: {reason}");
+        tools::skip("routes netns test", &reason);
         return;
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

@@ -1,8 +1,9 @@
 //! Everything meshplan writes, for every shipped plan and ok fixture, checked against the real
 //! schemas: Kubernetes' own (kubernetes-validate), Istio's and MetalLB's CRDs and chart values
-//! in `../shared/schemas`. The checks live in `tests/tools/validate_output.py`; this test builds
-//! the trees and runs it. Where Python, its modules or the schemas are missing it prints why it
-//! skipped (`.ci/run` installs the modules).
+//! in `tests/data/schemas` (copied into the repository; its README gives sources and licences).
+//! The checks live in `tests/tools/validate_output.py`; this test builds the trees and runs it.
+//! Missing schema files fail the test; missing Python or modules fail it under
+//! `MESHPLAN_REQUIRE_TOOLS=1` (CI) and print a SKIP line elsewhere.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap in a test is a test failure with its location
 
@@ -11,6 +12,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use meshplan::Source;
+
+#[path = "support/tools.rs"]
+mod tools;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -44,11 +48,12 @@ fn build_trees() -> Vec<PathBuf> {
 
 #[test]
 fn generated_documents_satisfy_the_real_schemas() {
-    let schemas = root().join("../shared/schemas");
-    if !schemas.join("istio/crd-all.gen.yaml").exists() {
-        println!("SKIP schema validation: {} not found", schemas.display());
-        return;
-    }
+    let schemas = root().join("tests/data/schemas");
+    assert!(
+        schemas.join("istio/crd-all.gen.yaml").is_file(),
+        "the schemas the test validates against are missing from {}",
+        schemas.display()
+    );
     let trees = build_trees();
     let result = Command::new("python3")
         .arg(root().join("tests/tools/validate_output.py"))
@@ -56,17 +61,14 @@ fn generated_documents_satisfy_the_real_schemas() {
         .args(&trees)
         .output();
     let Ok(output) = result else {
-        println!("SKIP schema validation: python3 is not installed");
+        tools::skip("schema validation", "python3 is not installed");
         return;
     };
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     match output.status.code() {
         Some(0) => println!("{}", stdout.trim_end()),
-        Some(3) => println!(
-            "SKIP schema validation: {} (bash .ci/run installs it)",
-            stderr.trim()
-        ),
+        Some(3) => tools::skip("schema validation", stderr.trim()),
         _ => panic!("generated output violates a schema:\n{stdout}{stderr}"),
     }
 }

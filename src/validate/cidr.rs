@@ -80,6 +80,22 @@ pub enum CidrError {
         at: SourceSpan,
     },
 
+    /// A service range too small for a cluster's Services.
+    #[error("service_cidr {value} of `{cluster}` is too small for a cluster's Services")]
+    #[diagnostic(
+        code(meshplan::cidr::service_too_small),
+        help(
+            "use a /{min_prefix} or wider (kubeadm puts cluster DNS at the range's tenth address, and the first is the `kubernetes` Service); clusters usually get a /16 to /20"
+        )
+    )]
+    ServiceTooSmall {
+        value: String,
+        cluster: String,
+        min_prefix: u8,
+        #[label("fewer than 16 addresses")]
+        at: SourceSpan,
+    },
+
     /// Service range larger than kube-apiserver and kubeadm accept.
     #[error("service_cidr `{value}` of `{cluster}` is larger than Kubernetes allows")]
     #[diagnostic(
@@ -202,7 +218,24 @@ pub fn check(facts: &Facts, out: &mut Findings) {
     for cluster in &facts.clusters {
         if let Some(range) = &cluster.service_cidr {
             service_range_fits_kubernetes(cluster.name(), range, out);
+            service_range_holds_services(cluster.name(), range, out);
         }
+    }
+}
+
+/// kubeadm gives cluster DNS the tenth address of the service range, and the first is the
+/// `kubernetes` Service: a range of fewer than 16 addresses cannot hold a cluster's Services.
+fn service_range_holds_services(cluster: &str, range: &Spanned<IpNet>, out: &mut Findings) {
+    const MIN_HOST_BITS: u8 = 4;
+    let net = range.get_ref();
+    let min_prefix = net.max_prefix_len() - MIN_HOST_BITS;
+    if net.prefix_len() > min_prefix {
+        out.push(CidrError::ServiceTooSmall {
+            value: net.to_string(),
+            cluster: cluster.to_owned(),
+            min_prefix,
+            at: at(range),
+        });
     }
 }
 

@@ -209,6 +209,27 @@ pub enum DeliveryError {
         subnet_at: SourceSpan,
     },
 
+    /// An annotation key Kubernetes refuses.
+    #[error(
+        "lb.annotations key `{key}` of `{cluster}` is not a Kubernetes annotation key: {problem}"
+    )]
+    #[diagnostic(
+        code(meshplan::lb::annotation_key),
+        help(
+            "an annotation key is an optional DNS prefix and a name, e.g. `service.beta.kubernetes.io/aws-load-balancer-type`; the API server refuses others"
+        )
+    )]
+    AnnotationKey {
+        /// The cluster.
+        cluster: String,
+        /// The key.
+        key: String,
+        /// What is wrong.
+        problem: &'static str,
+        #[label("not a valid key")]
+        at: SourceSpan,
+    },
+
     /// Annotations that no Service will carry.
     #[error("lb.annotations of `{cluster}` are ignored with via = \"{via}\"")]
     #[diagnostic(
@@ -239,6 +260,7 @@ pub fn check(facts: &Facts, out: &mut Findings) {
         node_port(facts, cluster, lb, out);
         external_ips_on_subnet(facts, cluster, out);
         annotations_only_for_cloud(cluster, lb, out);
+        annotation_keys_are_valid(cluster, lb, out);
     }
 }
 
@@ -398,6 +420,33 @@ fn external_ips_on_subnet(facts: &Facts, cluster: &ClusterFacts, out: &mut Findi
                 subnet: subnet.get_ref().to_string(),
                 at: at(&planned.addr),
                 subnet_at: at(subnet),
+            });
+        }
+    }
+}
+
+/// Why `key` is not a qualified name: `[prefix/]name`, prefix a DNS subdomain.
+fn annotation_key_problem(key: &str) -> Option<&'static str> {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    prefix
+        .and_then(super::names::dns_subdomain_problem)
+        .or_else(|| super::names::label_value_problem(name))
+}
+
+fn annotation_keys_are_valid(cluster: &ClusterFacts, lb: &raw::Lb, out: &mut Findings) {
+    let Some(annotations) = &lb.annotations else {
+        return;
+    };
+    for key in annotations.get_ref().keys() {
+        if let Some(problem) = annotation_key_problem(key) {
+            out.push(DeliveryError::AnnotationKey {
+                cluster: cluster.name().to_owned(),
+                key: key.clone(),
+                problem,
+                at: at(annotations),
             });
         }
     }

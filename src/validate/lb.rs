@@ -16,6 +16,24 @@ use crate::sweep::Interval;
 /// `meshplan::lb::*`.
 #[derive(Debug, Error, Diagnostic)]
 pub enum LbError {
+    /// An lb address of a family the cluster's Services do not have.
+    #[error("lb.{key} {addr} of `{cluster}` is IPv{family}, but the cluster's service_cidr is not")]
+    #[diagnostic(
+        code(meshplan::lb::family),
+        help(
+            "a LoadBalancer Service gets addresses of its cluster's IP families only, so it would stay <pending>; plan an address of the service_cidr's family ({service_cidr}), or make the cluster dual-stack"
+        )
+    )]
+    Family {
+        key: &'static str,
+        addr: IpAddr,
+        cluster: String,
+        family: u8,
+        service_cidr: String,
+        #[label("IPv{family}")]
+        at: SourceSpan,
+    },
+
     /// An lb address outside the cluster's MetalLB pools.
     #[error("lb.{key} {addr} of `{cluster}` is outside its MetalLB pool")]
     #[diagnostic(
@@ -83,6 +101,27 @@ pub fn check(facts: &Facts, out: &mut Findings) {
     for cluster in &facts.clusters {
         addresses_in_pool(cluster, out);
         istiod_only_on_primary(cluster, out);
+        addresses_match_the_cluster_family(cluster, out);
+    }
+}
+
+fn addresses_match_the_cluster_family(cluster: &ClusterFacts, out: &mut Findings) {
+    let Some(service) = &cluster.service_cidr else {
+        return;
+    };
+    let service_v4 = matches!(service.get_ref(), ipnet::IpNet::V4(_));
+    for lb in &cluster.lb {
+        let addr = lb.addr.get_ref().to_canonical();
+        if addr.is_ipv4() != service_v4 {
+            out.push(LbError::Family {
+                key: lb.kind.key(),
+                addr: *lb.addr.get_ref(),
+                cluster: cluster.name().to_owned(),
+                family: if addr.is_ipv4() { 4 } else { 6 },
+                service_cidr: service.get_ref().to_string(),
+                at: at(&lb.addr),
+            });
+        }
     }
 }
 
@@ -93,7 +132,9 @@ fn addresses_are_unique(facts: &Facts, out: &mut Findings) {
         .iter()
         .flat_map(|c| c.lb.iter().map(move |lb| (c, lb)));
     for (cluster, lb) in planned {
-        match seen.get(lb.addr.get_ref()) {
+        // `::ffff:10.0.0.1` is 10.0.0.1 on the wire: compare addresses in canonical form.
+        let canonical = lb.addr.get_ref().to_canonical();
+        match seen.get(&canonical) {
             Some((first, first_lb)) => out.push(LbError::Duplicate {
                 addr: *lb.addr.get_ref(),
                 first_at: at(&first_lb.addr),
@@ -104,7 +145,7 @@ fn addresses_are_unique(facts: &Facts, out: &mut Findings) {
                 second_key: lb.kind.key(),
             }),
             None => {
-                seen.insert(*lb.addr.get_ref(), (cluster, lb));
+                seen.insert(canonical, (cluster, lb));
             }
         }
     }

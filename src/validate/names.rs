@@ -109,6 +109,23 @@ pub enum NameError {
         reason: &'static str,
     },
 
+    /// Free-form text with a control character or a line separator.
+    #[error("{key} holds the control character {which}")]
+    #[diagnostic(
+        code(meshplan::name::control_character),
+        help(
+            "remove it: the value is written into scripts and YAML, where a NUL, a line break or a tab is never what a {key} means (U+2028, U+2029 and U+0085 end a line for YAML 1.1 parsers)"
+        )
+    )]
+    ControlCharacter {
+        /// The plan key.
+        key: &'static str,
+        /// The character, as `U+XXXX`.
+        which: String,
+        #[label("here")]
+        at: SourceSpan,
+    },
+
     /// Something named twice.
     #[error("{what} `{value}` is defined twice")]
     #[diagnostic(
@@ -184,6 +201,86 @@ pub fn check(facts: &Facts, out: &mut Findings) {
     for cluster in &plan.cluster {
         cluster_names(cluster.get_ref(), out);
     }
+    for (key, value) in free_text(plan) {
+        no_control_character(key, value, out);
+    }
+}
+
+/// The free-form strings of a plan (not names, not addresses), which are written into scripts
+/// and YAML as given.
+fn free_text(plan: &raw::Plan) -> Vec<(&'static str, &Spanned<String>)> {
+    let mesh = plan.mesh.get_ref();
+    let mut found = Vec::new();
+    found.extend(
+        mesh.istio
+            .get_ref()
+            .hub
+            .iter()
+            .map(|h| ("mesh.istio.hub", h)),
+    );
+    if let Some(samples) = &mesh.samples {
+        found.extend(
+            samples
+                .get_ref()
+                .hub
+                .iter()
+                .map(|h| ("mesh.samples.hub", h)),
+        );
+    }
+    if let Some(gitops) = &mesh.gitops {
+        let gitops = gitops.get_ref();
+        found.push(("mesh.gitops.repository", &gitops.repository));
+        found.extend(gitops.revision.iter().map(|r| ("mesh.gitops.revision", r)));
+        found.extend(gitops.path.iter().map(|p| ("mesh.gitops.path", p)));
+    }
+    for cluster in &plan.cluster {
+        let cluster = cluster.get_ref();
+        found.extend(cluster.context.iter().map(|c| ("context", c)));
+        if let Some(annotations) = cluster
+            .lb
+            .as_ref()
+            .and_then(|lb| lb.get_ref().annotations.as_ref())
+        {
+            found.extend(annotations.get_ref().values().map(|v| ("lb annotation", v)));
+        }
+        if let Some(kubeadm) = &cluster.kubeadm {
+            let kubeadm = kubeadm.get_ref();
+            found.extend(
+                kubeadm
+                    .image_repository
+                    .iter()
+                    .map(|r| ("kubeadm.image_repository", r)),
+            );
+            found.extend(kubeadm.cri_socket.iter().map(|c| ("kubeadm.cri_socket", c)));
+        }
+        if let Some(interfaces) = cluster
+            .metallb
+            .as_ref()
+            .and_then(|m| m.get_ref().interfaces.as_ref())
+        {
+            found.extend(
+                interfaces
+                    .get_ref()
+                    .iter()
+                    .map(|i| ("metallb interface", i)),
+            );
+        }
+    }
+    found
+}
+
+fn no_control_character(key: &'static str, value: &Spanned<String>, out: &mut Findings) {
+    let bad = value
+        .get_ref()
+        .chars()
+        .find(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'));
+    if let Some(c) = bad {
+        out.push(NameError::ControlCharacter {
+            key,
+            which: format!("U+{:04X}", u32::from(c)),
+            at: at(value),
+        });
+    }
 }
 
 fn cluster_names(cluster: &raw::Cluster, out: &mut Findings) {
@@ -241,7 +338,7 @@ fn locality(
 }
 
 /// Why `value` is not a Kubernetes label value (non-empty here: an empty ID means nothing).
-fn label_value_problem(value: &str) -> Option<&'static str> {
+pub(super) fn label_value_problem(value: &str) -> Option<&'static str> {
     let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
     if value.is_empty() {
         Some("empty")

@@ -44,6 +44,21 @@ pub enum NetworkError {
         at: SourceSpan,
     },
 
+    /// A node subnet that is every address.
+    #[error("node_subnet {value} of network `{network}` is every address, not a subnet")]
+    #[diagnostic(
+        code(meshplan::network::node_subnet_everything),
+        help(
+            "write the one L2 subnet the network's nodes share, e.g. `172.16.187.0/24`: static routes are single-hop, and a /0 would let any address pass as a next hop"
+        )
+    )]
+    NodeSubnetEverything {
+        network: String,
+        value: String,
+        #[label("prefix length 0")]
+        at: SourceSpan,
+    },
+
     /// Static routing without a node subnet.
     #[error("network `{network}` routes statically but has no node_subnet")]
     #[diagnostic(
@@ -118,6 +133,19 @@ pub fn check(facts: &Facts, out: &mut Findings) {
             out.push(NetworkError::MissingNodeSubnet {
                 network: raw.id.get_ref().clone(),
                 at: at(routing),
+            });
+        }
+    }
+    for network in &facts.networks {
+        if let Some(subnet) = network
+            .node_subnet
+            .as_ref()
+            .filter(|s| s.get_ref().prefix_len() == 0)
+        {
+            out.push(NetworkError::NodeSubnetEverything {
+                network: network.raw.get_ref().id.get_ref().clone(),
+                value: subnet.get_ref().to_string(),
+                at: at(subnet),
             });
         }
     }

@@ -145,6 +145,9 @@ pub fn parse_api_server(value: &Spanned<String>, out: &mut Findings) -> Option<S
         Ok(_) if !text.contains("://") => "no scheme: write `https://` before the host",
         Ok(url) if url.scheme() != "https" => "the API server is served over https",
         Ok(url) if url.host().is_none() => "no host",
+        Ok(url) if url.port() == Some(0) => "port 0: write the port the API server listens on",
+        // The URL parser decodes `%2e%2e` to `..`: kubectl and a human read different hosts.
+        Ok(_) if authority(text).contains('%') => "a percent-encoded host: write the host as it is",
         Ok(url) => return Some(Spanned::new(value.span(), url)),
         Err(_) if !text.contains("://") => "no scheme: write `https://` before the host",
         Err(_) => "not a URL",
@@ -161,6 +164,12 @@ pub fn parse_api_server(value: &Spanned<String>, out: &mut Findings) -> Option<S
         reason: reason.to_owned(),
     });
     None
+}
+
+/// The `host:port` part of a URL as written (between `://` and the path).
+fn authority(text: &str) -> &str {
+    let rest = text.split_once("://").map_or(text, |(_, rest)| rest);
+    rest.split(['/', '?', '#']).next().unwrap_or(rest)
 }
 
 /// Runs the `platform` rules.
@@ -301,6 +310,20 @@ fn gitops_points_at_the_tree(gitops: &crate::raw::Gitops, out: &mut Findings) {
             at: at(repository),
             help: "write the URL the GitOps tool clones, e.g. `https://git.example.com/platform/mesh.git` or `ssh://git@git.example.com/platform/mesh.git`",
         });
+    }
+    // Argo CD evaluates the ApplicationSet template (goTemplate: true): `{{ .cluster }}` or
+    // `{{ printf ... }}` in a value would run there instead of being synced as written.
+    let values = std::iter::once(repository)
+        .chain(gitops.revision.iter())
+        .chain(gitops.path.iter());
+    for value in values {
+        if value.get_ref().contains("{{") || value.get_ref().contains("}}") {
+            out.push(PlatformError::Gitops {
+                what: "value holds `{{` or `}}`, which Argo CD would evaluate as a Go template",
+                at: at(value),
+                help: "neither `{{` nor `}}` may appear in the repository, revision or path: write them literally",
+            });
+        }
     }
     if let Some(path) = &gitops.path {
         let p = std::path::Path::new(path.get_ref());

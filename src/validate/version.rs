@@ -10,6 +10,8 @@ use crate::model::Version;
 
 /// The oldest Istio whose multicluster flow meshplan emits.
 pub const OLDEST_ISTIO: Version = Version::new(1, 20, Some(0));
+/// The newest Istio release whose guides and charts meshplan was checked against (1.30.3).
+pub const NEWEST_ISTIO: Version = Version::new(1, 30, None);
 /// MetalLB's CRD configuration (IPAddressPool, L2Advertisement) exists from 0.13.
 pub const OLDEST_METALLB: Version = Version::new(0, 13, None);
 /// The MetalLB version assumed when the plan names none.
@@ -81,6 +83,22 @@ pub enum VersionError {
         at: SourceSpan,
     },
 
+    /// Istio newer than the releases meshplan knows.
+    #[error("Istio {value} is newer than {NEWEST_ISTIO}, the newest release meshplan knows")]
+    #[diagnostic(
+        code(meshplan::version::istio_unknown),
+        severity(Warning),
+        help(
+            "the files follow Istio {NEWEST_ISTIO}'s multicluster guides; check {value}'s release notes for changes to the IstioOperator, Helm values or networking APIs, or target {NEWEST_ISTIO}"
+        )
+    )]
+    IstioUnknown {
+        /// As written.
+        value: String,
+        #[label("newer than meshplan knows")]
+        at: SourceSpan,
+    },
+
     /// MetalLB older than its CRD configuration.
     #[error("MetalLB {value} is older than {OLDEST_METALLB}")]
     #[diagnostic(
@@ -142,6 +160,12 @@ pub fn check(facts: &Facts, out: &mut Findings) {
 
 fn istio_is_supported(written: &Spanned<String>, version: &Version, out: &mut Findings) {
     if version.at_least(1, 20) {
+        if !NEWEST_ISTIO.at_least(version.major, version.minor) {
+            out.push(VersionError::IstioUnknown {
+                value: written.get_ref().clone(),
+                at: at(written),
+            });
+        }
         if version.patch.is_none() {
             out.push(VersionError::IstioPatch {
                 value: written.get_ref().clone(),

@@ -2,10 +2,9 @@
 
 use std::process::{Command, Output};
 
-/// `meshplan ARGS...`, its exit status and both streams. The render cache is off, so every
-/// run compiles; the cache's own tests turn it on with [`meshplan_env`].
+/// `meshplan ARGS...`, its exit status and both streams.
 pub fn meshplan(args: &[&str]) -> Output {
-    meshplan_env(args, &[("MESHPLAN_CACHE_DIR", "")])
+    meshplan_env(args, &[])
 }
 
 /// `meshplan ARGS...` with extra environment variables.

@@ -30,7 +30,7 @@ except ImportError as missing:  # pragma: no cover - reported as a skip by the c
 
 K8S_VERSION = "1.31.0"
 CORE_KINDS = {"Namespace", "Service", "ServiceAccount", "Deployment"}
-# GitOps objects and kustomizations have no schema in shared/schemas.
+# GitOps objects and kustomizations have no schema in tests/data/schemas.
 UNCHECKED_GROUPS = ("argoproj.io/", "source.toolkit.fluxcd.io/", "kustomize.toolkit.fluxcd.io/",
                     "kustomize.config.k8s.io/")
 # IstioOperatorSpec (operator/pkg/apis/types.go), the parts meshplan may write.
@@ -43,7 +43,7 @@ IOP_K8S_KEYS = {"env", "service", "serviceAnnotations", "podAnnotations", "affin
                 "securityContext", "strategy", "imagePullPolicy", "priorityClassName", "readinessProbe",
                 "overlays", "volumes", "volumeMounts"}
 # Verbatim output of Istio's gen-eastwest-gateway.sh; its chart (gateways/istio-ingress) is not
-# in shared/schemas.
+# in tests/data/schemas.
 IOP_VALUES_OUTSIDE_ISTIOD = {("gateways", "istio-ingressgateway", "injectionTemplate")}
 # Chart keys that pass a whole Istio API object through (MeshConfig): their sub-keys are that
 # API's fields, not chart defaults.
