@@ -227,7 +227,7 @@ fn build_locked(
     let work = dir.join(WORK);
     make_work_dir(&work)?;
     if let Err(err) = stage(&work.join(NEW), &plan.writes) {
-        let _ = fs::remove_dir_all(&work);
+        let _ = remove_work_dir(&work, &mut |_| Ok(()));
         return Err(err);
     }
     commit(dir, &work, &plan, before_move)?;
@@ -519,7 +519,35 @@ fn recover(dir: &Path) -> Result<(), EmitError> {
             ))
         })?;
     }
-    fs::remove_dir_all(&work).map_err(io_error(&work))
+    remove_work_dir(&work, &mut |_| Ok(())).map_err(io_error(&work))
+}
+
+/// Removes meshplan's work directory, its marker last: a run killed half-way through leaves a
+/// directory the next run still recognises as meshplan's (or an empty one).
+fn remove_work_dir(
+    work: &Path,
+    before_remove: &mut dyn FnMut(&str) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut entries: Vec<_> = fs::read_dir(work)?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name() != MARKER)
+        .collect();
+    entries.sort_by_key(fs::DirEntry::file_name);
+    for entry in entries {
+        before_remove(&entry.file_name().to_string_lossy())?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            fs::remove_dir_all(&path)?;
+        } else {
+            fs::remove_file(&path)?;
+        }
+    }
+    before_remove(MARKER)?;
+    match fs::remove_file(work.join(MARKER)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    fs::remove_dir(work)
 }
 
 /// One journal line: a path and whether DIR held a file there before the build.
@@ -673,7 +701,7 @@ fn commit(
             roll_back(dir, work, &entries.unwrap_or_default()).map_err(io_error(dir))
         }) {
             Ok(()) => {
-                let _ = fs::remove_dir_all(work);
+                let _ = remove_work_dir(work, &mut |_| Ok(()));
                 Err(err)
             }
             Err(undo) => Err(refused(format!(
@@ -683,7 +711,7 @@ fn commit(
     }
     // The commit point: without the journal, the new tree stands.
     fs::remove_file(&journal).map_err(io_error(&journal))?;
-    let _ = fs::remove_dir_all(work);
+    let _ = remove_work_dir(work, before_move);
     Ok(())
 }
 
@@ -859,6 +887,33 @@ mod tests {
             assert_eq!(tree(&dir), before, "dying at move {dying_move}");
             // And the new plan builds cleanly afterwards.
             build(&dir, &new_plan(), Options::default()).unwrap();
+            assert!(check(&dir, &new_plan()).unwrap().is_empty());
+            assert!(!dir.join(WORK).exists());
+        }
+    }
+
+    #[test]
+    fn a_build_killed_while_cleaning_up_leaves_the_new_tree_and_a_work_directory_it_knows() {
+        // Moves 1-5 are the commit (see above); after them come the removals of the work
+        // directory's entries (`new`, `old`, the marker).
+        for dying_step in 6..=8 {
+            let dir = scratch(&format!("cleanup_{dying_step}"));
+            build(&dir, &old_plan(), Options::default()).unwrap();
+            let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut steps = 0;
+                build_with(&dir, &new_plan(), Options::default(), &mut |_| {
+                    steps += 1;
+                    assert!(steps < dying_step, "killed");
+                    Ok(())
+                })
+            }));
+            assert!(crashed.is_err(), "the build died at step {dying_step}");
+            assert!(dir.join(WORK).exists());
+            let written = build(&dir, &new_plan(), Options::default()).unwrap();
+            assert!(
+                written.changed.is_empty(),
+                "step {dying_step}: the new tree stood"
+            );
             assert!(check(&dir, &new_plan()).unwrap().is_empty());
             assert!(!dir.join(WORK).exists());
         }
