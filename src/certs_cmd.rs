@@ -64,20 +64,20 @@ fn read_brought(cert: &Path, key: &Path) -> Result<BroughtRoot, Failure> {
 /// Runs `meshplan certs`.
 pub fn run(plan: &Plan, request: &Request, quiet: bool) -> Result<(), Failure> {
     let names = cluster_names(plan);
-    if let Some(rotate) = request.rotate {
-        if !names.contains(&rotate) {
-            let hint = meshplan::suggest::nearest(rotate, names.iter().copied())
-                .map(|best| format!("did you mean `{best}`? "))
-                .unwrap_or_default();
-            return Err(failure(
-                "meshplan::cli::unknown_cluster",
-                format!(
-                    "--rotate: no cluster `{rotate}` in the plan; {hint}clusters: {}",
-                    names.join(", ")
-                ),
-                1,
-            ));
-        }
+    if let Some(rotate) = request.rotate
+        && !names.contains(&rotate)
+    {
+        let hint = meshplan::suggest::nearest(rotate, names.iter().copied())
+            .map(|best| format!("did you mean `{best}`? "))
+            .unwrap_or_default();
+        return Err(failure(
+            "meshplan::cli::unknown_cluster",
+            format!(
+                "--rotate: no cluster `{rotate}` in the plan; {hint}clusters: {}",
+                names.join(", ")
+            ),
+            1,
+        ));
     }
     let options = Options {
         algorithm: match request.algorithm {

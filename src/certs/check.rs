@@ -411,14 +411,14 @@ fn check_cluster(input: &Input, cluster: &str, findings: &mut Vec<CertError>) ->
         .flatten()
         .filter_map(|der| X509Certificate::from_der(der).ok().map(|(_, c)| c))
         .collect();
-    if let (Some(ca), Some(key)) = (&ca, &files.ca_key) {
-        if key.subject_public_key_info() != ca.public_key().raw {
-            findings.push(CertError::KeyMismatch {
-                cluster: cluster.to_owned(),
-                file: file(CLUSTER_FILES[0]),
-                key_file: file(CLUSTER_FILES[1]),
-            });
-        }
+    if let (Some(ca), Some(key)) = (&ca, &files.ca_key)
+        && key.subject_public_key_info() != ca.public_key().raw
+    {
+        findings.push(CertError::KeyMismatch {
+            cluster: cluster.to_owned(),
+            file: file(CLUSTER_FILES[0]),
+            key_file: file(CLUSTER_FILES[1]),
+        });
     }
     if let Some(ca) = &ca {
         findings.extend(ca_profile(cluster, &file(CLUSTER_FILES[0]), ca));
@@ -436,14 +436,13 @@ fn check_cluster(input: &Input, cluster: &str, findings: &mut Vec<CertError>) ->
     }
     if let (Some(chain), Some(ca_der), Some(root_certs)) =
         (&files.cert_chain, ca_der, &files.root_cert)
+        && let Err(reason) = chain_runs(chain, ca_der, root_certs)
     {
-        if let Err(reason) = chain_runs(chain, ca_der, root_certs) {
-            findings.push(CertError::ChainOrder {
-                cluster: cluster.to_owned(),
-                file: file(CLUSTER_FILES[3]),
-                reason,
-            });
-        }
+        findings.push(CertError::ChainOrder {
+            cluster: cluster.to_owned(),
+            file: file(CLUSTER_FILES[3]),
+            reason,
+        });
     }
     let whose = format!("cluster `{cluster}`");
     if let Some(ca) = &ca {
@@ -484,7 +483,7 @@ fn ca_profile(cluster: &str, file: &str, ca: &X509Certificate) -> Vec<CertError>
             file: file.to_owned(),
         }),
     }
-    let usage = ca.key_usage().ok().flatten().map(|ext| ext.value.clone());
+    let usage = ca.key_usage().ok().flatten().map(|ext| *ext.value);
     let found = match usage {
         None => Some("it has no keyUsage extension".to_owned()),
         Some(usage) if !usage.key_cert_sign() => {
