@@ -668,7 +668,7 @@ fn foreign_roots(
         return Vec::new();
     };
     let majority = &holders[&expected];
-    let others = name_list(majority);
+    let others = name_list(majority, &path(input, ROOT_CERT));
     let mut findings = Vec::new();
     if let Some(top) = top.filter(|print| *print != expected) {
         findings.push(CertError::ForeignRoot {
@@ -696,14 +696,14 @@ fn foreign_roots(
 }
 
 /// `a, b, c and 7 more`.
-fn name_list(names: &[&str]) -> String {
+fn name_list(names: &[&str], top_root: &str) -> String {
     const SHOWN: usize = 5;
     let shown: Vec<String> = names
         .iter()
         .take(SHOWN)
         .map(|name| {
             if *name == ROOT_CERT {
-                format!("DIR/{ROOT_CERT}")
+                top_root.to_owned()
             } else {
                 format!("`{name}`")
             }
