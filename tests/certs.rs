@@ -826,3 +826,31 @@ fn cacerts_sh_needs_certs_dir_outside_the_tree_and_says_how_to_make_it() {
         text(&in_tree)
     );
 }
+
+#[test]
+fn a_directory_git_would_commit_is_warned_about() {
+    let repo = scratch("git-warning").join("repo");
+    fs::create_dir_all(&repo).unwrap();
+    let init = Command::new("git")
+        .arg("init")
+        .arg("-q")
+        .arg(&repo)
+        .output();
+    if !init.is_ok_and(|o| o.status.success()) {
+        println!("SKIP a_directory_git_would_commit_is_warned_about: git is not installed");
+        return;
+    }
+    let warned = make_ca(PLAN, &repo.join("ca"), &[]);
+    let stderr = String::from_utf8_lossy(&warned.stderr);
+    assert!(
+        stderr.contains("warning:") && stderr.contains("not ignored"),
+        "{stderr}"
+    );
+    fs::write(repo.join(".gitignore"), "/ca/\n").unwrap();
+    let quiet = make_ca(PLAN, &repo.join("ca"), &[]);
+    assert!(
+        !String::from_utf8_lossy(&quiet.stderr).contains("warning:"),
+        "{}",
+        text(&quiet)
+    );
+}
