@@ -31,6 +31,41 @@ pub enum Command {
     Check {
         /// The plan file.
         plan: PathBuf,
+        /// Also check the mesh's CA directory made by `meshplan certs` (or by Istio's
+        /// tools/certs): files, keys, chains, one shared root, validity.
+        #[arg(long, value_name = "DIR")]
+        certs: Option<PathBuf>,
+    },
+    /// Make the mesh's CA offline: a root and one intermediate per cluster, as Istio's
+    /// tools/certs does, in DIR (mode 0700; keys 0600). Never overwrites a key.
+    #[command(
+        after_help = "DIR holds private keys: keep it out of git and out of the compiled tree (refused there).\nA second run changes nothing; a cluster added to the plan gets only its own intermediate.\n\nExamples:\n  meshplan certs plans/mesh.toml --out ~/.meshplan/certs/mesh\n  meshplan certs plan.toml --out ca --root-cert org-root.pem --root-key org-root-key.pem\n  meshplan certs plan.toml --out ca --rotate cluster2   # new key and certificate for one cluster"
+    )]
+    Certs {
+        /// The plan file.
+        plan: PathBuf,
+        /// The CA directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Sign with this existing root certificate (an organisation's) instead of generating
+        /// a root; needs --root-key. Its key is not copied into DIR.
+        #[arg(long, value_name = "FILE", requires = "root_key")]
+        root_cert: Option<PathBuf>,
+        /// The private key of --root-cert (PEM: PKCS#8, PKCS#1 or SEC1, unencrypted).
+        #[arg(long, value_name = "FILE", requires = "root_cert")]
+        root_key: Option<PathBuf>,
+        /// The algorithm of new keys.
+        #[arg(long, value_enum, default_value_t = KeyAlgorithm::Rsa4096)]
+        key_algorithm: KeyAlgorithm,
+        /// Validity of a new root, in days.
+        #[arg(long, default_value_t = 3650, value_parser = clap::value_parser!(u32).range(1..=36500))]
+        root_days: u32,
+        /// Validity of a new intermediate, in days (never past the root's end).
+        #[arg(long, default_value_t = 730, value_parser = clap::value_parser!(u32).range(1..=36500))]
+        intermediate_days: u32,
+        /// Replace this cluster's intermediate key and certificate (the other clusters are kept).
+        #[arg(long, value_name = "CLUSTER")]
+        rotate: Option<String>,
     },
     /// Validate, then write the output tree (or, with --check, compare it with DIR).
     #[command(
@@ -100,6 +135,14 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Only::Kubectl)]
         only: Only,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyAlgorithm {
+    /// RSA 4096, as Istio's tools/certs (about a second a key per core).
+    Rsa4096,
+    /// ECDSA P-256 (instant).
+    EcdsaP256,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -8,6 +8,7 @@ use miette::{Diagnostic, Severity, SourceSpan};
 use thiserror::Error;
 use toml::Spanned;
 
+use crate::certs::CertError;
 use crate::parse::PlanError;
 use crate::validate::{
     cidr::CidrError, lb::LbError, names::NameError, network::NetworkError, node::NodeError,
@@ -70,6 +71,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Version(#[from] VersionError),
+    /// `meshplan::cert::*`: the mesh's CA files (`check --certs`); about files, not plan lines.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Cert(#[from] CertError),
 }
 
 impl Error {
@@ -83,6 +88,14 @@ impl Error {
         self.labels()
             .and_then(|mut labels| labels.next())
             .map_or(0, |label| label.offset())
+    }
+
+    /// The file a finding is about when it is not the plan (a certificate of `check --certs`).
+    pub fn other_file(&self) -> Option<&str> {
+        match self {
+            Error::Cert(cert) => Some(cert.file()),
+            _ => None,
+        }
     }
 
     /// The stable code, e.g. `meshplan::overlap::pod_cidr`.

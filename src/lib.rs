@@ -2,7 +2,8 @@
 //!
 //! The pipeline, one module per stage: [`parse`] (TOML with spans → [`raw::Plan`]) →
 //! [`validate`] (every rule, every finding → [`model::Plan`]) → resolve → render → emit.
-//! Only `main.rs` touches the filesystem or the terminal.
+//! Only `main.rs` touches the filesystem or the terminal, except [`certs::store`]: the mesh's
+//! private keys are kept apart from the deterministic compile.
 #![deny(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -10,6 +11,7 @@
     clippy::dbg_macro
 )]
 
+pub mod certs;
 pub mod diagnostic;
 pub mod diff;
 pub mod explain;

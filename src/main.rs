@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 success (warnings allowed); 1 the plan is invalid; 2 usage error or I/O failure.
 
+mod certs_cmd;
 mod cli;
 mod emit;
 
@@ -17,7 +18,8 @@ use meshplan::{Checked, Source, report};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
-        Command::Check { plan } => run_check(&cli, plan),
+        Command::Check { plan, certs } => run_check(&cli, plan, certs.as_deref()),
+        Command::Certs { .. } => run_certs(&cli),
         Command::Explain { plan, format } => run_explain(&cli, plan, *format),
         Command::Diff { old, new } => run_diff(&cli, old, new),
         Command::Completions { shell } => {
@@ -317,15 +319,56 @@ fn nothing_to_render(cli: &Cli, name: &str, only: Only) -> ExitCode {
     ExitCode::from(1)
 }
 
-fn run_check(cli: &Cli, path: &Path) -> ExitCode {
-    let Some((source, checked)) = load(cli, path) else {
+fn run_check(cli: &Cli, path: &Path, certs: Option<&Path>) -> ExitCode {
+    let Some((source, mut checked)) = load(cli, path) else {
         return ExitCode::from(2);
     };
+    let mut valid = checked.is_valid();
+    if let (Some(dir), Some(plan)) = (certs, &checked.plan) {
+        let findings = certs_cmd::check_dir(path, dir, plan);
+        valid &= findings.iter().all(|f| !f.is_error());
+        checked.findings.extend(findings);
+    }
     print_findings(cli, &source, &checked);
-    if checked.is_valid() {
+    if valid {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+fn run_certs(cli: &Cli) -> ExitCode {
+    let Command::Certs {
+        plan,
+        out,
+        root_cert,
+        root_key,
+        key_algorithm,
+        root_days,
+        intermediate_days,
+        rotate,
+    } = &cli.command
+    else {
+        return ExitCode::from(2);
+    };
+    let (plan_model, _) = match resolved(cli, plan) {
+        Ok(resolved) => resolved,
+        Err(code) => return code,
+    };
+    let request = certs_cmd::Request {
+        out: out.as_path(),
+        root: root_cert.as_deref().zip(root_key.as_deref()),
+        algorithm: *key_algorithm,
+        root_days: *root_days,
+        intermediate_days: *intermediate_days,
+        rotate: rotate.as_deref(),
+    };
+    match certs_cmd::run(&plan_model, &request, cli.quiet) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            report_error(cli, failure.code, &failure.message);
+            ExitCode::from(failure.exit)
+        }
     }
 }
 
@@ -378,7 +421,7 @@ fn read_capped(cli: &Cli, reader: impl std::io::Read, what: &str) -> Option<Vec<
 }
 
 /// An error that is not a plan finding (I/O, usage, a missing cluster), in the chosen format.
-fn report_error(cli: &Cli, code: &str, message: &str) {
+pub(crate) fn report_error(cli: &Cli, code: &str, message: &str) {
     let mut stderr = std::io::stderr().lock();
     let _ = match cli.diagnostics {
         DiagnosticsFormat::Human => writeln!(stderr, "error: {message}"),

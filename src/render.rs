@@ -18,6 +18,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("install.sh", include_str!("../templates/install.sh.j2")),
     ("preflight.sh", include_str!("../templates/preflight.sh.j2")),
     (
+        "verify-trust.sh",
+        include_str!("../templates/verify-trust.sh.j2"),
+    ),
+    (
         "gitops/argocd.yaml",
         include_str!("../templates/gitops/argocd.yaml.j2"),
     ),
@@ -166,12 +170,27 @@ pub fn render(mesh: &Mesh, explanation: &Explanation) -> Result<Output, RenderEr
     );
     let mesh_value = Value::from(minijinja::value::Serde(mesh));
     let procedure = Value::from(minijinja::value::Serde(&mesh.procedure));
-    let mut mesh_files = vec!["install.sh".to_owned(), "preflight.sh".to_owned()];
+    let mut mesh_files = vec![
+        "install.sh".to_owned(),
+        "preflight.sh".to_owned(),
+        "verify-trust.sh".to_owned(),
+    ];
     if let Some(gitops) = &mesh.gitops {
         mesh_files.push(format!("gitops/{}.yaml", gitops.tool));
     }
+    // The trust check needs every cluster's name, context and role; the mesh value leaves the
+    // clusters out (each bundle gets its own), so they are passed on their own.
+    let trust_clusters: Vec<_> = mesh
+        .clusters
+        .iter()
+        .map(|c| context! { name => c.name.clone(), context => c.context.clone(), role => c.role })
+        .collect();
     for file in mesh_files {
-        let ctx = context! { mesh => mesh_value.clone(), procedure => procedure.clone() };
+        let ctx = context! {
+            mesh => mesh_value.clone(),
+            procedure => procedure.clone(),
+            clusters => trust_clusters.clone(),
+        };
         let text = render_one(&env, &file, ctx)?;
         output.insert(file, text);
     }

@@ -148,7 +148,7 @@ pub struct JsonFinding {
     pub message: String,
     /// How to fix it, when known.
     pub help: Option<String>,
-    /// The plan file.
+    /// The plan file, or the certificate file a `cert` finding is about.
     pub file: String,
     /// Line of the first label (1-based).
     pub line: usize,
@@ -207,7 +207,9 @@ pub fn json(source: &Source, finding: &Error) -> JsonFinding {
         },
         message: finding.to_string(),
         help: finding.help().map(|h| h.to_string()),
-        file: source.name.clone(),
+        file: finding
+            .other_file()
+            .map_or_else(|| source.name.clone(), str::to_owned),
         line,
         column,
         labels,

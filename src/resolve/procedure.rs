@@ -149,6 +149,13 @@ pub fn procedure(plan: &Plan, clusters: &[ClusterFacts]) -> Procedure {
     for c in clusters {
         steps.run_phase(c, "samples", "sample workloads");
     }
+    steps.push(
+        None,
+        "every cluster's cacerts Secret and istio-ca-root-cert carry the mesh's one root"
+            .to_owned(),
+        vec![words(&["bash", "verify-trust.sh"])],
+        false,
+    );
     for c in clusters {
         verify(&mut steps, c);
     }

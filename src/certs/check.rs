@@ -1,0 +1,793 @@
+//! `meshplan check PLAN --certs DIR`: the `cert` family of findings.
+//!
+//! The rules read files through a function (see [`Read`]), so they hold no I/O and tests can
+//! feed them anything. Each finding names the cluster and the file.
+
+use std::collections::BTreeMap;
+
+use miette::Diagnostic;
+use rcgen::PublicKeyData;
+use thiserror::Error;
+use time::OffsetDateTime;
+use x509_parser::certificate::X509Certificate;
+use x509_parser::der_parser;
+use x509_parser::pem::Pem;
+use x509_parser::prelude::FromDer;
+use x509_parser::public_key::PublicKey;
+
+use super::{CLUSTER_FILES, EXPIRY_WARNING_DAYS, ROOT_CERT, fingerprint};
+
+/// A finding about the certificates of a mesh.
+#[derive(Debug, Error, Diagnostic)]
+pub enum CertError {
+    #[error("{file} is missing ({whose})")]
+    #[diagnostic(
+        code(meshplan::cert::missing_file),
+        help(
+            "istiod needs all four files of the cacerts Secret (since Istio 1.27 it refuses to start without them). `{fix}` makes what is missing and never overwrites an existing key"
+        )
+    )]
+    MissingFile {
+        whose: String,
+        file: String,
+        fix: String,
+    },
+
+    #[error("{file} is not {expected} ({whose}): {reason}")]
+    #[diagnostic(
+        code(meshplan::cert::not_pem),
+        help(
+            "the cacerts Secret holds PEM text: `-----BEGIN CERTIFICATE-----` blocks, and an unencrypted private key (`PRIVATE KEY`, `RSA PRIVATE KEY` or `EC PRIVATE KEY`). A DER file converts with `openssl x509 -inform der`; an encrypted key cannot be read by istiod"
+        )
+    )]
+    NotPem {
+        whose: String,
+        file: String,
+        expected: &'static str,
+        reason: String,
+    },
+
+    #[error("{key_file} is not the key of {file} (cluster `{cluster}`)")]
+    #[diagnostic(
+        code(meshplan::cert::key_mismatch),
+        help(
+            "istiod signs with ca-key.pem and presents ca-cert.pem; with a key of another certificate every workload certificate it issues fails verification. Restore the matching key, or issue a new intermediate with `meshplan certs PLAN --out DIR --rotate {cluster}`"
+        )
+    )]
+    KeyMismatch {
+        cluster: String,
+        file: String,
+        key_file: String,
+    },
+
+    #[error("{file} of cluster `{cluster}` is not a CA certificate (no basicConstraints CA:TRUE)")]
+    #[diagnostic(
+        code(meshplan::cert::not_ca),
+        help(
+            "ca-cert.pem must be an intermediate CA (`CA:TRUE, pathlen:0`), not a leaf: verifiers refuse workload certificates signed by a non-CA. Issue one with `meshplan certs PLAN --out DIR --rotate {cluster}`"
+        )
+    )]
+    NotCa { cluster: String, file: String },
+
+    #[error("{file} of {whose} has {found}, where {expected} is needed")]
+    #[diagnostic(
+        code(meshplan::cert::pathlen),
+        help(
+            "Istio's intermediates carry `pathlen:0`: istiod signs workloads only, and a stolen intermediate key must not be able to mint further CAs; a root with `pathlen:0` allows no intermediate at all. Reissue with `meshplan certs` (`--rotate CLUSTER` for an intermediate)"
+        )
+    )]
+    Pathlen {
+        whose: String,
+        file: String,
+        found: String,
+        expected: &'static str,
+    },
+
+    #[error("{file} of cluster `{cluster}` may not sign certificates: {found}")]
+    #[diagnostic(
+        code(meshplan::cert::key_usage),
+        help(
+            "a CA's keyUsage must include keyCertSign, or verifiers refuse what it signs. Issue a new intermediate with `meshplan certs PLAN --out DIR --rotate {cluster}`"
+        )
+    )]
+    KeyUsage {
+        cluster: String,
+        file: String,
+        found: String,
+    },
+
+    #[error("{file} of cluster `{cluster}` does not chain to its {root_file}: {reason}")]
+    #[diagnostic(
+        code(meshplan::cert::chain),
+        help(
+            "the intermediate must be signed by the root the cluster trusts, or no workload certificate of this cluster verifies anywhere. Issue it again from the mesh's root: `meshplan certs PLAN --out DIR --rotate {cluster}`"
+        )
+    )]
+    Chain {
+        cluster: String,
+        file: String,
+        root_file: String,
+        reason: String,
+    },
+
+    #[error(
+        "{whose} trusts another root than {others}: {file} is SHA256 {fingerprint}, theirs {expected}"
+    )]
+    #[diagnostic(
+        code(meshplan::cert::foreign_root),
+        help(
+            "every cluster's intermediate must chain to the one root the mesh shares, or mTLS between clusters fails silently. Issue the odd cluster's intermediate again from the mesh's root (DIR/root-cert.pem and root-key.pem): `meshplan certs PLAN --out DIR --rotate CLUSTER`"
+        )
+    )]
+    ForeignRoot {
+        whose: String,
+        file: String,
+        fingerprint: String,
+        others: String,
+        expected: String,
+    },
+
+    #[error(
+        "{file} of cluster `{cluster}` does not run from the intermediate to the root: {reason}"
+    )]
+    #[diagnostic(
+        code(meshplan::cert::chain_order),
+        help(
+            "cert-chain.pem is ca-cert.pem followed by root-cert.pem, in that order (`cat ca-cert.pem root-cert.pem > cert-chain.pem`); istiod sends it with every workload certificate"
+        )
+    )]
+    ChainOrder {
+        cluster: String,
+        file: String,
+        reason: String,
+    },
+
+    #[error("{file} ({whose}) expired on {not_after}")]
+    #[diagnostic(
+        code(meshplan::cert::expired),
+        help(
+            "an expired CA makes every certificate it signed fail. Issue a new intermediate with `meshplan certs PLAN --out DIR --rotate CLUSTER`; an expired root needs a new root for the whole mesh"
+        )
+    )]
+    Expired {
+        whose: String,
+        file: String,
+        not_after: String,
+    },
+
+    #[error("{file} ({whose}) is not valid before {not_before}")]
+    #[diagnostic(
+        code(meshplan::cert::not_yet_valid),
+        help(
+            "verifiers refuse it until then: the clock of the machine that made it was ahead, or this machine's is behind. Check both clocks; reissue with `meshplan certs PLAN --out DIR --rotate CLUSTER`"
+        )
+    )]
+    NotYetValid {
+        whose: String,
+        file: String,
+        not_before: String,
+    },
+
+    #[error("{file} ({whose}) expires on {not_after}, in {days} days")]
+    #[diagnostic(
+        code(meshplan::cert::expires_soon),
+        severity(Warning),
+        help(
+            "rotate before then: `meshplan certs PLAN --out DIR --rotate CLUSTER`, then run the cluster's scripts/cacerts.sh and restart istiod"
+        )
+    )]
+    ExpiresSoon {
+        whose: String,
+        file: String,
+        not_after: String,
+        days: i64,
+    },
+
+    #[error("{file} of cluster `{cluster}` names {found} in its subject, not `L={cluster}`")]
+    #[diagnostic(
+        code(meshplan::cert::subject),
+        severity(Warning),
+        help(
+            "Istio puts the cluster's name in the intermediate's Locality (L) to tell the clusters' CAs apart; another name usually means a directory copied from another cluster. `meshplan certs PLAN --out DIR --rotate {cluster}` issues the cluster's own"
+        )
+    )]
+    Subject {
+        cluster: String,
+        file: String,
+        found: String,
+    },
+}
+
+impl CertError {
+    /// The file the finding is about.
+    pub fn file(&self) -> &str {
+        match self {
+            CertError::MissingFile { file, .. }
+            | CertError::NotPem { file, .. }
+            | CertError::KeyMismatch { key_file: file, .. }
+            | CertError::NotCa { file, .. }
+            | CertError::Pathlen { file, .. }
+            | CertError::KeyUsage { file, .. }
+            | CertError::Chain { file, .. }
+            | CertError::ForeignRoot { file, .. }
+            | CertError::ChainOrder { file, .. }
+            | CertError::Expired { file, .. }
+            | CertError::NotYetValid { file, .. }
+            | CertError::ExpiresSoon { file, .. }
+            | CertError::Subject { file, .. } => file,
+        }
+    }
+}
+
+/// What reading one file of the directory gave.
+#[derive(Debug, Clone)]
+pub enum Read {
+    /// Its bytes.
+    Bytes(Vec<u8>),
+    /// It does not exist.
+    Missing,
+    /// It exists but could not be read (permissions, a directory).
+    Unreadable(String),
+}
+
+/// What the rules are given: where the directory is (for messages), how to read a file in it
+/// (by path relative to it, `/`-separated), the fix command, and the time to judge validity at.
+pub struct Input<'a> {
+    /// The directory as the user named it.
+    pub dir: &'a str,
+    /// Reads `cluster/file` or `root-cert.pem`.
+    pub read: &'a dyn Fn(&str) -> Read,
+    /// `meshplan certs PLAN --out DIR`, for help texts.
+    pub fix: &'a str,
+    /// The time to judge validity at.
+    pub now: OffsetDateTime,
+}
+
+/// One file's certificates, DER, in file order.
+type Certs = Vec<Vec<u8>>;
+
+/// Every finding about the directory of a mesh with these clusters, in plan order.
+pub fn check(input: &Input, clusters: &[&str]) -> Vec<CertError> {
+    let mut findings = Vec::new();
+    let mesh_root = load_top_root(input, &mut findings);
+    let mut roots = Vec::new();
+    for cluster in clusters {
+        let root = check_cluster(input, cluster, &mut findings);
+        roots.push((*cluster, root));
+    }
+    findings.extend(foreign_roots(input, mesh_root.as_deref(), &roots));
+    findings
+}
+
+fn path(input: &Input, rel: &str) -> String {
+    format!("{}/{rel}", input.dir.trim_end_matches('/'))
+}
+
+/// `DIR/root-cert.pem`: optional (Istio reads only the clusters' files), checked when there.
+fn load_top_root(input: &Input, findings: &mut Vec<CertError>) -> Option<Vec<u8>> {
+    let file = path(input, ROOT_CERT);
+    let bytes = match (input.read)(ROOT_CERT) {
+        Read::Bytes(bytes) => bytes,
+        Read::Missing => return None,
+        Read::Unreadable(reason) => {
+            findings.push(not_pem("the mesh", &file, "a certificate", reason));
+            return None;
+        }
+    };
+    let certs = match certificates(&bytes) {
+        Ok(certs) => certs,
+        Err(reason) => {
+            findings.push(not_pem("the mesh", &file, "a certificate", reason));
+            return None;
+        }
+    };
+    let first = certs.into_iter().next()?;
+    if let Ok((_, cert)) = X509Certificate::from_der(&first) {
+        findings.extend(validity("the mesh", &file, &cert, input.now));
+    }
+    Some(first)
+}
+
+fn not_pem(whose: &str, file: &str, expected: &'static str, reason: String) -> CertError {
+    CertError::NotPem {
+        whose: whose.to_owned(),
+        file: file.to_owned(),
+        expected,
+        reason,
+    }
+}
+
+/// The PEM certificates of a file, every one parsed; an error when there are none or one is
+/// broken.
+fn certificates(bytes: &[u8]) -> Result<Certs, String> {
+    let mut certs = Vec::new();
+    for block in Pem::iter_from_buffer(bytes) {
+        let block = block.map_err(|err| format!("bad PEM: {err}"))?;
+        if block.label != "CERTIFICATE" {
+            return Err(format!(
+                "holds a `{}` block where certificates belong",
+                block.label
+            ));
+        }
+        X509Certificate::from_der(&block.contents)
+            .map_err(|err| format!("a certificate does not parse: {err}"))?;
+        certs.push(block.contents);
+    }
+    if certs.is_empty() {
+        return Err("no `-----BEGIN CERTIFICATE-----` block".to_owned());
+    }
+    Ok(certs)
+}
+
+/// A private key, as far as matching it with its certificate needs.
+enum PrivateKey {
+    /// RSA: the modulus and exponent, read from the DER. Parsing an RSA 4096 key with a crypto
+    /// library validates it (tens of milliseconds), which made `check --certs` of 100 clusters
+    /// take seconds; comparing the public numbers is what `openssl rsa -modulus` does.
+    Rsa { modulus: Vec<u8>, exponent: Vec<u8> },
+    /// Any other key (ECDSA): its public key, derived by the crypto library (fast).
+    Other(Vec<u8>),
+}
+
+/// rsaEncryption.
+const RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
+
+impl PrivateKey {
+    fn parse(bytes: &[u8]) -> Result<PrivateKey, String> {
+        let block = Pem::iter_from_buffer(bytes)
+            .next()
+            .ok_or("no `-----BEGIN PRIVATE KEY-----` block")?
+            .map_err(|err| format!("bad PEM: {err}"))?;
+        let rsa = match block.label.as_str() {
+            "RSA PRIVATE KEY" => Some(block.contents.as_slice()),
+            "PRIVATE KEY" => pkcs8_rsa(&block.contents),
+            _ => None,
+        };
+        if let Some((modulus, exponent)) = rsa.and_then(rsa_numbers) {
+            return Ok(PrivateKey::Rsa { modulus, exponent });
+        }
+        let text = String::from_utf8_lossy(bytes);
+        rcgen::KeyPair::from_pem(&text)
+            .map(|key| PrivateKey::Other(key.subject_public_key_info()))
+            .map_err(|err| err.to_string())
+    }
+
+    fn is_key_of(&self, cert: &X509Certificate) -> bool {
+        match self {
+            PrivateKey::Rsa { modulus, exponent } => match cert.public_key().parsed() {
+                Ok(PublicKey::RSA(public)) => {
+                    unsigned(public.modulus) == unsigned(modulus)
+                        && unsigned(public.exponent) == unsigned(exponent)
+                }
+                _ => false,
+            },
+            PrivateKey::Other(spki) => spki.as_slice() == cert.public_key().raw,
+        }
+    }
+}
+
+/// The RSAPrivateKey inside a PKCS#8 PrivateKeyInfo, when the key is RSA.
+fn pkcs8_rsa(der: &[u8]) -> Option<&[u8]> {
+    let (_, info) = der_parser::der::parse_der(der).ok()?;
+    let fields = info.as_sequence().ok()?;
+    let algorithm = fields.get(1)?.as_sequence().ok()?;
+    let oid = algorithm.first()?.as_oid().ok()?;
+    if oid.to_id_string() != RSA_ENCRYPTION {
+        return None;
+    }
+    fields.get(2)?.as_slice().ok()
+}
+
+/// `n` and `e` of an RSAPrivateKey (`version, n, e, d, ...`).
+fn rsa_numbers(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let (_, key) = der_parser::der::parse_der(der).ok()?;
+    let fields = key.as_sequence().ok()?;
+    let modulus = fields.get(1)?.as_slice().ok()?.to_vec();
+    let exponent = fields.get(2)?.as_slice().ok()?.to_vec();
+    Some((modulus, exponent))
+}
+
+/// An unsigned big-endian integer without leading zero bytes.
+fn unsigned(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+/// The parsed files of one cluster; `None` where missing or broken (already reported).
+struct ClusterFiles {
+    ca_cert: Option<Certs>,
+    ca_key: Option<PrivateKey>,
+    root_cert: Option<Certs>,
+    cert_chain: Option<Certs>,
+}
+
+fn load_cluster(input: &Input, cluster: &str, findings: &mut Vec<CertError>) -> ClusterFiles {
+    let whose = format!("cluster `{cluster}`");
+    let mut missing = Vec::new();
+    let mut read = |name: &str| -> Option<Vec<u8>> {
+        let file = path(input, &format!("{cluster}/{name}"));
+        match (input.read)(&format!("{cluster}/{name}")) {
+            Read::Bytes(bytes) => Some(bytes),
+            Read::Missing => {
+                missing.push(file);
+                None
+            }
+            Read::Unreadable(reason) => {
+                findings.push(not_pem(&whose, &file, "readable", reason));
+                None
+            }
+        }
+    };
+    let [ca_cert, ca_key, root_cert, cert_chain] = CLUSTER_FILES.map(&mut read);
+    let fix = input.fix;
+    if missing.len() == CLUSTER_FILES.len() {
+        // One finding for a cluster without any file rather than four.
+        findings.push(CertError::MissingFile {
+            whose,
+            file: path(input, &format!("{cluster}/")),
+            fix: fix.to_owned(),
+        });
+        return ClusterFiles {
+            ca_cert: None,
+            ca_key: None,
+            root_cert: None,
+            cert_chain: None,
+        };
+    }
+    for file in missing {
+        findings.push(CertError::MissingFile {
+            whose: whose.clone(),
+            file,
+            fix: fix.to_owned(),
+        });
+    }
+    let mut parsed = |name: &str, bytes: Option<Vec<u8>>| -> Option<Certs> {
+        certificates(&bytes?)
+            .map_err(|reason| {
+                let file = path(input, &format!("{cluster}/{name}"));
+                findings.push(not_pem(&whose, &file, "a PEM certificate", reason));
+            })
+            .ok()
+    };
+    let ca_cert = parsed(CLUSTER_FILES[0], ca_cert);
+    let root_cert = parsed(CLUSTER_FILES[2], root_cert);
+    let cert_chain = parsed(CLUSTER_FILES[3], cert_chain);
+    let ca_key = ca_key.and_then(|bytes| {
+        PrivateKey::parse(&bytes)
+            .map_err(|err| {
+                let file = path(input, &format!("{cluster}/{}", CLUSTER_FILES[1]));
+                findings.push(not_pem(
+                    &whose,
+                    &file,
+                    "an unencrypted PEM private key",
+                    err.to_string(),
+                ));
+            })
+            .ok()
+    });
+    ClusterFiles {
+        ca_cert,
+        ca_key,
+        root_cert,
+        cert_chain,
+    }
+}
+
+/// Checks one cluster's files; returns the DER of the root it trusts (the first of its
+/// `root-cert.pem`), for comparing roots across the mesh.
+fn check_cluster(input: &Input, cluster: &str, findings: &mut Vec<CertError>) -> Option<Vec<u8>> {
+    let files = load_cluster(input, cluster, findings);
+    let file = |name: &str| path(input, &format!("{cluster}/{name}"));
+    let ca_der = files.ca_cert.as_ref().and_then(|certs| certs.first());
+    let ca = ca_der.and_then(|der| X509Certificate::from_der(der).ok().map(|(_, c)| c));
+    let roots: Vec<X509Certificate> = files
+        .root_cert
+        .iter()
+        .flatten()
+        .filter_map(|der| X509Certificate::from_der(der).ok().map(|(_, c)| c))
+        .collect();
+    if let (Some(ca), Some(key)) = (&ca, &files.ca_key)
+        && !key.is_key_of(ca)
+    {
+        findings.push(CertError::KeyMismatch {
+            cluster: cluster.to_owned(),
+            file: file(CLUSTER_FILES[0]),
+            key_file: file(CLUSTER_FILES[1]),
+        });
+    }
+    if let Some(ca) = &ca {
+        findings.extend(ca_profile(cluster, &file(CLUSTER_FILES[0]), ca));
+        if let Some(finding) = root_allows_intermediates(cluster, &file(CLUSTER_FILES[2]), &roots) {
+            findings.push(finding);
+        }
+        if !roots.is_empty() && !roots.iter().any(|root| issued_by(ca, root)) {
+            findings.push(CertError::Chain {
+                cluster: cluster.to_owned(),
+                file: file(CLUSTER_FILES[0]),
+                root_file: CLUSTER_FILES[2].to_owned(),
+                reason: chain_reason(ca, &roots),
+            });
+        }
+    }
+    if let (Some(chain), Some(ca_der), Some(root_certs)) =
+        (&files.cert_chain, ca_der, &files.root_cert)
+        && let Err(reason) = chain_runs(chain, ca_der, root_certs)
+    {
+        findings.push(CertError::ChainOrder {
+            cluster: cluster.to_owned(),
+            file: file(CLUSTER_FILES[3]),
+            reason,
+        });
+    }
+    let whose = format!("cluster `{cluster}`");
+    if let Some(ca) = &ca {
+        findings.extend(validity(&whose, &file(CLUSTER_FILES[0]), ca, input.now));
+    }
+    if let Some(root) = roots.first() {
+        findings.extend(validity(&whose, &file(CLUSTER_FILES[2]), root, input.now));
+    }
+    if let Some(ca) = &ca {
+        findings.extend(subject_names(cluster, &file(CLUSTER_FILES[0]), ca));
+    }
+    files.root_cert.and_then(|certs| certs.into_iter().next())
+}
+
+/// CA:TRUE, pathlen:0, keyCertSign.
+fn ca_profile(cluster: &str, file: &str, ca: &X509Certificate) -> Vec<CertError> {
+    let mut findings = Vec::new();
+    let constraints = ca
+        .basic_constraints()
+        .ok()
+        .flatten()
+        .map(|ext| ext.value.clone());
+    match constraints {
+        Some(bc) if bc.ca => {
+            if bc.path_len_constraint != Some(0) {
+                findings.push(CertError::Pathlen {
+                    whose: format!("cluster `{cluster}`"),
+                    file: file.to_owned(),
+                    found: bc
+                        .path_len_constraint
+                        .map_or("no pathlen limit".to_owned(), |n| format!("pathlen:{n}")),
+                    expected: "pathlen:0",
+                });
+            }
+        }
+        _ => findings.push(CertError::NotCa {
+            cluster: cluster.to_owned(),
+            file: file.to_owned(),
+        }),
+    }
+    let usage = ca.key_usage().ok().flatten().map(|ext| *ext.value);
+    let found = match usage {
+        None => Some("it has no keyUsage extension".to_owned()),
+        Some(usage) if !usage.key_cert_sign() => {
+            Some(format!("keyUsage is `{usage}`, without keyCertSign"))
+        }
+        Some(_) => None,
+    };
+    if let Some(found) = found {
+        findings.push(CertError::KeyUsage {
+            cluster: cluster.to_owned(),
+            file: file.to_owned(),
+            found,
+        });
+    }
+    findings
+}
+
+/// A root with `pathlen:0` allows no intermediate below it.
+fn root_allows_intermediates(
+    cluster: &str,
+    file: &str,
+    roots: &[X509Certificate],
+) -> Option<CertError> {
+    let root = roots.first()?;
+    let constraints = root.basic_constraints().ok().flatten()?;
+    (constraints.value.path_len_constraint == Some(0)).then(|| CertError::Pathlen {
+        whose: format!("cluster `{cluster}`"),
+        file: file.to_owned(),
+        found: "pathlen:0".to_owned(),
+        expected: "a root allowing one CA below it (pathlen:1 or no limit)",
+    })
+}
+
+/// Whether `cert` names `issuer` as its issuer and carries its signature.
+fn issued_by(cert: &X509Certificate, issuer: &X509Certificate) -> bool {
+    cert.issuer().as_raw() == issuer.subject().as_raw()
+        && cert.verify_signature(Some(issuer.public_key())).is_ok()
+}
+
+fn chain_reason(ca: &X509Certificate, roots: &[X509Certificate]) -> String {
+    let names_a_root = roots
+        .iter()
+        .any(|root| ca.issuer().as_raw() == root.subject().as_raw());
+    if names_a_root {
+        format!(
+            "it names `{}` as issuer, but that root's key did not sign it",
+            ca.issuer()
+        )
+    } else {
+        format!(
+            "its issuer is `{}`, the root is `{}`",
+            ca.issuer(),
+            roots
+                .first()
+                .map(|r| r.subject().to_string())
+                .unwrap_or_default()
+        )
+    }
+}
+
+/// `cert-chain.pem` is the intermediate, then each issuer, ending with a root of
+/// `root-cert.pem`.
+fn chain_runs(chain: &[Vec<u8>], ca_der: &[u8], roots: &[Vec<u8>]) -> Result<(), String> {
+    if chain.first().map(Vec::as_slice) != Some(ca_der) {
+        return Err("its first certificate is not ca-cert.pem".to_owned());
+    }
+    let parsed: Vec<X509Certificate> = chain
+        .iter()
+        .filter_map(|der| X509Certificate::from_der(der).ok().map(|(_, c)| c))
+        .collect();
+    for (index, pair) in parsed.windows(2).enumerate() {
+        if !issued_by(&pair[0], &pair[1]) {
+            return Err(format!(
+                "certificate {} (`{}`) is not signed by certificate {} (`{}`)",
+                index + 1,
+                pair[0].subject(),
+                index + 2,
+                pair[1].subject()
+            ));
+        }
+    }
+    match chain.last() {
+        Some(last) if chain.len() > 1 && roots.contains(last) => Ok(()),
+        _ => Err("it does not end with the root of root-cert.pem".to_owned()),
+    }
+}
+
+fn date(time: OffsetDateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02}",
+        time.year(),
+        u8::from(time.month()),
+        time.day()
+    )
+}
+
+/// Expired, not yet valid (errors), or expiring within [`EXPIRY_WARNING_DAYS`] (a warning).
+fn validity(
+    whose: &str,
+    file: &str,
+    cert: &X509Certificate,
+    now: OffsetDateTime,
+) -> Option<CertError> {
+    let not_before = cert.validity().not_before.to_datetime();
+    let not_after = cert.validity().not_after.to_datetime();
+    let (whose, file) = (whose.to_owned(), file.to_owned());
+    if now > not_after {
+        return Some(CertError::Expired {
+            whose,
+            file,
+            not_after: date(not_after),
+        });
+    }
+    if now < not_before {
+        return Some(CertError::NotYetValid {
+            whose,
+            file,
+            not_before: date(not_before),
+        });
+    }
+    let days = (not_after - now).whole_days();
+    (days < EXPIRY_WARNING_DAYS).then(|| CertError::ExpiresSoon {
+        whose,
+        file,
+        not_after: date(not_after),
+        days,
+    })
+}
+
+/// The intermediate's `L=` names its cluster.
+fn subject_names(cluster: &str, file: &str, ca: &X509Certificate) -> Option<CertError> {
+    let localities: Vec<&str> = ca
+        .subject()
+        .iter_locality()
+        .filter_map(|l| l.as_str().ok())
+        .collect();
+    if localities.contains(&cluster) {
+        return None;
+    }
+    let found = match localities.first() {
+        Some(other) => format!("`L={other}`"),
+        None => format!("no locality (`{}`)", ca.subject()),
+    };
+    Some(CertError::Subject {
+        cluster: cluster.to_owned(),
+        file: file.to_owned(),
+        found,
+    })
+}
+
+/// Clusters whose root differs from the one most of the mesh trusts (a tie goes to
+/// `DIR/root-cert.pem`, then to the first cluster in the plan).
+fn foreign_roots(
+    input: &Input,
+    mesh_root: Option<&[u8]>,
+    roots: &[(&str, Option<Vec<u8>>)],
+) -> Vec<CertError> {
+    let mut holders: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    let mut order = Vec::new();
+    let top = mesh_root.map(fingerprint);
+    if let Some(top) = &top {
+        holders.entry(top.clone()).or_default().push(ROOT_CERT);
+        order.push(top.clone());
+    }
+    for (cluster, root) in roots {
+        if let Some(root) = root {
+            let print = fingerprint(root);
+            holders.entry(print.clone()).or_default().push(cluster);
+            order.push(print);
+        }
+    }
+    let Some(expected) = order
+        .iter()
+        .max_by_key(|print| {
+            (
+                holders[*print].len(),
+                std::cmp::Reverse(order.iter().position(|p| p == *print)),
+            )
+        })
+        .cloned()
+    else {
+        return Vec::new();
+    };
+    let majority = &holders[&expected];
+    let others = name_list(majority, &path(input, ROOT_CERT));
+    let mut findings = Vec::new();
+    if let Some(top) = top.filter(|print| *print != expected) {
+        findings.push(CertError::ForeignRoot {
+            whose: "the mesh's top-level root".to_owned(),
+            file: path(input, ROOT_CERT),
+            fingerprint: top,
+            others: others.clone(),
+            expected: expected.clone(),
+        });
+    }
+    for (cluster, root) in roots {
+        let Some(root) = root else { continue };
+        let print = fingerprint(root);
+        if print != expected {
+            findings.push(CertError::ForeignRoot {
+                whose: format!("cluster `{cluster}`"),
+                file: path(input, &format!("{cluster}/{ROOT_CERT}")),
+                fingerprint: print,
+                others: others.clone(),
+                expected: expected.clone(),
+            });
+        }
+    }
+    findings
+}
+
+/// `a, b, c and 7 more`.
+fn name_list(names: &[&str], top_root: &str) -> String {
+    const SHOWN: usize = 5;
+    let shown: Vec<String> = names
+        .iter()
+        .take(SHOWN)
+        .map(|name| {
+            if *name == ROOT_CERT {
+                top_root.to_owned()
+            } else {
+                format!("`{name}`")
+            }
+        })
+        .collect();
+    let rest = names.len().saturating_sub(SHOWN);
+    if rest > 0 {
+        format!("{} and {rest} more", shown.join(", "))
+    } else {
+        shown.join(", ")
+    }
+}
