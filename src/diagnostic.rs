@@ -12,7 +12,7 @@ use crate::parse::PlanError;
 use crate::validate::{
     cidr::CidrError, lb::LbError, names::NameError, network::NetworkError, node::NodeError,
     overlap::OverlapError, platform::PlatformError, pool::PoolError, role::RoleError,
-    version::VersionError,
+    service::ServiceError, version::VersionError,
 };
 
 /// A finding about a plan: an error (stops compilation) or a warning.
@@ -66,6 +66,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Version(#[from] VersionError),
+    /// `meshplan::service::*`: `[[service]]` placement, scope, failover and outlier settings.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Service(#[from] ServiceError),
 }
 
 impl Error {

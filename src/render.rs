@@ -38,6 +38,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/cluster/gateways.yaml.j2"),
     ),
     (
+        "cluster/destination-rules.yaml",
+        include_str!("../templates/cluster/destination-rules.yaml.j2"),
+    ),
+    (
         "cluster/kustomization.yaml",
         include_str!("../templates/cluster/kustomization.yaml.j2"),
     ),

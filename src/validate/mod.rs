@@ -16,6 +16,7 @@
 //! | `network`  | `network.rs`  | network references and east-west reachability           |
 //! | `platform` | `platform.rs` | kind, GKE, API server URLs                              |
 //! | `version`  | `version.rs`  | Istio, MetalLB and Kubernetes versions                  |
+//! | `service`  | `service.rs`  | `[[service]]`: clusters, ports, failover, outlier, scope |
 
 pub mod cidr;
 pub mod delivery;
@@ -28,6 +29,7 @@ pub mod overlap;
 pub mod platform;
 pub mod pool;
 pub mod role;
+pub mod service;
 pub mod version;
 
 use crate::diagnostic::{Error, at};
@@ -83,6 +85,7 @@ pub fn validate(plan: &raw::Plan) -> Validated {
     network::check(&facts, &mut out);
     platform::check(&facts, &mut out);
     version::check(&facts, &mut out);
+    service::check(&facts, &mut out);
     let plan = if out.has_errors() {
         None
     } else {
