@@ -15,6 +15,14 @@ use crate::resolve::{Cluster, Mesh};
 pub const TEMPLATES: &[(&str, &str)] = &[
     ("explain.md", include_str!("../templates/explain.md.j2")),
     ("explain.txt", include_str!("../templates/explain.txt.j2")),
+    (
+        "explain-without.md",
+        include_str!("../templates/explain-without.md.j2"),
+    ),
+    (
+        "explain-without.txt",
+        include_str!("../templates/explain-without.txt.j2"),
+    ),
     ("install.sh", include_str!("../templates/install.sh.j2")),
     ("preflight.sh", include_str!("../templates/preflight.sh.j2")),
     (
@@ -274,6 +282,23 @@ pub fn render_explanation(
     markdown: bool,
 ) -> Result<String, RenderError> {
     render_explanation_with(&environment()?, explanation, markdown)
+}
+
+/// Renders `explain --without` as text or markdown.
+pub fn render_what_if(
+    what_if: &crate::whatif::WhatIf,
+    markdown: bool,
+) -> Result<String, RenderError> {
+    let name = if markdown {
+        "explain-without.md"
+    } else {
+        "explain-without.txt"
+    };
+    render_one(
+        &environment()?,
+        name,
+        context! { w => Value::from(minijinja::value::Serde(what_if)) },
+    )
 }
 
 fn render_explanation_with(
