@@ -294,11 +294,15 @@ pub fn render_what_if(
     } else {
         "explain-without.txt"
     };
-    render_one(
+    let mut text = render_one(
         &environment()?,
         name,
         context! { w => Value::from(minijinja::value::Serde(what_if)) },
-    )
+    )?;
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    Ok(text)
 }
 
 fn render_explanation_with(
