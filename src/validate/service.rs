@@ -529,6 +529,10 @@ fn reachable_and_redundant(s: &raw::Service, index: &Index, out: &mut Findings) 
             at: at(&s.clusters),
         });
     }
+    // With an unknown cluster, `unknown_cluster` says what is wrong; one cluster may be a typo.
+    if known.len() < s.clusters.get_ref().len() {
+        return;
+    }
     let distinct: BTreeSet<&str> = known.iter().map(|c| c.name()).collect();
     if let [only] = distinct.into_iter().collect::<Vec<_>>().as_slice() {
         out.push(ServiceError::SingleCluster {
