@@ -238,7 +238,7 @@ fn networks_without_eastwest(plan: &Plan, lost: &BTreeSet<&str>) -> Vec<NetworkL
                 .filter(|c| !is_lost(c))
                 .map(|c| c.name.clone())
                 .collect();
-            let all_gateways_lost = !gateways.is_empty() && gateways.iter().all(|c| is_lost(c));
+            let all_gateways_lost = !gateways.is_empty() && gateways.iter().all(is_lost);
             (all_gateways_lost && !left.is_empty()).then(|| NetworkLoss {
                 network: n.id.clone(),
                 lost_gateways: gateways.iter().map(|c| c.name.clone()).collect(),

@@ -219,7 +219,7 @@ pub enum ServiceError {
 }
 
 /// Every region a cluster's nodes can be in: the cluster's own and its nodes' overrides.
-pub fn cluster_regions<'a>(cluster: &'a raw::Cluster) -> impl Iterator<Item = &'a str> {
+pub fn cluster_regions(cluster: &raw::Cluster) -> impl Iterator<Item = &str> {
     cluster.region.iter().map(|r| r.get_ref().as_str()).chain(
         cluster
             .node
