@@ -37,7 +37,7 @@ pub struct Shape {
     /// `[mesh.gitops]` tool.
     pub gitops: Option<&'static str>,
     /// `[[service]]` tables: service `j` runs in three consecutive clusters (so in three
-    /// regions); every second fails over `region0` → `region1`, every third has outlier
+    /// regions); every second fails over `region0` → `region1` (where it runs there), every third has outlier
     /// settings, every fifth is cluster-local instead.
     pub services: usize,
 }
@@ -101,9 +101,8 @@ pub fn plan(shape: &Shape) -> String {
 
 fn service(out: &mut String, shape: &Shape, j: usize) {
     let n = shape.clusters.max(1);
-    let clusters: Vec<String> = (0..3.min(n))
-        .map(|k| format!("\"c{}\"", (j * 7 + k) % n))
-        .collect();
+    let indices: Vec<usize> = (0..3.min(n)).map(|k| (j * 7 + k) % n).collect();
+    let clusters: Vec<String> = indices.iter().map(|i| format!("\"c{i}\"")).collect();
     let _ = writeln!(
         out,
         "\n[[service]]\nname = \"svc{j}\"\nnamespace = \"ns{}\"\nport = {}\nclusters = [{}]",
@@ -115,7 +114,8 @@ fn service(out: &mut String, shape: &Shape, j: usize) {
         out.push_str("scope = \"cluster\"\n");
         return;
     }
-    if j.is_multiple_of(2) && n >= 3 {
+    // Cluster `i` is in `region{i % 3}`: fail over only into a region the service runs in.
+    if j.is_multiple_of(2) && indices.iter().any(|i| i % 3 == 1) {
         out.push_str("failover = [{ from = \"region0\", to = \"region1\" }]\n");
     }
     if j.is_multiple_of(3) {
