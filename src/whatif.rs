@@ -12,6 +12,9 @@
 //!   have until those expire, but nothing new is injected or configured;
 //! - networks whose every east-west gateway is lost: the clusters left there cannot be reached
 //!   from other networks.
+//!
+//! A lost cluster counts in its own `region`; nodes whose region overrides it are not split out
+//! (a cluster lost is lost in every region its nodes span).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
