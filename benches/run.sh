@@ -68,6 +68,15 @@ for shape in "10 500 2" "100 5000 10" "1000 50000 100"; do
   done
   echo "| $clusters clusters, $nodes nodes, $networks networks | $(wc -l <"$plan") | $check | $build | $rebuild | $render | $kustomize | $peak |"
 done
+
+# `explain --without` on the largest plan with ten services per cluster (docs/performance.md).
+plan="$work/plan-services.toml"
+cargo run --release --quiet --example synthetic_plan -- 1000 50000 100 10000 >"$plan"
+echo
+echo "| plan | lines | explain --without c0 --without c1 ms | peak MB |"
+echo "| --- | --- | --- | --- |"
+without="$(time_ms "$meshplan explain -q $plan --without c0 --without c1")"
+echo "| 1000 clusters, 50000 nodes, 100 networks, 10000 services | $(wc -l <"$plan") | $without | $(peak_mb "$meshplan" explain -q "$plan" --without c0 --without c1) |"
 if grep -q outliers "$work/warnings" 2>/dev/null; then
   echo "(hyperfine saw statistical outliers in $(grep -c outliers "$work/warnings") of the series: the machine was not quiet)" >&2
 fi

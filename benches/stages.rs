@@ -70,6 +70,20 @@ fn compile(bencher: divan::Bencher, clusters: usize) {
     bencher.bench(|| meshplan::compile(&source).1.is_some());
 }
 
+/// `meshplan explain --without c0 --without c1` after reading the plan: parse, validate (the
+/// `service` rules included) and the what-if, on plans with ten services per cluster.
+#[divan::bench(args = SIZES, sample_count = 10)]
+fn explain_without(bencher: divan::Bencher, clusters: usize) {
+    let mut shape = synthetic::Shape::large(clusters, clusters * 50, clusters.div_ceil(10));
+    shape.services = clusters * 10;
+    let source = Source::new(format!("plan-{clusters}.toml"), synthetic::plan(&shape));
+    let without = ["c0".to_owned(), "c1".to_owned()];
+    bencher.bench(|| {
+        let plan = valid_plan(&source);
+        meshplan::whatif::what_if(&plan, "plan.toml", &without).is_ok()
+    });
+}
+
 fn main() {
     divan::main();
 }

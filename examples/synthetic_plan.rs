@@ -1,4 +1,4 @@
-//! Prints a synthetic plan: `cargo run --release --example synthetic_plan -- CLUSTERS NODES NETWORKS`.
+//! Prints a synthetic plan: `cargo run --release --example synthetic_plan -- CLUSTERS NODES NETWORKS [SERVICES]`.
 //! Used by `benches/run.sh`.
 
 #[path = "../tests/support/synthetic.rs"]
@@ -9,12 +9,12 @@ fn main() {
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
-    let (clusters, nodes, networks) = match args.as_slice() {
-        [c, n, k] => (*c, *n, *k),
-        _ => (100, 5000, 4),
+    let (clusters, nodes, networks, services) = match args.as_slice() {
+        [c, n, k] => (*c, *n, *k, 0),
+        [c, n, k, s] => (*c, *n, *k, *s),
+        _ => (100, 5000, 4, 0),
     };
-    print!(
-        "{}",
-        synthetic::plan(&synthetic::Shape::large(clusters, nodes, networks))
-    );
+    let mut shape = synthetic::Shape::large(clusters, nodes, networks);
+    shape.services = services;
+    print!("{}", synthetic::plan(&shape));
 }

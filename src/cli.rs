@@ -88,14 +88,20 @@ pub enum Command {
     },
     /// Print the planning tables (clusters, networks, addresses, pools) and a topology diagram.
     #[command(
-        after_help = "Examples:\n  meshplan explain plans/three-cloud-metallb.toml\n  meshplan explain plan.toml --format markdown >> pr-description.md"
+        after_help = "Examples:\n  meshplan explain plans/three-cloud-metallb.toml\n  meshplan explain plan.toml --format markdown >> pr-description.md\n  meshplan explain plan.toml --without east-primary --without east-remote\n  meshplan explain plan.toml --without east-primary --format json | jq .no_endpoints"
     )]
     Explain {
         /// The plan file.
         plan: PathBuf,
-        /// `text` for a terminal, `markdown` (tables and a Mermaid diagram) for a pull request.
+        /// `text` for a terminal, `markdown` (tables and a Mermaid diagram) for a pull request,
+        /// `json` for scripts.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// What if this cluster goes down: services left without endpoints, where the others
+        /// fail over, remotes that lose their control plane, networks left without an
+        /// east-west gateway. Repeat for several clusters.
+        #[arg(long, value_name = "CLUSTER")]
+        without: Vec<String>,
     },
     /// Show what a plan change means (summary), then the unified diff of the compiled trees.
     #[command(
@@ -149,6 +155,7 @@ pub enum KeyAlgorithm {
 pub enum Format {
     Text,
     Markdown,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

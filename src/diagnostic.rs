@@ -13,7 +13,7 @@ use crate::parse::PlanError;
 use crate::validate::{
     cidr::CidrError, lb::LbError, names::NameError, network::NetworkError, node::NodeError,
     overlap::OverlapError, platform::PlatformError, pool::PoolError, role::RoleError,
-    version::VersionError,
+    service::ServiceError, version::VersionError,
 };
 
 /// A finding about a plan: an error (stops compilation) or a warning.
@@ -75,6 +75,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Cert(#[from] CertError),
+    /// `meshplan::service::*`: `[[service]]` placement, scope, failover and outlier settings.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Service(#[from] ServiceError),
 }
 
 impl Error {

@@ -45,6 +45,7 @@ impl PlanDiff {
 pub fn diff(old: &Side, new: &Side) -> PlanDiff {
     let mut summary = Vec::new();
     summary.extend(plan_changes(old.plan, new.plan));
+    summary.extend(service_changes(old.plan, new.plan));
     summary.extend(route_changes(old.mesh, new.mesh));
     let files = file_changes(old, new, &mut summary);
     if !summary.is_empty() {
@@ -157,6 +158,49 @@ fn plan_changes(old: &Plan, new: &Plan) -> Vec<String> {
         let changed = changes(&find(old), &find(new));
         if !changed.is_empty() {
             lines.push(format!("  cluster {name}: {}", changed.join("; ")));
+        }
+    }
+    lines
+}
+
+fn services_by_id(plan: &Plan) -> BTreeMap<String, &crate::model::Service> {
+    plan.services.iter().map(|s| (s.id(), s)).collect()
+}
+
+/// Services added and removed, and per service what changed, in words: `reviews.bookinfo:
+/// failover us-east→us-west added`.
+fn service_changes(old: &Plan, new: &Plan) -> Vec<String> {
+    let (before, after) = (services_by_id(old), services_by_id(new));
+    let mut lines = Vec::new();
+    for (id, s) in &after {
+        if !before.contains_key(id) {
+            lines.push(format!("  service {id} added ({})", s.clusters.join(", ")));
+        }
+    }
+    for id in before.keys().filter(|id| !after.contains_key(*id)) {
+        lines.push(format!("  service {id} removed"));
+    }
+    for (id, was) in &before {
+        let Some(is) = after.get(id) else { continue };
+        let mut parts = Vec::new();
+        let set = |v: &[String]| v.iter().cloned().collect::<BTreeSet<String>>();
+        let (c0, c1) = (set(&was.clusters), set(&is.clusters));
+        parts.extend(c1.difference(&c0).map(|c| format!("cluster {c} added")));
+        parts.extend(c0.difference(&c1).map(|c| format!("cluster {c} removed")));
+        let arrows = |s: &crate::model::Service| -> BTreeSet<String> {
+            s.failover
+                .iter()
+                .map(|f| format!("{}→{}", f.from, f.to))
+                .collect()
+        };
+        let (f0, f1) = (arrows(was), arrows(is));
+        parts.extend(f1.difference(&f0).map(|f| format!("failover {f} added")));
+        parts.extend(f0.difference(&f1).map(|f| format!("failover {f} removed")));
+        let mut rest = changes(&flat(*was), &flat(*is));
+        rest.retain(|c| !c.starts_with("clusters ") && !c.starts_with("failover"));
+        parts.extend(rest);
+        if !parts.is_empty() {
+            lines.push(format!("  {id}: {}", parts.join("; ")));
         }
     }
     lines

@@ -91,12 +91,16 @@ pub fn explain(plan: &Plan, mesh: &Mesh) -> Explanation {
                 "sidecar"
             }
         ),
-        tables: vec![
-            clusters(plan),
-            networks(plan),
-            addresses(plan, mesh),
-            pools(plan),
-        ],
+        tables: [
+            Some(clusters(plan)),
+            Some(networks(plan)),
+            Some(addresses(plan, mesh)),
+            Some(pools(plan)),
+            (!plan.services.is_empty()).then(|| services(plan)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
         mermaid: mermaid(plan, mesh),
         install_steps: mesh.procedure.steps.clone(),
     }
@@ -244,6 +248,50 @@ fn pools(plan: &Plan) -> Table {
             "size",
             "planned",
             "free",
+        ],
+        rows,
+    )
+}
+
+/// Where each service runs, who reaches it and where it fails over (only for plans with
+/// services, so plans without keep their tables).
+fn services(plan: &Plan) -> Table {
+    let rows = plan
+        .services
+        .iter()
+        .map(|s| {
+            let failover: Vec<String> = s
+                .failover
+                .iter()
+                .map(|f| format!("{}→{}", f.from, f.to))
+                .collect();
+            vec![
+                s.id(),
+                s.port.to_string(),
+                s.clusters.join(", "),
+                match s.scope {
+                    crate::raw::Scope::Mesh => "mesh",
+                    crate::raw::Scope::Cluster => "cluster",
+                }
+                .to_owned(),
+                if failover.is_empty() {
+                    "-".to_owned()
+                } else {
+                    failover.join(", ")
+                },
+                or_dash(s.outlier.as_ref().map(|o| {
+                    format!(
+                        "{} × 5xx / {}, eject {} (max {}%)",
+                        o.consecutive_5xx, o.interval, o.base_ejection_time, o.max_ejection_percent
+                    )
+                })),
+            ]
+        })
+        .collect();
+    Table::new(
+        "Services",
+        &[
+            "service", "port", "clusters", "scope", "failover", "outlier",
         ],
         rows,
     )

@@ -26,6 +26,7 @@ pub mod source;
 pub mod suggest;
 pub mod sweep;
 pub mod validate;
+pub mod whatif;
 
 use diagnostic::Error;
 use parse::PlanError;

@@ -20,7 +20,12 @@ fn main() -> ExitCode {
     match &cli.command {
         Command::Check { plan, certs } => run_check(&cli, plan, certs.as_deref()),
         Command::Certs { .. } => run_certs(&cli),
-        Command::Explain { plan, format } => run_explain(&cli, plan, *format),
+        Command::Explain {
+            plan,
+            format,
+            without,
+        } if !without.is_empty() => run_what_if(&cli, plan, *format, without),
+        Command::Explain { plan, format, .. } => run_explain(&cli, plan, *format),
         Command::Diff { old, new } => run_diff(&cli, old, new),
         Command::Completions { shell } => {
             use clap::CommandFactory;
@@ -179,15 +184,52 @@ fn run_explain(cli: &Cli, path: &Path, format: Format) -> ExitCode {
         Err(code) => return code,
     };
     let explanation = meshplan::explain::explain(&plan, &mesh);
-    let text = rendered(
-        cli,
-        meshplan::render::render_explanation(&explanation, format == Format::Markdown),
-    );
+    let text = match format {
+        Format::Json => Ok(json(&explanation)),
+        _ => rendered(
+            cli,
+            meshplan::render::render_explanation(&explanation, format == Format::Markdown),
+        ),
+    };
     match text {
         Ok(text) => {
             let _ = std::io::stdout().lock().write_all(text.as_bytes());
             ExitCode::SUCCESS
         }
+        Err(code) => code,
+    }
+}
+
+/// Pretty JSON with a final newline.
+fn json(value: &impl serde::Serialize) -> String {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// `explain --without`: needs the validated plan only, not the resolved bundles.
+fn run_what_if(cli: &Cli, path: &Path, format: Format, without: &[String]) -> ExitCode {
+    let Some((source, checked)) = load(cli, path) else {
+        return ExitCode::from(2);
+    };
+    print_findings(cli, &source, &checked);
+    let Some(plan) = checked.plan else {
+        return ExitCode::from(1);
+    };
+    let plan_file = meshplan::plan_file_name(&source.name);
+    let what_if = match meshplan::whatif::what_if(&plan, &plan_file, without) {
+        Ok(what_if) => what_if,
+        Err(unknown) => return unknown_cluster(cli, &plan, &unknown.name),
+    };
+    let text = match format {
+        Format::Json => Ok(json(&what_if)),
+        _ => rendered(
+            cli,
+            meshplan::render::render_what_if(&what_if, format == Format::Markdown),
+        ),
+    };
+    match text {
+        Ok(text) => print_stream(&text),
         Err(code) => code,
     }
 }

@@ -11,6 +11,7 @@ use serde::{Serialize, Serializer};
 
 use crate::raw::{
     self, Bookinfo, Dataplane, Installer, KubeProxy, LbVia, MetallbMode, Platform, Role, Routing,
+    Scope,
 };
 use crate::sweep::Interval;
 use crate::validate::Facts;
@@ -104,7 +105,68 @@ pub struct Plan {
     pub networks: Vec<Network>,
     /// Clusters, in plan order.
     pub clusters: Vec<Cluster>,
+    /// Services, in plan order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<Service>,
 }
+
+/// A `[[service]]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Service {
+    /// Service name.
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Port.
+    pub port: u16,
+    /// Clusters its endpoints run in, in plan order, without repeats.
+    pub clusters: Vec<String>,
+    /// Who reaches it.
+    pub scope: Scope,
+    /// Locality failover, `(from, to)` regions in plan order.
+    pub failover: Vec<Failover>,
+    /// Outlier detection: the plan's settings (defaults filled in), also when only `failover`
+    /// asks for it (Istio ignores failover without it).
+    pub outlier: Option<Outlier>,
+}
+
+impl Service {
+    /// `name.namespace`.
+    pub fn id(&self) -> String {
+        format!("{}.{}", self.name, self.namespace)
+    }
+}
+
+/// One failover entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failover {
+    /// Clients' region.
+    pub from: String,
+    /// Region they fail over to.
+    pub to: String,
+}
+
+/// Outlier detection settings, defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outlier {
+    /// `consecutive5xxErrors`.
+    pub consecutive_5xx: u32,
+    /// `interval`.
+    pub interval: String,
+    /// `baseEjectionTime`.
+    pub base_ejection_time: String,
+    /// `maxEjectionPercent`.
+    pub max_ejection_percent: u32,
+}
+
+/// Default `consecutive_5xx` (Istio's and Envoy's).
+pub const DEFAULT_CONSECUTIVE_5XX: u32 = 5;
+/// Default `interval` (Istio's).
+pub const DEFAULT_INTERVAL: &str = "10s";
+/// Default `base_ejection_time` (Istio's).
+pub const DEFAULT_BASE_EJECTION_TIME: &str = "30s";
+/// Default `max_ejection_percent`: all, so a failed region can be ejected whole.
+pub const DEFAULT_MAX_EJECTION_PERCENT: u32 = 100;
 
 /// Mesh-wide settings.
 #[derive(Debug, Serialize)]
@@ -342,6 +404,7 @@ serialize_lowercase! {
     MetallbMode => [L2 = "l2", Bgp = "bgp"],
     Installer => [Istioctl = "istioctl", Helm = "helm"],
     Dataplane => [Sidecar = "sidecar", Ambient = "ambient"],
+    Scope => [Mesh = "mesh", Cluster = "cluster"],
     LbVia => [Metallb = "metallb", Cloud = "cloud", ExternalIps = "external_ips", NodePort = "node_port"],
 }
 
@@ -403,6 +466,12 @@ impl Plan {
             mesh,
             networks,
             clusters,
+            services: facts
+                .plan
+                .service
+                .iter()
+                .map(|s| service(s.get_ref()))
+                .collect::<Option<Vec<_>>>()?,
         })
     }
 }
@@ -496,6 +565,57 @@ pub fn primary_name(facts: &Facts, c: &ClusterFacts) -> Option<String> {
             .find(|p| *p.raw.get_ref().role.get_ref() == Role::Primary)
             .map(|p| p.name().to_owned()),
     }
+}
+
+fn service(raw: &raw::Service) -> Option<Service> {
+    let mut clusters: Vec<String> = Vec::new();
+    for name in raw.clusters.get_ref() {
+        if !clusters.contains(name.get_ref()) {
+            clusters.push(name.get_ref().clone());
+        }
+    }
+    let failover: Vec<Failover> = raw
+        .failover
+        .iter()
+        .flat_map(|f| f.get_ref().iter())
+        .map(|f| Failover {
+            from: f.get_ref().from.get_ref().clone(),
+            to: f.get_ref().to.get_ref().clone(),
+        })
+        .collect();
+    let outlier = match raw.outlier.as_ref().map(|o| o.get_ref()) {
+        Some(o) => Some(outlier(o)?),
+        None if !failover.is_empty() => Some(outlier(&raw::Outlier {
+            consecutive_5xx: None,
+            interval: None,
+            base_ejection_time: None,
+            max_ejection_percent: None,
+        })?),
+        None => None,
+    };
+    Some(Service {
+        name: raw.name.get_ref().clone(),
+        namespace: raw.namespace.get_ref().clone(),
+        port: u16::try_from(*raw.port.get_ref()).ok()?,
+        clusters,
+        scope: raw.scope.as_ref().map_or(Scope::Mesh, |s| *s.get_ref()),
+        failover,
+        outlier,
+    })
+}
+
+fn outlier(raw: &raw::Outlier) -> Option<Outlier> {
+    let number = |v: &Option<toml::Spanned<i64>>, default: u32| match v {
+        Some(v) => u32::try_from(*v.get_ref()).ok(),
+        None => Some(default),
+    };
+    Some(Outlier {
+        consecutive_5xx: number(&raw.consecutive_5xx, DEFAULT_CONSECUTIVE_5XX)?,
+        interval: text(&raw.interval).unwrap_or_else(|| DEFAULT_INTERVAL.to_owned()),
+        base_ejection_time: text(&raw.base_ejection_time)
+            .unwrap_or_else(|| DEFAULT_BASE_EJECTION_TIME.to_owned()),
+        max_ejection_percent: number(&raw.max_ejection_percent, DEFAULT_MAX_EJECTION_PERCENT)?,
+    })
 }
 
 fn metallb(c: &ClusterFacts, raw: &raw::Metallb) -> Metallb {

@@ -22,6 +22,10 @@ pub struct Plan {
     #[serde(default)]
     #[schemars(with = "Vec<Cluster>")]
     pub cluster: Vec<Spanned<Cluster>>,
+    /// `[[service]]` (addition): what runs where, its scope and its locality failover.
+    #[serde(default)]
+    #[schemars(with = "Vec<Service>")]
+    pub service: Vec<Spanned<Service>>,
 }
 
 /// `[mesh]`.
@@ -467,4 +471,76 @@ pub struct Gke {
     /// Network tags of the cluster's nodes (firewall targets).
     #[schemars(with = "Option<Vec<String>>")]
     pub target_tags: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// `[[service]]`: a Kubernetes Service of the mesh, where its endpoints run and how clients in
+/// other clusters and regions reach it.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// The Service's name: DNS-1123 label.
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// Its namespace: DNS-1123 label.
+    #[schemars(with = "String")]
+    pub namespace: Spanned<String>,
+    /// Its port, 1..65535.
+    #[schemars(with = "i64")]
+    pub port: Spanned<i64>,
+    /// The clusters its endpoints run in (names of `[[cluster]]`s).
+    #[schemars(with = "Vec<String>")]
+    pub clusters: Spanned<Vec<Spanned<String>>>,
+    /// `mesh` (default): reachable from every cluster; `cluster`: only from its own cluster.
+    #[schemars(with = "Option<Scope>")]
+    pub scope: Option<Spanned<Scope>>,
+    /// Locality failover (Istio `localityLbSetting.failover`): when no healthy endpoint is left
+    /// in region `from`, clients there go to region `to`.
+    #[schemars(with = "Option<Vec<Failover>>")]
+    pub failover: Option<Spanned<Vec<Spanned<Failover>>>>,
+    /// `[service.outlier]`: outlier detection (defaults apply whenever `failover` is set).
+    #[schemars(with = "Option<Outlier>")]
+    pub outlier: Option<Spanned<Outlier>>,
+}
+
+/// Who can reach a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Every cluster of the mesh.
+    #[default]
+    Mesh,
+    /// Only clients in the same cluster (Istio `clusterLocal`).
+    Cluster,
+}
+
+/// One `failover` entry.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Failover {
+    /// The clients' region.
+    #[schemars(with = "String")]
+    pub from: Spanned<String>,
+    /// The region they fail over to.
+    #[schemars(with = "String")]
+    pub to: Spanned<String>,
+}
+
+/// `[service.outlier]`: Istio `outlierDetection`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Outlier {
+    /// Consecutive 5xx responses (or connection failures) that eject an endpoint; default 5.
+    #[schemars(with = "Option<i64>")]
+    pub consecutive_5xx: Option<Spanned<i64>>,
+    /// How often endpoints are scanned, a duration such as `10s`, `500ms`, `1m`; default `10s`.
+    #[schemars(with = "Option<String>")]
+    pub interval: Option<Spanned<String>>,
+    /// How long an ejected endpoint stays out (times the number of ejections); default `30s`.
+    #[schemars(with = "Option<String>")]
+    pub base_ejection_time: Option<Spanned<String>>,
+    /// Largest share of endpoints that may be ejected, 0..100; default 100, so that a whole
+    /// region's endpoints can be ejected and failover happens (Envoy's own default, 10, keeps
+    /// most of a failed region in rotation).
+    #[schemars(with = "Option<i64>")]
+    pub max_ejection_percent: Option<Spanned<i64>>,
 }

@@ -15,6 +15,14 @@ use crate::resolve::{Cluster, Mesh};
 pub const TEMPLATES: &[(&str, &str)] = &[
     ("explain.md", include_str!("../templates/explain.md.j2")),
     ("explain.txt", include_str!("../templates/explain.txt.j2")),
+    (
+        "explain-without.md",
+        include_str!("../templates/explain-without.md.j2"),
+    ),
+    (
+        "explain-without.txt",
+        include_str!("../templates/explain-without.txt.j2"),
+    ),
     ("install.sh", include_str!("../templates/install.sh.j2")),
     ("preflight.sh", include_str!("../templates/preflight.sh.j2")),
     (
@@ -52,6 +60,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     (
         "cluster/gateways.yaml",
         include_str!("../templates/cluster/gateways.yaml.j2"),
+    ),
+    (
+        "cluster/destination-rules.yaml",
+        include_str!("../templates/cluster/destination-rules.yaml.j2"),
     ),
     (
         "cluster/kustomization.yaml",
@@ -301,6 +313,27 @@ pub fn render_explanation(
     markdown: bool,
 ) -> Result<String, RenderError> {
     render_explanation_with(&environment()?, explanation, markdown)
+}
+
+/// Renders `explain --without` as text or markdown.
+pub fn render_what_if(
+    what_if: &crate::whatif::WhatIf,
+    markdown: bool,
+) -> Result<String, RenderError> {
+    let name = if markdown {
+        "explain-without.md"
+    } else {
+        "explain-without.txt"
+    };
+    let mut text = render_one(
+        &environment()?,
+        name,
+        context! { w => Value::from(minijinja::value::Serde(what_if)) },
+    )?;
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    Ok(text)
 }
 
 fn render_explanation_with(

@@ -219,3 +219,39 @@ fn an_invalid_stdin_side_is_reported_as_stdin_once() {
         "{stderr}"
     );
 }
+
+#[test]
+fn service_changes_are_summarised_in_words() {
+    let plan = "tests/fixtures/ok/bookinfo-split.toml";
+    let new = variant(
+        "services",
+        plan,
+        &[
+            (
+                "failover = [{ from = \"us-east\", to = \"us-west\" }, { from = \"us-west\", to = \"us-east\" }]",
+                "failover = [{ from = \"us-east\", to = \"us-west\" }]",
+            ),
+            ("consecutive_5xx = 3", "consecutive_5xx = 7"),
+            (
+                "name = \"productpage\"",
+                "name = \"productpage\"\nfailover = [{ from = \"us-west\", to = \"us-east\" }]",
+            ),
+            ("scope = \"cluster\"\n", "\n"),
+            (
+                "clusters = [\"books-front\"]\n",
+                "clusters = [\"books-front\", \"books-back\"]\n",
+            ),
+        ],
+    );
+    let out = meshplan(&["diff", plan, &new, "--color", "never", "-q"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "  reviews.bookinfo-demo: failover us-west→us-east removed\n",
+        "  details.bookinfo-demo: outlier.consecutive_5xx 3 -> 7\n",
+        "  productpage.bookinfo-demo: cluster books-back added; failover us-west→us-east added; ",
+        "scope cluster -> mesh",
+    ] {
+        assert!(stdout.contains(line), "no `{line}` in:\n{stdout}");
+    }
+}

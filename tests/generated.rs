@@ -32,13 +32,14 @@ fn shape() -> impl Strategy<Value = Shape> {
             prop::collection::vec(prop::sample::select(PLATFORMS), 1..4),
             any::<bool>(),
             0usize..3,
+            0usize..6,
         ),
     )
         .prop_map(
             |(
                 (clusters, nodes, networks, primaries, statics),
                 (istio, helm, metallb, ipvs),
-                (platforms, samples, gitops),
+                (platforms, samples, gitops, services),
             )| Shape {
                 clusters,
                 nodes_per_cluster: nodes,
@@ -53,6 +54,7 @@ fn shape() -> impl Strategy<Value = Shape> {
                 platforms,
                 samples,
                 gitops: [None, Some("argocd"), Some("flux")][gitops],
+                services,
             },
         )
 }

@@ -9,6 +9,7 @@ mod networking;
 mod platform;
 pub mod procedure;
 mod samples;
+pub mod services;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -42,6 +43,9 @@ pub struct Mesh {
     pub procedure: procedure::Procedure,
     /// GitOps hand-off, with each cluster's directory in the repository.
     pub gitops: Option<Gitops>,
+    /// The plan's services as istiod sees them (each primary's bundle has its share).
+    #[serde(skip)]
+    pub services: Vec<services::Service>,
 }
 
 /// Where the GitOps tool finds each cluster's bundle.
@@ -236,6 +240,8 @@ pub struct Cluster {
     pub platform: Option<platform::Platform>,
     /// Its demo workloads.
     pub samples: Option<samples::Samples>,
+    /// DestinationRules and cluster-local hosts its istiod reads (primaries only).
+    pub services: services::ConfigFor,
     /// The phases of its `scripts/install.sh`, in order (`control-plane`, `gateways`, `samples`).
     pub phases: Vec<&'static str>,
     /// Files in the bundle, relative to the cluster's directory, in apply order where it matters.
@@ -250,7 +256,7 @@ pub fn resolve(plan: &Plan, plan_file: &str) -> Mesh {
     mesh.clusters = plan
         .clusters
         .iter()
-        .map(|c| cluster(plan, c, mesh.multi_network))
+        .map(|c| cluster(plan, c, &mesh))
         .collect();
     let facts: Vec<procedure::ClusterFacts> = plan
         .clusters
@@ -283,7 +289,7 @@ pub fn resolve_cluster(plan: &Plan, plan_file: &str, name: &str) -> (Mesh, Optio
         .clusters
         .iter()
         .find(|c| c.name == name)
-        .map(|c| cluster(plan, c, mesh.multi_network));
+        .map(|c| cluster(plan, c, &mesh));
     (mesh, cluster)
 }
 
@@ -307,6 +313,7 @@ fn mesh(plan: &Plan, plan_file: &str) -> Mesh {
         clusters: Vec::new(),
         procedure: procedure::Procedure::default(),
         gitops: plan.mesh.gitops.as_ref().map(|g| gitops(plan, g)),
+        services: services::services(plan),
     }
 }
 
@@ -484,7 +491,8 @@ fn metallb_annotation(plan: &Plan) -> &'static str {
     }
 }
 
-fn cluster(plan: &Plan, c: &model::Cluster, multi_network: bool) -> Cluster {
+fn cluster(plan: &Plan, c: &model::Cluster, mesh: &Mesh) -> Cluster {
+    let multi_network = mesh.multi_network;
     let is_primary = c.role == Role::Primary;
     let ambient = plan.mesh.dataplane == Dataplane::Ambient;
     let primary = c
@@ -545,6 +553,7 @@ fn cluster(plan: &Plan, c: &model::Cluster, multi_network: bool) -> Cluster {
         platform: platform::platform(plan, c, strict_arp),
         default_ingress,
         samples: samples::samples(plan, c, default_ingress || c.lb.ingress.is_some()),
+        services: services::config_for(&mesh.services, is_primary),
         phases: Vec::new(),
         files: Vec::new(),
         kubectl_files: Vec::new(),
@@ -620,6 +629,9 @@ fn kubectl_files(c: &Cluster, ambient: bool) -> Vec<String> {
     }
     if ambient && c.eastwest.is_some() {
         files.push("eastwest-gateway.yaml".to_owned());
+    }
+    if !c.services.destination_rules.is_empty() {
+        files.push("destination-rules.yaml".to_owned());
     }
     if c.samples.is_some() {
         files.push("samples.yaml".to_owned());

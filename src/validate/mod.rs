@@ -17,6 +17,7 @@
 //! | `platform` | `platform.rs` | kind, GKE, API server URLs                              |
 //! | `version`  | `version.rs`  | Istio, MetalLB and Kubernetes versions                  |
 //! | several    | `ambient.rs`  | what `dataplane = "ambient"` needs                      |
+//! | `service`  | `service.rs`  | `[[service]]`: clusters, ports, failover, outlier, scope |
 
 pub mod ambient;
 pub mod cidr;
@@ -30,6 +31,7 @@ pub mod overlap;
 pub mod platform;
 pub mod pool;
 pub mod role;
+pub mod service;
 pub mod version;
 
 use crate::diagnostic::{Error, at};
@@ -86,6 +88,7 @@ pub fn validate(plan: &raw::Plan) -> Validated {
     platform::check(&facts, &mut out);
     version::check(&facts, &mut out);
     ambient::check(&facts, &mut out);
+    service::check(&facts, &mut out);
     let plan = if out.has_errors() {
         None
     } else {

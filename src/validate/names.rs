@@ -357,7 +357,7 @@ pub(super) fn label_value_problem(value: &str) -> Option<&'static str> {
 }
 
 /// Why `value` is not a DNS-1123 label (lowercase).
-fn dns_label_problem(value: &str, max: usize) -> Option<&'static str> {
+pub(super) fn dns_label_problem(value: &str, max: usize) -> Option<&'static str> {
     let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     if value.is_empty() {
         Some("empty")

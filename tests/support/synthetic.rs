@@ -36,6 +36,10 @@ pub struct Shape {
     pub samples: bool,
     /// `[mesh.gitops]` tool.
     pub gitops: Option<&'static str>,
+    /// `[[service]]` tables: service `j` runs in three consecutive clusters (so in three
+    /// regions); every second fails over `region0` → `region1` (where it runs there), every third has outlier
+    /// settings, every fifth is cluster-local instead.
+    pub services: usize,
 }
 
 impl Shape {
@@ -54,6 +58,7 @@ impl Shape {
             platforms: vec!["kubeadm", "generic", "kind", "icp"],
             samples: true,
             gitops: Some("argocd"),
+            services: 0,
         }
     }
 }
@@ -88,7 +93,34 @@ pub fn plan(shape: &Shape) -> String {
     for i in 0..shape.clusters {
         cluster(&mut out, shape, i);
     }
+    for j in 0..shape.services {
+        service(&mut out, shape, j);
+    }
     out
+}
+
+fn service(out: &mut String, shape: &Shape, j: usize) {
+    let n = shape.clusters.max(1);
+    let indices: Vec<usize> = (0..3.min(n)).map(|k| (j * 7 + k) % n).collect();
+    let clusters: Vec<String> = indices.iter().map(|i| format!("\"c{i}\"")).collect();
+    let _ = writeln!(
+        out,
+        "\n[[service]]\nname = \"svc{j}\"\nnamespace = \"ns{}\"\nport = {}\nclusters = [{}]",
+        j % 100,
+        8000 + j % 1000,
+        clusters.join(", ")
+    );
+    if j % 5 == 4 || n == 1 {
+        out.push_str("scope = \"cluster\"\n");
+        return;
+    }
+    // Cluster `i` is in `region{i % 3}`: fail over only into a region the service runs in.
+    if j.is_multiple_of(2) && indices.iter().any(|i| i % 3 == 1) {
+        out.push_str("failover = [{ from = \"region0\", to = \"region1\" }]\n");
+    }
+    if j.is_multiple_of(3) {
+        out.push_str("\n[service.outlier]\nconsecutive_5xx = 3\ninterval = \"5s\"\n");
+    }
 }
 
 fn cluster(out: &mut String, shape: &Shape, i: usize) {
