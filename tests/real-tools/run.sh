@@ -185,7 +185,8 @@ helm_template_line() {
 # ---------------------------------------------------------------------------------------------
 # Check 4: API servers
 
-port_base="${MESHPLAN_REAL_TOOLS_PORT_BASE:-36400}"
+# Below Linux's ephemeral range (32768-60999): a client socket there could hold a server's port.
+port_base="${MESHPLAN_REAL_TOOLS_PORT_BASE:-24400}"
 
 port_free() {
   ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
