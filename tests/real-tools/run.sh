@@ -1,0 +1,427 @@
+#!/usr/bin/env bash
+# The real consumers of meshplan's output check it: istioctl, helm, kube-apiserver and kubectl,
+# built once from the pins in versions.env (build-tools.sh). For every shipped plan and ok
+# fixture it builds the tree, then
+#   1. istioctl manifest generate -f on every IstioOperator file;
+#   2. istioctl validate -f on every file with Istio resources, istioctl analyze --use-kube=false
+#      over each cluster's kubectl bundle (errors fail, warnings are listed);
+#   3. helm template of every chart with every generated values file, as install.sh calls it;
+#   4. one etcd, and per cluster a kube-apiserver (plus kube-controller-manager for service account
+#      tokens) on loopback, a kubeconfig with the plan's context names, the MetalLB and Gateway API
+#      CRDs, then the generated install.sh with the real tools (stubs only where pods are needed,
+#      see README.md), then `kubectl get` of every object each bundle declares.
+# Exit 1 on any failure, including a tool that cannot be built. Usage: run.sh [PLAN.toml...]
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+if [ -n "${MESHPLAN_REAL_TOOLS_TRACE:-}" ]; then
+  PS4='+ ${EPOCHREALTIME} '
+  set -x
+fi
+repo="$(cd "$here/../.." && pwd)"
+
+files_checked=0 objects_applied=0 failures=0
+pids=()
+work=""
+
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${pids[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  pids=()
+  if [ -n "$work" ] && [ -z "${MESHPLAN_REAL_TOOLS_KEEP:-}" ]; then
+    rm -rf "$work"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+summary() {
+  echo "real tools: istioctl ${istioctl_version:-?}, helm ${helm_version:-?}, kube-apiserver ${kube_version:-?}: $files_checked files checked, $objects_applied objects applied, $failures failures"
+}
+
+fatal() {
+  echo "real tools: $*" >&2
+  failures=$((failures + 1))
+  summary
+  exit 1
+}
+
+# fail WHAT LOG: one failure, with the end of the tool's output.
+fail() {
+  failures=$((failures + 1))
+  echo "FAIL $1"
+  if [ -n "${2:-}" ] && [ -s "$2" ]; then
+    tail -n 30 "$2" | sed 's/^/    /'
+  fi
+}
+
+# check WHAT CMD...: runs CMD with its output in a log; a non-zero exit is a failure.
+check() {
+  local what="$1" log="$work/check.log"
+  shift
+  if "$@" >"$log" 2>&1; then
+    return 0
+  fi
+  fail "$what" "$log"
+  return 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# Tools
+
+setup_tools() {
+  local dir
+  dir="$(bash "$here/build-tools.sh")" || fatal "a tool could not be built (see above)"
+  export MESHPLAN_REAL_TOOLS_BIN="$dir/bin" MESHPLAN_REAL_TOOLS_CHARTS="$dir/charts"
+  export MESHPLAN_REAL_TOOLS_STUB_LOG="$work/stubs.log"
+  # The stubs come first and call the real tools by path; everything else finds the real ones.
+  export PATH="$here/stubs:$dir/bin:$PATH"
+  istioctl_version="$(istioctl version --remote=false 2>/dev/null | sed -n 's/^client version: //p')"
+  helm_version="$(helm version --template '{{.Version}}')"
+  kube_version="$(kube-apiserver --version | sed 's/^Kubernetes //')"
+  local tool
+  for tool in istioctl helm kube-apiserver kube-controller-manager kubectl etcd; do
+    [ -x "$dir/bin/$tool" ] || fatal "$tool is missing from $dir/bin"
+  done
+}
+
+build_meshplan() {
+  if [ -n "${MESHPLAN_BIN:-}" ]; then
+    meshplan="$MESHPLAN_BIN"
+    return
+  fi
+  (cd "$repo" && cargo build --release --locked --quiet) || fatal "cargo build failed"
+  meshplan="${CARGO_TARGET_DIR:-$repo/target}/release/meshplan"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Reading the generated tree (no knowledge of the plan format: only what meshplan wrote)
+
+# Cluster directories of a tree: those with a scripts/install.sh.
+clusters_of() {
+  local f
+  for f in "$1"/*/scripts/install.sh; do
+    [ -f "$f" ] && basename "$(dirname "$(dirname "$f")")"
+  done
+}
+
+# The kubectl context a cluster's scripts use (their `context=` line, shell-quoted).
+context_of() {
+  local line
+  line="$(grep -m1 '^context=' "$1/$2/scripts/install.sh")" || return 1
+  bash -c "$line"'; printf "%s" "$context"'
+}
+
+# The files of a cluster's kustomization, in its order.
+bundle_files() {
+  sed -n 's/^[[:space:]]*-[[:space:]]*\([^[:space:]#]*\.yaml\)[[:space:]]*$/\1/p' "$1/kustomization.yaml"
+}
+
+count_docs() {
+  grep -c '^kind:' "$1" || true
+}
+
+# ---------------------------------------------------------------------------------------------
+# Checks 1-3: the files alone
+
+check_istio_operators() {
+  local tree="$1" f
+  for f in "$tree"/*/istio/*.yaml; do
+    [ -f "$f" ] || continue
+    files_checked=$((files_checked + 1))
+    check "istioctl manifest generate -f ${f#"$tree"/}" istioctl manifest generate -f "$f" || true
+  done
+}
+
+check_istio_resources() {
+  local tree="$1" c f bundle
+  for c in $(clusters_of "$tree"); do
+    while read -r f; do
+      if grep -q '^apiVersion: [a-z.]*istio\.io/' "$tree/$c/$f"; then
+        files_checked=$((files_checked + 1))
+        check "istioctl validate -f $c/$f" istioctl validate -f "$tree/$c/$f" || true
+      fi
+    done < <(bundle_files "$tree/$c")
+    bundle="$work/bundle-$c.yaml"
+    check "kubectl kustomize $c" kubectl kustomize "$tree/$c" -o "$bundle" || continue
+    if check "istioctl analyze --use-kube=false $c" istioctl analyze --use-kube=false "$bundle"; then
+      # Warnings and infos are listed, not failed.
+      grep -E '^(Warning|Info)' "$work/check.log" | sed "s|^|    $c: |" || true
+    fi
+  done
+}
+
+# Every `helm upgrade --install` line of a cluster's install.sh, as helm template.
+check_helm_values() {
+  local tree="$1" c line
+  for c in $(clusters_of "$tree"); do
+    [ -d "$tree/$c/helm" ] || continue
+    while read -r line; do
+      files_checked=$((files_checked + 1))
+      check "helm template ($c: ${line#helm upgrade --install })" helm_template_line "$tree/$c" "$line" \
+        "$(context_of "$tree" "$c")" || true
+    done < <(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' "$tree/$c/scripts/install.sh" | grep '^helm upgrade --install ')
+  done
+}
+
+helm_template_line() {
+  local dir="$1" line="$2"
+  # The line is meshplan's own generated, quoted shell; helm here renders instead of installing.
+  (
+    # shellcheck disable=SC2034 # the line refers to it
+    context="$3"
+    cd "$dir"
+    # shellcheck disable=SC2317 # called by the eval below
+    helm() { shift 2 && command helm template "$@" >/dev/null; }
+    eval "$line"
+  )
+}
+
+# ---------------------------------------------------------------------------------------------
+# Check 4: API servers
+
+# Below Linux's ephemeral range (32768-60999): a client socket there could hold a server's port.
+port_base="${MESHPLAN_REAL_TOOLS_PORT_BASE:-24400}"
+
+port_free() {
+  ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+need_port() {
+  port_free "$1" || fatal "port $1 on 127.0.0.1 is taken by another program; free it or set MESHPLAN_REAL_TOOLS_PORT_BASE (now $port_base) to a free range"
+}
+
+# One CA, serving certificate, token and service-account key for every server of the run.
+make_pki() {
+  local pki="$work/pki"
+  mkdir -p "$pki"
+  (
+    cd "$pki"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=real-tools-ca
+    openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=kube-apiserver
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >san.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile san.ext
+    openssl genrsa -out sa.key 2048
+    openssl rsa -in sa.key -pubout -out sa.pub
+    echo "real-tools-admin,admin,admin,system:masters" >tokens.csv
+  ) >"$work/pki.log" 2>&1 || fatal "openssl could not make the test PKI: $(tail -n 3 "$work/pki.log")"
+}
+
+start_etcd() {
+  local client=$((port_base)) peer=$((port_base + 1))
+  need_port "$client"
+  need_port "$peer"
+  etcd --name real-tools --data-dir "$work/etcd" --log-level error --unsafe-no-fsync \
+    --listen-client-urls "http://127.0.0.1:$client" --advertise-client-urls "http://127.0.0.1:$client" \
+    --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+    --initial-cluster "real-tools=http://127.0.0.1:$peer" --listen-metrics-urls "" \
+    >"$work/etcd.log" 2>&1 &
+  pids+=("$!")
+  etcd_url="http://127.0.0.1:$client"
+}
+
+# start_apiserver INDEX PREFIX: one kube-apiserver on port_base+2+INDEX, its data under PREFIX.
+start_apiserver() {
+  local i="$1" prefix="$2" port=$((port_base + 2 + $1)) pki="$work/pki"
+  need_port "$port"
+  kube-apiserver --etcd-servers "$etcd_url" --etcd-prefix "$prefix" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$port" \
+    --tls-cert-file "$pki/server.crt" --tls-private-key-file "$pki/server.key" \
+    --token-auth-file "$pki/tokens.csv" --authorization-mode RBAC \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
+    --service-cluster-ip-range 10.96.0.0/16,fd00:10:96::/108 --profiling=false \
+    >"$work/apiserver-$i.log" 2>&1 &
+  pids+=("$!")
+  server_pid[i]="$!"
+  server_port[i]="$port"
+}
+
+# add_context KUBECONFIG CONTEXT PORT
+add_context() {
+  local kc="$1" ctx="$2" port="$3"
+  kubectl config --kubeconfig "$kc" set-cluster "$ctx" --server "https://127.0.0.1:$port" \
+    --certificate-authority "$work/pki/ca.crt" --embed-certs >/dev/null
+  kubectl config --kubeconfig "$kc" set-credentials "$ctx" --token real-tools-admin >/dev/null
+  kubectl config --kubeconfig "$kc" set-context "$ctx" --cluster "$ctx" --user "$ctx" >/dev/null
+}
+
+wait_ready() {
+  local i="$1" ctx="$2" n
+  for n in $(seq 1 120); do
+    if ! kill -0 "${server_pid[i]}" 2>/dev/null; then
+      fail "kube-apiserver for $ctx exited" "$work/apiserver-$i.log"
+      return 1
+    fi
+    kubectl --context "$ctx" get --raw /readyz >/dev/null 2>&1 && return 0
+    [ "$n" -lt 120 ] && sleep 0.5
+  done
+  fail "kube-apiserver for $ctx did not become ready in 60 s" "$work/apiserver-$i.log"
+  return 1
+}
+
+# The controller-manager runs only the token controller: create-remote-secret waits for it.
+start_token_controller() {
+  local i="$1" ctx="$2" kc="$work/controller-manager-$1.kubeconfig"
+  kubectl config view --minify --flatten --context "$ctx" >"$kc"
+  kube-controller-manager --kubeconfig "$kc" \
+    --controllers serviceaccount-token --leader-elect=false --secure-port 0 \
+    --service-account-private-key-file "$work/pki/sa.key" --root-ca-file "$work/pki/ca.crt" \
+    >"$work/controller-manager-$i.log" 2>&1 &
+  pids+=("$!")
+}
+
+# A plan's servers hold nothing worth a graceful shutdown (which waits up to a minute for open
+# watches), so they are killed outright.
+stop_servers() {
+  local pid keep=()
+  for pid in "${pids[@]}"; do
+    if [ "$pid" = "${etcd_pid:-}" ]; then
+      keep+=("$pid")
+      continue
+    fi
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  pids=("${keep[@]}")
+}
+
+# What a cluster has before meshplan's procedure runs: the CRDs its prerequisites bring
+# (MetalLB, Gateway API; Istio's own come from the install itself, from the base chart), the
+# metallb-system namespace and kube-proxy's ConfigMap, and the Nodes that node-labels.sh labels.
+prepare_cluster() {
+  local tree="$1" c="$2" ctx="$3" node
+  kubectl --context "$ctx" apply --server-side -f "$here/crds/" >/dev/null || return 1
+  kubectl --context "$ctx" create namespace metallb-system >/dev/null || return 1
+  kubectl --context "$ctx" -n kube-system create configmap kube-proxy \
+    --from-literal=config.conf="$(printf 'mode: ipvs\nipvs:\n  strictARP: false\n')" >/dev/null || return 1
+  if [ -f "$tree/$c/scripts/node-labels.sh" ]; then
+    while read -r node; do
+      printf 'apiVersion: v1\nkind: Node\nmetadata:\n  name: %s\n' "$node" | kubectl --context "$ctx" apply -f - >/dev/null || return 1
+    done < <(sed -n "s/.* label nodes '\{0,1\}\([^' ]*\)'\{0,1\} .*/\1/p" "$tree/$c/scripts/node-labels.sh" | grep -vx -- '--all' | sort -u)
+  fi
+  kubectl --context "$ctx" wait crd --all --for=condition=Established --timeout=60s >/dev/null
+}
+
+# Test CAs for cacerts.sh: one root, an intermediate per cluster, laid out as Istio's tools/certs.
+make_mesh_certs() {
+  local certs="$1" c
+  shift
+  mkdir -p "$certs"
+  (
+    cd "$certs"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout root-key.pem -out root-cert.pem -days 2 -subj /O=Istio/CN=Root\ CA
+    for c in "$@"; do
+      mkdir -p "$c"
+      openssl req -newkey rsa:2048 -nodes -keyout "$c/ca-key.pem" -out "$c/ca.csr" -subj "/O=Istio/CN=Intermediate CA $c"
+      printf 'basicConstraints=critical,CA:true,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\n' >"$c/ext"
+      openssl x509 -req -in "$c/ca.csr" -CA root-cert.pem -CAkey root-key.pem -CAcreateserial -days 2 -out "$c/ca-cert.pem" -extfile "$c/ext"
+      cp root-cert.pem "$c/root-cert.pem"
+      cat "$c/ca-cert.pem" root-cert.pem >"$c/cert-chain.pem"
+    done
+  ) >"$work/certs.log" 2>&1
+}
+
+# The generated install procedure, run as a user would (bash install.sh at the top of the tree,
+# certs/ beside it), with the stubs first on PATH. The one place that knows how it is invoked.
+run_install_procedure() {
+  local tree="$1"
+  (cd "$tree" && bash install.sh)
+}
+
+# Every object each cluster's bundle declares must now exist on that cluster's server, and
+# every remote secret its primary's remote-secrets.sh creates.
+verify_objects() {
+  local tree="$1" c ctx n name
+  for c in $(clusters_of "$tree"); do
+    ctx="$(context_of "$tree" "$c")"
+    kubectl kustomize "$tree/$c" -o "$work/declared-$c.yaml" 2>/dev/null || continue
+    n="$(count_docs "$work/declared-$c.yaml")"
+    if check "kubectl get (every object of $c's bundle on $ctx)" kubectl --context "$ctx" get -f "$work/declared-$c.yaml"; then
+      objects_applied=$((objects_applied + n))
+    fi
+    [ -f "$tree/$c/scripts/remote-secrets.sh" ] || continue
+    while read -r name; do
+      if check "kubectl get secret istio-remote-secret-$name on $ctx" \
+        kubectl --context "$ctx" -n istio-system get secret "istio-remote-secret-$name"; then
+        objects_applied=$((objects_applied + 1))
+      fi
+    done < <(sed -n "s/.* --name '\{0,1\}\([^' ]*\)'\{0,1\}.*/\1/p" "$tree/$c/scripts/remote-secrets.sh")
+  done
+}
+
+check_on_servers() {
+  local tree="$1" plan_name="$2" i=0 c ctx failed=""
+  local -a names=() contexts=()
+  export KUBECONFIG="$work/kubeconfig-$plan_name"
+  rm -f "$KUBECONFIG"
+  for c in $(clusters_of "$tree"); do
+    ctx="$(context_of "$tree" "$c")"
+    names+=("$c") contexts+=("$ctx")
+    start_apiserver "$i" "/$plan_name/$c"
+    add_context "$KUBECONFIG" "$ctx" "${server_port[i]}"
+    i=$((i + 1))
+  done
+  for i in "${!names[@]}"; do
+    wait_ready "$i" "${contexts[i]}" || failed=1
+  done
+  if [ -z "$failed" ]; then
+    for i in "${!names[@]}"; do
+      start_token_controller "$i" "${contexts[i]}"
+      check "prepare ${names[i]} (CRDs, metallb-system, Nodes)" prepare_cluster "$tree" "${names[i]}" "${contexts[i]}" || failed=1
+    done
+  fi
+  if [ -z "$failed" ]; then
+    make_mesh_certs "$tree/certs" "${names[@]}" || fail "openssl could not make the mesh certs" "$work/certs.log"
+    files_checked=$((files_checked + $(find "$tree" -name '*.sh' -path '*scripts*' | wc -l) + 1))
+    if check "install.sh against the API servers" run_install_procedure "$tree"; then
+      verify_objects "$tree"
+    fi
+  fi
+  stop_servers
+}
+
+# ---------------------------------------------------------------------------------------------
+
+check_plan() {
+  local plan="$1" name tree before="$failures"
+  name="$(basename "$plan" .toml)"
+  tree="$work/plans/$name/out"
+  echo "== $name"
+  mkdir -p "$(dirname "$tree")"
+  check "meshplan build $plan" "$meshplan" build "$plan" -o "$tree" || return 0
+  : >"$MESHPLAN_REAL_TOOLS_STUB_LOG"
+  check_istio_operators "$tree"
+  check_istio_resources "$tree"
+  check_helm_values "$tree"
+  check_on_servers "$tree" "$name"
+  if [ "$failures" -eq "$before" ]; then
+    echo "ok   $name ($(wc -l <"$MESHPLAN_REAL_TOOLS_STUB_LOG") stubbed steps)"
+  fi
+}
+
+main() {
+  work="$(mktemp -d "${TMPDIR:-/tmp}/meshplan-real-tools.XXXXXX")"
+  local plans=("$@")
+  if [ "${#plans[@]}" -eq 0 ]; then
+    plans=("$repo"/plans/*.toml "$repo"/tests/fixtures/ok/*.toml)
+  fi
+  setup_tools
+  build_meshplan
+  make_pki
+  start_etcd
+  etcd_pid="${pids[-1]}"
+  local plan
+  for plan in "${plans[@]}"; do
+    check_plan "$plan"
+  done
+  summary
+  [ "$failures" -eq 0 ]
+}
+
+main "$@"
