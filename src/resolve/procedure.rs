@@ -40,6 +40,9 @@ pub struct Step {
     /// Done by the operator elsewhere (on each node, with a package manager): `install.sh`
     /// prints it instead of running it.
     pub by_hand: bool,
+    /// A check of the installed mesh (it needs running pods): `MESHPLAN_SKIP_VERIFY=1` skips it
+    /// in dry environments such as API servers without nodes.
+    pub verify: bool,
 }
 
 /// What `preflight.sh` checks before `install.sh` changes anything.
@@ -182,7 +185,16 @@ impl Steps {
             title,
             commands,
             by_hand,
+            verify: false,
         });
+    }
+
+    /// A check of the installed mesh, run last.
+    fn verify(&mut self, cluster: Option<&str>, title: String, command: Vec<String>) {
+        self.push(cluster, title, vec![command], false);
+        if let Some(step) = self.0.last_mut() {
+            step.verify = true;
+        }
     }
 
     fn run(&mut self, cluster: &str, title: String, command: Vec<String>) {
@@ -309,15 +321,15 @@ fn prerequisites(steps: &mut Steps, plan: &Plan, clusters: &[ClusterFacts]) {
 fn verify(steps: &mut Steps, c: &ClusterFacts) {
     let name = &c.plan.name;
     if c.verify {
-        steps.run(
-            name,
+        steps.verify(
+            Some(name),
             format!("{name}: helloworld answers from every version in the mesh"),
             words(&["bash", &format!("{name}/scripts/verify.sh")]),
         );
     }
     if c.verify_bookinfo {
-        steps.run(
-            name,
+        steps.verify(
+            Some(name),
             format!("{name}: productpage through the ingress shows every planned reviews version"),
             words(&["bash", &format!("{name}/scripts/verify-bookinfo.sh")]),
         );
