@@ -3,13 +3,15 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap in a test is a test failure with its location
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+#[path = "support/files.rs"]
+mod files;
 #[path = "support/run.rs"]
 mod run;
+use files::tree;
 use run::meshplan;
 
 use serde::Deserialize;
@@ -22,28 +24,6 @@ fn scratch(test: &str) -> PathBuf {
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// Every file under `dir` (relative path → bytes).
-fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(current) = stack.pop() {
-        for entry in fs::read_dir(&current).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let rel = path
-                    .strip_prefix(dir)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned();
-                files.insert(rel, fs::read(&path).unwrap());
-            }
-        }
-    }
-    files
 }
 
 fn build(plan: &str, out: &Path) -> Output {

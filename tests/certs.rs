@@ -7,14 +7,16 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap in a test is a test failure with its location
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[path = "support/files.rs"]
+mod files;
 #[path = "support/run.rs"]
 mod run;
+use files::tree;
 use run::meshplan;
 
 use meshplan::certs::KeyAlgorithm;
@@ -58,28 +60,6 @@ fn make_ca(plan: &str, dir: &Path, extra: &[&str]) -> Output {
     let output = meshplan(&args);
     assert!(output.status.success(), "{}", text(&output));
     output
-}
-
-/// Every file under `dir` (relative path → bytes).
-fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(current) = stack.pop() {
-        for entry in fs::read_dir(&current).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let rel = path
-                    .strip_prefix(dir)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned();
-                files.insert(rel, fs::read(&path).unwrap());
-            }
-        }
-    }
-    files
 }
 
 fn read(path: &Path) -> String {
