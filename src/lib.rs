@@ -16,6 +16,7 @@ pub mod diagnostic;
 pub mod diff;
 pub mod explain;
 pub mod model;
+pub mod parallel;
 pub mod parse;
 pub mod raw;
 pub mod render;

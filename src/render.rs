@@ -190,18 +190,11 @@ pub fn render(mesh: &Mesh, explanation: &Explanation) -> Result<Output, RenderEr
     if let Some(gitops) = &mesh.gitops {
         mesh_files.push(format!("gitops/{}.yaml", gitops.tool));
     }
-    // The trust check needs every cluster's name, context and role; the mesh value leaves the
-    // clusters out (each bundle gets its own), so they are passed on their own.
-    let trust_clusters: Vec<_> = mesh
-        .clusters
-        .iter()
-        .map(|c| context! { name => c.name.clone(), context => c.context.clone(), role => c.role })
-        .collect();
     for file in mesh_files {
         let ctx = context! {
             mesh => mesh_value.clone(),
             procedure => procedure.clone(),
-            clusters => trust_clusters.clone(),
+            clusters => Value::from(minijinja::value::Serde(&mesh.procedure.members)),
         };
         let text = render_one(&env, &file, ctx)?;
         output.insert(file, text);
@@ -220,28 +213,7 @@ fn render_clusters(
     mesh: &Value,
     clusters: &[Cluster],
 ) -> Vec<Result<Output, RenderError>> {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let chunk = clusters.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = clusters
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|cluster| render_cluster_with(env, mesh, cluster))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|worker| {
-                worker
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    })
+    crate::parallel::map_on_all_cores(clusters, |cluster| render_cluster_with(env, mesh, cluster))
 }
 
 /// The mesh is converted to a template value once and shared: converting it per file made

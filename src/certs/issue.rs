@@ -75,29 +75,8 @@ pub fn generate_key(algorithm: KeyAlgorithm) -> Result<KeyPair, IssueError> {
 /// `count` new keys, generated on every core: an RSA 4096 key takes about a second, so a
 /// mesh of 100 primaries is a minute of key generation on one core.
 pub fn generate_keys(algorithm: KeyAlgorithm, count: usize) -> Vec<Result<KeyPair, IssueError>> {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let slots: Vec<usize> = (0..count).collect();
-    let chunk = count.div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = slots
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|_| generate_key(algorithm))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|worker| {
-                worker
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    })
+    crate::parallel::map_on_all_cores(&slots, |_| generate_key(algorithm))
 }
 
 /// Parses a private key (PKCS#8, PKCS#1 or SEC1 PEM).
