@@ -15,7 +15,7 @@ mod run;
 use run::meshplan;
 
 use meshplan::model::Plan;
-use meshplan::raw::{Bookinfo, Role};
+use meshplan::raw::Role;
 
 fn crate_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -84,17 +84,15 @@ fn run_install(plan_path: &Path, test: &str) -> Trace {
     run_install_with_istioctl(plan_path, test, &version)
 }
 
-/// The reviews versions planned anywhere in the mesh, as the recorder renders productpage.
+/// The reviews versions planned anywhere in the mesh (the resolved samples carry them), as the
+/// recorder renders productpage.
 fn reviews_versions(plan: &Plan) -> Vec<&'static str> {
-    [
-        (Bookinfo::ReviewsV1, "v1"),
-        (Bookinfo::ReviewsV2, "v2"),
-        (Bookinfo::ReviewsV3, "v3"),
-    ]
-    .into_iter()
-    .filter(|(w, _)| plan.clusters.iter().any(|c| c.samples.bookinfo.contains(w)))
-    .map(|(_, v)| v)
-    .collect()
+    let mesh = meshplan::resolve::resolve(plan, "plan.toml");
+    mesh.clusters
+        .iter()
+        .find_map(|c| c.samples.as_ref())
+        .map(|s| s.reviews_versions.clone())
+        .unwrap_or_default()
 }
 
 /// Like [`run_install`], with an istioctl that reports `istioctl_version`.

@@ -24,6 +24,19 @@ pub struct Procedure {
     pub steps: Vec<Step>,
     /// What `preflight.sh` checks.
     pub preflight: Preflight,
+    /// Every cluster, as `verify-trust.sh` asks it for its root.
+    pub members: Vec<Member>,
+}
+
+/// A cluster of the mesh, as the mesh-wide scripts address it.
+#[derive(Debug, Serialize)]
+pub struct Member {
+    /// Cluster name.
+    pub name: String,
+    /// Its kubectl context.
+    pub context: String,
+    /// `primary` or `remote`.
+    pub role: &'static str,
 }
 
 /// One step of the install.
@@ -165,6 +178,15 @@ pub fn procedure(plan: &Plan, clusters: &[ClusterFacts]) -> Procedure {
     Procedure {
         steps: steps.0,
         preflight: preflight(plan, clusters),
+        members: plan
+            .clusters
+            .iter()
+            .map(|c| Member {
+                name: c.name.clone(),
+                context: c.context.clone(),
+                role: super::role_name(c.role),
+            })
+            .collect(),
     }
 }
 
