@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the pinned tools (versions.env) from the Go module proxy into a cache outside the repo and
-# prints that cache's directory: bin/ has istioctl, helm, kube-apiserver, kubectl and etcd;
+# prints that cache's directory: bin/ has istioctl, pilot-discovery, helm, kube-apiserver,
+# kube-controller-manager, kubectl and etcd;
 # charts/ has Istio's Helm charts from the same istio module. A finished cache is reused as it is;
 # its key hashes the pins, this script and the Go version, so changing any of them rebuilds.
 # Any tool that cannot be built is an error (exit 1), never a skip.
@@ -109,8 +110,10 @@ build_istio() {
   idir="$(module_dir "$ISTIO_MODULE" "$ISTIO_VERSION")"
   [ -d "$idir" ] || die "no directory for $ISTIO_MODULE@$ISTIO_VERSION"
   local v="$ISTIO_RELEASE-${ISTIO_VERSION##*-}"
-  step "istioctl ($ISTIO_MODULE@$ISTIO_VERSION)" build_in_module "$idir" "$dir/bin/istioctl" \
-    "-s -w -X istio.io/istio/pkg/version.buildVersion=$v -X istio.io/istio/pkg/version.buildTag=$v" ./istioctl/cmd/istioctl
+  # One go build for both: pilot-discovery (istiod) shares most of istioctl's packages.
+  step "istioctl and pilot-discovery ($ISTIO_MODULE@$ISTIO_VERSION)" build_in_module "$idir" "$dir/bin/" \
+    "-s -w -X istio.io/istio/pkg/version.buildVersion=$v -X istio.io/istio/pkg/version.buildTag=$v" \
+    ./istioctl/cmd/istioctl ./pilot/cmd/pilot-discovery
   cp -R "$idir/manifests/charts" "$dir/charts"
   chmod -R u+w "$dir/charts"
 }

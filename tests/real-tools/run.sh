@@ -85,7 +85,7 @@ setup_tools() {
   helm_version="$(helm version --template '{{.Version}}')"
   kube_version="$(kube-apiserver --version | sed 's/^Kubernetes //')"
   local tool
-  for tool in istioctl helm kube-apiserver kube-controller-manager kubectl etcd; do
+  for tool in istioctl pilot-discovery helm kube-apiserver kube-controller-manager kubectl etcd; do
     [ -x "$dir/bin/$tool" ] || fatal "$tool is missing from $dir/bin"
   done
 }
@@ -265,12 +265,13 @@ wait_ready() {
   return 1
 }
 
-# The controller-manager runs only the token controller: create-remote-secret waits for it.
+# The controller-manager runs only the token controller, which create-remote-secret waits for, and
+# the one that gives each namespace its `default` ServiceAccount, which check 5's pods run as.
 start_token_controller() {
   local i="$1" ctx="$2" kc="$work/controller-manager-$1.kubeconfig"
   kubectl config view --minify --flatten --context "$ctx" >"$kc"
   kube-controller-manager --kubeconfig "$kc" \
-    --controllers serviceaccount-token --leader-elect=false --secure-port 0 \
+    --controllers serviceaccount-token,serviceaccount --leader-elect=false --secure-port 0 \
     --service-account-private-key-file "$work/pki/sa.key" --root-ca-file "$work/pki/ca.crt" \
     >"$work/controller-manager-$i.log" 2>&1 &
   pids+=("$!")
@@ -357,8 +358,37 @@ verify_objects() {
   done
 }
 
+# Check 5: istiod (pilot-discovery) against the first primary's server, in every sidecar plan
+# with more than one cluster (istiod.py says what it checks and what it stands in for).
+istiod_plans=0
+istiod_port_base=$((port_base + 40))
+
+check_istiod() {
+  local plan="$1" tree="$2" i
+  local -n cluster_names="$3" cluster_ports="$4"
+  [ "${#cluster_names[@]}" -gt 1 ] || return 0
+  if grep -Eq '^[[:space:]]*dataplane[[:space:]]*=[[:space:]]*"ambient"' "$plan"; then
+    echo "    istiod: ambient plan, not run (ztunnel's workload discovery is not what check 5 reads)"
+    return 0
+  fi
+  local args=() ports=()
+  for i in "${!cluster_names[@]}"; do
+    args+=(--cluster "${cluster_names[i]}=${cluster_ports[i]}")
+  done
+  for i in 0 1 2 3 4; do
+    need_port $((istiod_port_base + i))
+    ports+=($((istiod_port_base + i)))
+  done
+  istiod_plans=$((istiod_plans + 1))
+  if check "istiod (pilot-discovery) sees every cluster's endpoints, networks and gateways" \
+    python3 "$here/istiod.py" --plan "$plan" "${args[@]}" --pilot-discovery "$MESHPLAN_REAL_TOOLS_BIN/pilot-discovery" \
+    --ports "$(IFS=,; echo "${ports[*]}")" --work "$work" --stub-log "$MESHPLAN_REAL_TOOLS_STUB_LOG"; then
+    cat "$work/check.log"
+  fi
+}
+
 check_on_servers() {
-  local tree="$1" plan_name="$2" i=0 c ctx failed=""
+  local plan="$1" tree="$2" plan_name="$3" i=0 c ctx failed=""
   local -a names=() contexts=()
   export KUBECONFIG="$work/kubeconfig-$plan_name"
   rm -f "$KUBECONFIG"
@@ -384,6 +414,7 @@ check_on_servers() {
     files_checked=$((files_checked + $(find "$tree" -name '*.sh' -path '*scripts*' | wc -l) + 1))
     if check "install.sh against the API servers" run_install_procedure "$tree" "$CERTS_DIR"; then
       verify_objects "$tree"
+      check_istiod "$plan" "$tree" names server_port
     fi
   fi
   stop_servers
@@ -398,11 +429,15 @@ check_plan() {
   echo "== $name"
   mkdir -p "$(dirname "$tree")"
   check "meshplan build $plan" "$meshplan" build "$plan" -o "$tree" || return 0
+  if [ -n "${MESHPLAN_REAL_TOOLS_BREAK:-}" ]; then
+    # Shows that the checks fail on a broken tree: a shell command run in the tree, e.g. a sed.
+    (cd "$tree" && bash -c "$MESHPLAN_REAL_TOOLS_BREAK") || fatal "MESHPLAN_REAL_TOOLS_BREAK failed"
+  fi
   : >"$MESHPLAN_REAL_TOOLS_STUB_LOG"
   check_istio_operators "$tree"
   check_istio_resources "$tree"
   check_helm_values "$tree"
-  check_on_servers "$tree" "$name"
+  check_on_servers "$plan" "$tree" "$name"
   if [ "$failures" -eq "$before" ]; then
     echo "ok   $name ($(wc -l <"$MESHPLAN_REAL_TOOLS_STUB_LOG") stubbed steps)"
   fi
@@ -423,6 +458,7 @@ main() {
   for plan in "${plans[@]}"; do
     check_plan "$plan"
   done
+  echo "istiod: pilot-discovery ran against $istiod_plans plans"
   summary
   [ "$failures" -eq 0 ]
 }

@@ -1,0 +1,470 @@
+#!/usr/bin/env python3
+"""Check 5 of run.sh: istiod itself, against the API servers the install procedure just ran on.
+
+Runs pilot-discovery (built from the same istio module as istioctl) as a process against the
+first primary's API server, configured only by what the generated install put there: the
+`istio` ConfigMap (mesh config and meshNetworks), the istiod Deployment's env (CLUSTER_ID,
+EXTERNAL_ISTIOD, ...), the `cacerts` Secret and the remote secrets that remote-secrets.sh created.
+
+In every cluster it then creates by hand what the controllers, the scheduler, the injector and the
+kubelets would: one Pod per sample Deployment (with the injector's `security.istio.io/tlsMode`
+label, a pod IP from the cluster's pod range, Ready) and the EndpointSlices of the Services that
+select it. The load balancer stand-in (stubs/kubectl) has already given the east-west Services
+their planned addresses.
+
+Then it asks istiod's debug endpoints, and fails unless
+  - /debug/clusterz: every other cluster of the plan is watched and synced;
+  - /debug/endpointShardz: every sample Service has each cluster's endpoint, with that cluster's
+    network;
+  - /debug/networkz: each network other than the primary's has a gateway at the planned east-west
+    address and port, and no gateway sits at an address the plan did not plan.
+
+The expectations are read from the plan itself (tomllib), not from meshplan's output, so a wrong
+network ID, a missing remote secret or a meshNetworks address off the plan shows up here.
+The one stand-in between istiod and the API servers: the remote secrets name each cluster's
+planned API server address, which does not exist here, so their `server` is pointed at that
+cluster's loopback API server (and `tls-server-name` dropped: the test servers' certificate names
+127.0.0.1) before istiod starts. Usage: istiod.py --help.
+"""
+
+import argparse
+import base64
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+import urllib.error
+import urllib.request
+
+SYSTEM_NAMESPACES = {"istio-system", "kube-system", "kube-public", "kube-node-lease", "default"}
+MANAGED_BY = "meshplan-real-tools"
+
+
+class Failure(Exception):
+    pass
+
+
+# ------------------------------------------------------------------------------------------------
+# The plan: what should be true
+
+
+class PlannedCluster:
+    def __init__(self, table):
+        self.name = table["name"]
+        self.role = table["role"]
+        self.network = table["network"]
+        cidr = table["pod_cidr"]
+        self.pod_cidr = ipaddress.ip_network(cidr[0] if isinstance(cidr, list) else cidr, strict=False)
+        lb = table.get("lb", {})
+        self.via = lb.get("via", "metallb" if "metallb" in table else "cloud")
+        self.eastwest_host = lb.get("eastwest_hostname")
+        self.eastwest = lb.get("eastwest")
+        self.eastwest_port = lb.get("eastwest_node_port", 31443) if self.via == "node_port" else 15443
+        self.context = table.get("context", self.name)
+        self.port = None  # the loopback port of this cluster's test API server
+
+
+def read_plan(path):
+    with open(path, "rb") as f:
+        plan = tomllib.load(f)
+    clusters = [PlannedCluster(c) for c in plan.get("cluster", [])]
+    dataplane = plan.get("mesh", {}).get("dataplane", "sidecar")
+    return clusters, dataplane
+
+
+def planned_gateways(clusters):
+    """network -> {(address, port)} of the east-west gateways the plan puts on it."""
+    gateways = {}
+    for c in clusters:
+        if c.eastwest:
+            gateways.setdefault(c.network, set()).add((c.eastwest, c.eastwest_port))
+    return gateways
+
+
+def hostname_networks(clusters):
+    return {c.network for c in clusters if c.eastwest_host}
+
+
+# ------------------------------------------------------------------------------------------------
+# kubectl
+
+
+def kubectl(context, *args, stdin=None):
+    result = subprocess.run(
+        ["kubectl", "--context", context, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise Failure(f"kubectl --context {context} {' '.join(args)}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def kubectl_json(context, *args):
+    return json.loads(kubectl(context, *args, "-o", "json"))
+
+
+def apply_json(context, obj):
+    kubectl(context, "apply", "--server-side", "--field-manager", MANAGED_BY, "-f", "-", stdin=json.dumps(obj))
+
+
+# ------------------------------------------------------------------------------------------------
+# What kubelets, the scheduler, the injector and the endpoint controller would do
+
+
+def sample_deployments(context):
+    items = kubectl_json(context, "get", "deployments", "--all-namespaces")["items"]
+    return sorted(
+        (d for d in items if d["metadata"]["namespace"] not in SYSTEM_NAMESPACES | {"metallb-system"}),
+        key=lambda d: (d["metadata"]["namespace"], d["metadata"]["name"]),
+    )
+
+
+def first_node(context):
+    nodes = kubectl_json(context, "get", "nodes")["items"]
+    return sorted(n["metadata"]["name"] for n in nodes)[0] if nodes else None
+
+
+def run_pod(cluster, deployment, ip, node):
+    """One Ready pod of the Deployment at IP, as the ReplicaSet, scheduler, injector and kubelet
+    would leave it. `sidecar.istio.io/inject: "false"` keeps the API server from calling the
+    injection webhook, whose istiod does not run in this cluster; the label the injector would add
+    (`security.istio.io/tlsMode: istio`) is set by hand instead."""
+    meta = deployment["metadata"]
+    template = deployment["spec"]["template"]
+    labels = dict(template["metadata"].get("labels", {}))
+    labels.update({"security.istio.io/tlsMode": "istio", "sidecar.istio.io/inject": "false"})
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"{meta['name']}-0", "namespace": meta["namespace"], "labels": labels},
+        "spec": template["spec"],
+    }
+    name, ns = pod["metadata"]["name"], meta["namespace"]
+    apply_json(cluster.context, pod)
+    if node:
+        binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name}, "target": {"kind": "Node", "name": node}}
+        bound = kubectl_json(cluster.context, "-n", ns, "get", "pod", name)["spec"].get("nodeName")
+        if not bound:
+            kubectl(cluster.context, "create", "--raw", f"/api/v1/namespaces/{ns}/pods/{name}/binding", "-f", "-", stdin=json.dumps(binding))
+    status = {
+        "status": {
+            "phase": "Running",
+            "podIP": str(ip),
+            "podIPs": [{"ip": str(ip)}],
+            "conditions": [{"type": "Ready", "status": "True"}, {"type": "ContainersReady", "status": "True"}],
+        }
+    }
+    kubectl(cluster.context, "-n", ns, "patch", "pod", name, "--subresource=status", "--type=merge", "-p", json.dumps(status))
+    return {"name": name, "namespace": ns, "labels": labels, "ip": ip, "node": node, "spec": template["spec"]}
+
+
+def container_port(pod, target):
+    if isinstance(target, int):
+        return target
+    for container in pod["spec"].get("containers", []):
+        for port in container.get("ports", []):
+            if port.get("name") == target:
+                return port["containerPort"]
+    return None
+
+
+def publish_endpoints(cluster, service, pods):
+    """The EndpointSlice the endpointslice controller would write for SERVICE and its ready PODS."""
+    meta = service["metadata"]
+    ports = []
+    for p in service["spec"].get("ports", []):
+        number = container_port(pods[0], p.get("targetPort", p["port"]))
+        if number is not None:
+            ports.append({"name": p.get("name", ""), "port": number, "protocol": p.get("protocol", "TCP")})
+    family = "IPv6" if pods[0]["ip"].version == 6 else "IPv4"
+    endpoints = []
+    for pod in pods:
+        endpoint = {
+            "addresses": [str(pod["ip"])],
+            "conditions": {"ready": True, "serving": True, "terminating": False},
+            "targetRef": {"kind": "Pod", "name": pod["name"], "namespace": pod["namespace"]},
+        }
+        if pod["node"]:
+            endpoint["nodeName"] = pod["node"]
+        endpoints.append(endpoint)
+    slice_ = {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": f"{meta['name']}-{MANAGED_BY}",
+            "namespace": meta["namespace"],
+            "labels": {"kubernetes.io/service-name": meta["name"], "endpointslice.kubernetes.io/managed-by": MANAGED_BY},
+        },
+        "addressType": family,
+        "endpoints": endpoints,
+        "ports": ports,
+    }
+    apply_json(cluster.context, slice_)
+
+
+def selects(service, labels):
+    selector = service["spec"].get("selector") or {}
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def run_samples(cluster):
+    """Pods and EndpointSlices for every sample Deployment of CLUSTER. Returns
+    {service host prefix "name.namespace": [pod ip, ...]}."""
+    hosts = iter(cluster.pod_cidr.hosts())
+    for _ in range(10):
+        next(hosts)
+    node = first_node(cluster.context)
+    pods = [run_pod(cluster, d, next(hosts), node) for d in sample_deployments(cluster.context)]
+    published = {}
+    for ns in sorted({p["namespace"] for p in pods}):
+        for service in kubectl_json(cluster.context, "-n", ns, "get", "services")["items"]:
+            chosen = [p for p in pods if p["namespace"] == ns and selects(service, p["labels"])]
+            if chosen:
+                publish_endpoints(cluster, service, chosen)
+                published[f"{service['metadata']['name']}.{ns}"] = sorted(str(p["ip"]) for p in chosen)
+    return published
+
+
+# ------------------------------------------------------------------------------------------------
+# The network between istiod and the remote API servers
+
+
+def point_remote_secrets_at_loopback(primary, by_name, stub_log):
+    secrets = kubectl_json(primary.context, "-n", "istio-system", "get", "secrets", "-l", "istio/multiCluster=true")["items"]
+    for secret in secrets:
+        patched = {}
+        for key, value in secret.get("data", {}).items():
+            target = by_name.get(key)
+            if target is None:
+                raise Failure(f"remote secret {secret['metadata']['name']} holds cluster {key!r}, which the plan does not declare")
+            patched[key] = base64.b64encode(loopback_kubeconfig(base64.b64decode(value), target)).decode()
+        kubectl(primary.context, "-n", "istio-system", "patch", "secret", secret["metadata"]["name"], "--type=merge", "-p", json.dumps({"data": patched}))
+        stub_log.write(f"stub: istiod: remote secret {secret['metadata']['name']} points at 127.0.0.1 (planned API server addresses do not exist here)\n")
+    return secrets
+
+
+def loopback_kubeconfig(raw, target):
+    with tempfile.NamedTemporaryFile("wb", suffix=".kubeconfig") as f:
+        f.write(raw)
+        f.flush()
+        config = json.loads(subprocess.run(["kubectl", "config", "view", "--raw", "--kubeconfig", f.name, "-o", "json"], capture_output=True, text=True, check=True).stdout)
+    for entry in config.get("clusters", []):
+        entry["cluster"]["server"] = f"https://127.0.0.1:{target.port}"
+        entry["cluster"].pop("tls-server-name", None)
+    return json.dumps(config).encode()
+
+
+# ------------------------------------------------------------------------------------------------
+# istiod
+
+
+def istiod_deployment(context):
+    items = kubectl_json(context, "-n", "istio-system", "get", "deployments", "-l", "app=istiod")["items"]
+    if not items:
+        raise Failure("the primary has no istiod Deployment (app=istiod) in istio-system")
+    return items[0]
+
+
+FIELD_VALUES = {
+    "metadata.name": "istiod-real-tools",
+    "metadata.namespace": "istio-system",
+    "spec.serviceAccountName": "istiod",
+    "status.podIP": "127.0.0.1",
+    "spec.nodeName": "real-tools",
+}
+
+
+def istiod_env(container):
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "TMPDIR")}
+    for entry in container.get("env", []):
+        if "value" in entry:
+            env[entry["name"]] = entry["value"]
+        elif "fieldRef" in entry.get("valueFrom", {}):
+            value = FIELD_VALUES.get(entry["valueFrom"]["fieldRef"]["fieldPath"])
+            if value is not None:
+                env[entry["name"]] = value
+    return env
+
+
+def write_cacerts(context, directory):
+    """What the `cacerts` Secret's volume mount gives istiod: ./etc/cacerts/*.pem."""
+    os.makedirs(directory, exist_ok=True)
+    secret = kubectl_json(context, "-n", "istio-system", "get", "secret", "cacerts")
+    for key, value in secret.get("data", {}).items():
+        with open(os.path.join(directory, key), "wb") as f:
+            f.write(base64.b64decode(value))
+
+
+def start_istiod(primary, args, ports):
+    deployment = istiod_deployment(primary.context)
+    container = next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "discovery")
+    home = os.path.join(args.work, "istiod")
+    shutil.rmtree(home, ignore_errors=True)
+    write_cacerts(primary.context, os.path.join(home, "etc", "cacerts"))
+    kubeconfig = os.path.join(home, "kubeconfig")
+    with open(kubeconfig, "w") as f:
+        f.write(kubectl(primary.context, "config", "view", "--minify", "--flatten", "--context", primary.context))
+    command = [
+        args.pilot_discovery,
+        *container.get("args", ["discovery"]),
+        "--kubeconfig", kubeconfig,
+        "--httpAddr", f"127.0.0.1:{ports[0]}",
+        "--grpcAddr", f"127.0.0.1:{ports[1]}",
+        "--secureGRPCAddr", f"127.0.0.1:{ports[2]}",
+        "--httpsAddr", f"127.0.0.1:{ports[3]}",
+        "--monitoringAddr", f"127.0.0.1:{ports[4]}",
+    ]
+    log = open(os.path.join(args.work, "istiod.log"), "w")
+    process = subprocess.Popen(command, cwd=home, env=istiod_env(container), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return process, log.name
+
+
+def get_json(port, path):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+        return json.load(response)
+
+
+def wait_ready(process, port, log, deadline):
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise Failure(f"pilot-discovery exited with {process.returncode}; end of its log:\n{tail(log)}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.5)
+    raise Failure(f"pilot-discovery did not become ready; end of its log:\n{tail(log)}")
+
+
+def tail(path, n=25):
+    with open(path, errors="replace") as f:
+        return "".join("    " + line for line in f.readlines()[-n:])
+
+
+# ------------------------------------------------------------------------------------------------
+# What istiod sees
+
+
+def observe(port):
+    return {
+        "clusters": get_json(port, "/debug/clusterz"),
+        "gateways": get_json(port, "/debug/networkz") or [],
+        "shards": get_json(port, "/debug/endpointShardz") or {},
+    }
+
+
+def seen_endpoints(shards, host_prefix):
+    """(cluster, ip, network) for every endpoint istiod holds of the service HOST_PREFIX.svc..."""
+    seen = set()
+    for host, by_namespace in shards.items():
+        if not host.startswith(host_prefix + ".svc."):
+            continue
+        for entry in by_namespace.values():
+            for shard, endpoints in (entry.get("Shards") or {}).items():
+                for ep in endpoints or []:
+                    for address in ep.get("Addresses") or []:
+                        seen.add((shard.split("/", 1)[-1], address, ep.get("Network", "")))
+    return seen
+
+
+def problems(seen, clusters, primary, published):
+    found = []
+    synced = {c["id"]: c.get("syncStatus") for c in seen["clusters"] or []}
+    for c in clusters:
+        if c is not primary and synced.get(c.name) != "synced":
+            found.append(f"istiod on {primary.name} does not watch {c.name} (clusterz: {synced.get(c.name, 'absent')})")
+    for c in clusters:
+        for host, ips in published[c.name].items():
+            endpoints = seen_endpoints(seen["shards"], host)
+            for ip in ips:
+                if (c.name, ip, c.network) not in endpoints:
+                    got = sorted(e for e in endpoints if e[1] == ip) or "nothing"
+                    found.append(f"{host}: istiod does not hold {c.name}'s endpoint {ip} on network {c.network} (holds {got})")
+    gateways = {}
+    for g in seen["gateways"]:
+        gateways.setdefault(g.get("Network", ""), set()).add((g.get("Addr", ""), g.get("Port", 0)))
+    by_hostname = hostname_networks(clusters)
+    for network, planned in sorted(planned_gateways(clusters).items()):
+        if network == primary.network and len({c.network for c in clusters}) == 1:
+            continue
+        got = gateways.get(network, set())
+        if not planned <= got:
+            found.append(f"network {network}: istiod has gateways {sorted(got) or 'none'}, the plan puts {sorted(planned)}")
+        if got - planned and network not in by_hostname:
+            found.append(f"network {network}: istiod has gateways the plan does not plan: {sorted(got - planned)}")
+    return found
+
+
+def report(seen, clusters, primary, published):
+    print(f"    istiod on {primary.name} watches: {', '.join(sorted(c['id'] for c in seen['clusters'] or []))}")
+    for c in clusters:
+        for host, ips in sorted(published[c.name].items()):
+            print(f"    {host}: {c.name} {' '.join(ips)} on {c.network}")
+    for g in sorted(seen["gateways"], key=lambda g: (g.get("Network", ""), g.get("Addr", ""))):
+        print(f"    gateway of {g.get('Network')}: {g.get('Addr')}:{g.get('Port')} (from {g.get('Cluster') or 'meshNetworks'})")
+    for network in sorted(hostname_networks(clusters)):
+        print(f"    network {network}: its gateway is a DNS name, which istiod resolves; not resolvable here, so not checked")
+
+
+def check(args):
+    clusters, dataplane = read_plan(args.plan)
+    by_name = {c.name: c for c in clusters}
+    for spec in args.cluster:
+        name, port = spec.split("=", 1)
+        by_name[name].port = int(port)
+    primary = next(c for c in clusters if c.role == "primary")
+    with open(args.stub_log, "a") as stub_log:
+        point_remote_secrets_at_loopback(primary, by_name, stub_log)
+        stub_log.write("stub: istiod: sample pods, their status and EndpointSlices made by hand (no nodes)\n")
+    published = {c.name: run_samples(c) for c in clusters}
+    process, log = start_istiod(primary, args, args.ports)
+    try:
+        deadline = time.monotonic() + args.timeout
+        wait_ready(process, args.ports[0], log, deadline)
+        while True:
+            seen = observe(args.ports[0])
+            found = problems(seen, clusters, primary, published)
+            if not found or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    report(seen, clusters, primary, published)
+    if found:
+        raise Failure("\n".join(found))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--plan", required=True)
+    parser.add_argument("--cluster", action="append", default=[], metavar="NAME=PORT", help="a cluster's loopback API server port")
+    parser.add_argument("--pilot-discovery", required=True)
+    parser.add_argument("--ports", required=True, type=lambda s: [int(p) for p in s.split(",")], help="5 free loopback ports")
+    parser.add_argument("--work", required=True)
+    parser.add_argument("--stub-log", required=True)
+    parser.add_argument("--timeout", type=float, default=90)
+    args = parser.parse_args()
+    # A stopped run still kills istiod (the finally in check()), so it never outlives run.sh.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda number, _frame: sys.exit(128 + number))
+    try:
+        check(args)
+    except Failure as failure:
+        print(f"istiod: {failure}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
