@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds the pinned tools (versions.env) from the Go module proxy into a cache outside the repo and
 # prints that cache's directory: bin/ has istioctl, pilot-discovery, helm, kube-apiserver,
-# kube-controller-manager, kubectl and etcd;
+# kube-controller-manager, kubectl, etcd and our xds-probe (xds-probe/main.go);
 # charts/ has Istio's Helm charts from the same istio module. A finished cache is reused as it is;
-# its key hashes the pins, this script and the Go version, so changing any of them rebuilds.
+# its key hashes the pins, this script, the probe's source and the Go version, so changing any of them rebuilds.
 # Any tool that cannot be built is an error (exit 1), never a skip.
 set -euo pipefail
 
@@ -19,7 +19,7 @@ die() {
 command -v go >/dev/null 2>&1 || die "go is not installed: the real tools are built with Go (1.25 or newer)"
 
 cache_root="${MESHPLAN_REAL_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshplan-real-tools}"
-key="$({ cat "$here/versions.env" "$here/build-tools.sh"; go version; } | sha256sum | cut -c1-16)"
+key="$({ cat "$here/versions.env" "$here/build-tools.sh" "$here/xds-probe/main.go"; go version; } | sha256sum | cut -c1-16)"
 dir="$cache_root/$key"
 if [ -f "$dir/complete" ]; then
   echo "$dir"
@@ -105,17 +105,24 @@ write_etcd_module() {
   } >"$src/go.mod"
 }
 
+# Built from a copy of the istio module with xds-probe/ added as one of its packages, so the probe
+# is compiled against exactly the module graph of the istiod it probes (go build -overlay may not
+# add files under GOMODCACHE).
 build_istio() {
-  local idir
+  local idir src="$dir/src/istio"
   idir="$(module_dir "$ISTIO_MODULE" "$ISTIO_VERSION")"
   [ -d "$idir" ] || die "no directory for $ISTIO_MODULE@$ISTIO_VERSION"
+  cp -R "$idir" "$src"
+  chmod -R u+w "$src"
+  mkdir -p "$src/meshplan-xds-probe"
+  cp "$here/xds-probe/main.go" "$src/meshplan-xds-probe/"
   local v="$ISTIO_RELEASE-${ISTIO_VERSION##*-}"
-  # One go build for both: pilot-discovery (istiod) shares most of istioctl's packages.
-  step "istioctl and pilot-discovery ($ISTIO_MODULE@$ISTIO_VERSION)" build_in_module "$idir" "$dir/bin/" \
+  # One go build for all three: they share most packages.
+  step "istioctl, pilot-discovery and xds-probe ($ISTIO_MODULE@$ISTIO_VERSION)" build_in_module "$src" "$dir/bin/" \
     "-s -w -X istio.io/istio/pkg/version.buildVersion=$v -X istio.io/istio/pkg/version.buildTag=$v" \
-    ./istioctl/cmd/istioctl ./pilot/cmd/pilot-discovery
-  cp -R "$idir/manifests/charts" "$dir/charts"
-  chmod -R u+w "$dir/charts"
+    ./istioctl/cmd/istioctl ./pilot/cmd/pilot-discovery ./meshplan-xds-probe
+  mv "$dir/bin/meshplan-xds-probe" "$dir/bin/xds-probe"
+  cp -R "$src/manifests/charts" "$dir/charts"
 }
 
 build_helm() {
@@ -164,5 +171,6 @@ if [ -z "${MESHPLAN_REAL_TOOLS_KEEP_GO_CACHES:-}" ]; then
   go clean -modcache >>"$log" 2>&1 || true
   rm -rf "$GOCACHE"
 fi
+rm -rf "$dir/src"
 touch "$dir/complete"
 echo "$dir"

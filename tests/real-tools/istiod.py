@@ -12,12 +12,15 @@ label, a pod IP from the cluster's pod range, Ready) and the EndpointSlices of t
 select it. The load balancer stand-in (stubs/kubectl) has already given the east-west Services
 their planned addresses.
 
-Then it asks istiod's debug endpoints, and fails unless
+Then it asks istiod's debug endpoints and, as a sidecar on the primary's network, its xDS
+(xds-probe/main.go), and fails unless
   - /debug/clusterz: every other cluster of the plan is watched and synced;
   - /debug/endpointShardz: every sample Service has each cluster's endpoint, with that cluster's
     network;
   - /debug/networkz: each network other than the primary's has a gateway at the planned east-west
-    address and port, and no gateway sits at an address the plan did not plan.
+    address and port, and no gateway sits at an address the plan did not plan;
+  - EDS: a sidecar on the primary's network is sent its own network's pods directly and every
+    other network's endpoints as that network's planned east-west address and port, nothing else.
 
 The expectations are read from the plan itself (tomllib), not from meshplan's output, so a wrong
 network ID, a missing remote secret or a meshNetworks address off the plan shows up here.
@@ -179,11 +182,12 @@ def container_port(pod, target):
 def publish_endpoints(cluster, service, pods):
     """The EndpointSlice the endpointslice controller would write for SERVICE and its ready PODS."""
     meta = service["metadata"]
-    ports = []
+    ports, by_service_port = [], {}
     for p in service["spec"].get("ports", []):
         number = container_port(pods[0], p.get("targetPort", p["port"]))
         if number is not None:
             ports.append({"name": p.get("name", ""), "port": number, "protocol": p.get("protocol", "TCP")})
+            by_service_port[p["port"]] = number
     family = "IPv6" if pods[0]["ip"].version == 6 else "IPv4"
     endpoints = []
     for pod in pods:
@@ -208,6 +212,7 @@ def publish_endpoints(cluster, service, pods):
         "ports": ports,
     }
     apply_json(cluster.context, slice_)
+    return by_service_port
 
 
 def selects(service, labels):
@@ -217,7 +222,7 @@ def selects(service, labels):
 
 def run_samples(cluster):
     """Pods and EndpointSlices for every sample Deployment of CLUSTER. Returns
-    {service host prefix "name.namespace": [pod ip, ...]}."""
+    {service host prefix "name.namespace": {"ips": [pod ip, ...], "ports": {service port: pod port}}}."""
     hosts = iter(cluster.pod_cidr.hosts())
     for _ in range(10):
         next(hosts)
@@ -228,8 +233,8 @@ def run_samples(cluster):
         for service in kubectl_json(cluster.context, "-n", ns, "get", "services")["items"]:
             chosen = [p for p in pods if p["namespace"] == ns and selects(service, p["labels"])]
             if chosen:
-                publish_endpoints(cluster, service, chosen)
-                published[f"{service['metadata']['name']}.{ns}"] = sorted(str(p["ip"]) for p in chosen)
+                ports = publish_endpoints(cluster, service, chosen)
+                published[f"{service['metadata']['name']}.{ns}"] = {"ips": sorted(str(p["ip"]) for p in chosen), "ports": ports}
     return published
 
 
@@ -384,9 +389,9 @@ def problems(seen, clusters, primary, published):
         if c is not primary and synced.get(c.name) != "synced":
             found.append(f"istiod on {primary.name} does not watch {c.name} (clusterz: {synced.get(c.name, 'absent')})")
     for c in clusters:
-        for host, ips in published[c.name].items():
+        for host, workload in published[c.name].items():
             endpoints = seen_endpoints(seen["shards"], host)
-            for ip in ips:
+            for ip in workload["ips"]:
                 if (c.name, ip, c.network) not in endpoints:
                     got = sorted(e for e in endpoints if e[1] == ip) or "nothing"
                     found.append(f"{host}: istiod does not hold {c.name}'s endpoint {ip} on network {c.network} (holds {got})")
@@ -405,11 +410,56 @@ def problems(seen, clusters, primary, published):
     return found
 
 
+def expected_eds(clusters, primary, published):
+    """{EDS cluster name: {(address, port)}} a sidecar on the primary's network must be sent:
+    its own network's pods directly, every other network's behind that network's planned east-west
+    gateways. Networks whose gateway is a DNS name are left out (None: not compared)."""
+    gateways = planned_gateways(clusters)
+    by_hostname = hostname_networks(clusters)
+    expected = {}
+    for c in clusters:
+        for host, workload in published[c.name].items():
+            for service_port, pod_port in workload["ports"].items():
+                name = f"outbound|{service_port}||{host}.svc.cluster.local"
+                if c.network in by_hostname and c.network != primary.network:
+                    expected[name] = None
+                    continue
+                want = expected.setdefault(name, set())
+                if want is None:
+                    continue
+                if c.network == primary.network:
+                    want.update((ip, pod_port) for ip in workload["ips"])
+                else:
+                    want.update(gateways.get(c.network, set()))
+    return expected
+
+
+def eds_problems(eds, expected, primary):
+    found = []
+    for name, want in sorted(expected.items()):
+        if want is None:
+            continue
+        got = {(e["address"], e["port"]) for e in eds.get(name, [])}
+        if got != want:
+            found.append(f"EDS for a sidecar on {primary.name} ({primary.network}), {name}: got {sorted(got) or 'nothing'}, the plan means {sorted(want)}")
+    return found
+
+
+def probe_eds(args, primary):
+    out = os.path.join(args.work, "eds.json")
+    command = [args.xds_probe, "-xds", f"127.0.0.1:{args.ports[1]}", "-cluster", primary.name, "-network", primary.network, "-out", out]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise Failure(f"xds-probe exited with {result.returncode}:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    with open(out) as f:
+        return json.load(f)
+
+
 def report(seen, clusters, primary, published):
     print(f"    istiod on {primary.name} watches: {', '.join(sorted(c['id'] for c in seen['clusters'] or []))}")
     for c in clusters:
-        for host, ips in sorted(published[c.name].items()):
-            print(f"    {host}: {c.name} {' '.join(ips)} on {c.network}")
+        for host, workload in sorted(published[c.name].items()):
+            print(f"    {host}: {c.name} {' '.join(workload['ips'])} on {c.network}")
     for g in sorted(seen["gateways"], key=lambda g: (g.get("Network", ""), g.get("Addr", ""))):
         print(f"    gateway of {g.get('Network')}: {g.get('Addr')}:{g.get('Port')} (from {g.get('Cluster') or 'meshNetworks'})")
     for network in sorted(hostname_networks(clusters)):
@@ -437,10 +487,22 @@ def check(args):
             if not found or time.monotonic() > deadline:
                 break
             time.sleep(1)
+        expected = expected_eds(clusters, primary, published)
+        while not found:
+            eds = probe_eds(args, primary)
+            eds_found = eds_problems(eds, expected, primary)
+            if not eds_found or time.monotonic() > deadline:
+                found = eds_found
+                break
+            time.sleep(1)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
     report(seen, clusters, primary, published)
+    if not found:
+        for name, want in sorted(expected.items()):
+            shown = "not compared (DNS-named gateway)" if want is None else " ".join(f"{a}:{p}" for a, p in sorted(want))
+            print(f"    EDS to a sidecar on {primary.network}: {name} -> {shown}")
     if found:
         raise Failure("\n".join(found))
 
@@ -450,6 +512,7 @@ def main():
     parser.add_argument("--plan", required=True)
     parser.add_argument("--cluster", action="append", default=[], metavar="NAME=PORT", help="a cluster's loopback API server port")
     parser.add_argument("--pilot-discovery", required=True)
+    parser.add_argument("--xds-probe", required=True)
     parser.add_argument("--ports", required=True, type=lambda s: [int(p) for p in s.split(",")], help="5 free loopback ports")
     parser.add_argument("--work", required=True)
     parser.add_argument("--stub-log", required=True)

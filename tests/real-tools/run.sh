@@ -85,7 +85,7 @@ setup_tools() {
   helm_version="$(helm version --template '{{.Version}}')"
   kube_version="$(kube-apiserver --version | sed 's/^Kubernetes //')"
   local tool
-  for tool in istioctl pilot-discovery helm kube-apiserver kube-controller-manager kubectl etcd; do
+  for tool in istioctl pilot-discovery xds-probe helm kube-apiserver kube-controller-manager kubectl etcd; do
     [ -x "$dir/bin/$tool" ] || fatal "$tool is missing from $dir/bin"
   done
 }
@@ -380,11 +380,14 @@ check_istiod() {
     ports+=($((istiod_port_base + i)))
   done
   istiod_plans=$((istiod_plans + 1))
+  local t0="$EPOCHREALTIME"
   if check "istiod (pilot-discovery) sees every cluster's endpoints, networks and gateways" \
     python3 "$here/istiod.py" --plan "$plan" "${args[@]}" --pilot-discovery "$MESHPLAN_REAL_TOOLS_BIN/pilot-discovery" \
+    --xds-probe "$MESHPLAN_REAL_TOOLS_BIN/xds-probe" \
     --ports "$(IFS=,; echo "${ports[*]}")" --work "$work" --stub-log "$MESHPLAN_REAL_TOOLS_STUB_LOG"; then
     cat "$work/check.log"
   fi
+  istiod_seconds="$(seconds "$t0" "$EPOCHREALTIME")"
 }
 
 check_on_servers() {
@@ -434,13 +437,23 @@ check_plan() {
     (cd "$tree" && bash -c "$MESHPLAN_REAL_TOOLS_BREAK") || fatal "MESHPLAN_REAL_TOOLS_BREAK failed"
   fi
   : >"$MESHPLAN_REAL_TOOLS_STUB_LOG"
+  local t0="$EPOCHREALTIME" t1
   check_istio_operators "$tree"
   check_istio_resources "$tree"
   check_helm_values "$tree"
+  t1="$EPOCHREALTIME"
+  istiod_seconds=0
   check_on_servers "$plan" "$tree" "$name"
   if [ "$failures" -eq "$before" ]; then
-    echo "ok   $name ($(wc -l <"$MESHPLAN_REAL_TOOLS_STUB_LOG") stubbed steps)"
+    echo "ok   $name ($(wc -l <"$MESHPLAN_REAL_TOOLS_STUB_LOG") stubbed steps; files $(seconds "$t0" "$t1") s, servers $(seconds "$t1" "$EPOCHREALTIME") s of which istiod $istiod_seconds s)"
   fi
+}
+
+# seconds START END: the time between two $EPOCHREALTIME readings, to a tenth.
+seconds() {
+  local a="${1/[.,]/}" b="${2/[.,]/}"
+  local tenths=$(((b - a) / 100000))
+  echo "$((tenths / 10)).$((tenths % 10))"
 }
 
 main() {
