@@ -20,21 +20,27 @@ if [ -n "${MESHPLAN_REAL_TOOLS_TRACE:-}" ]; then
 fi
 repo="$(cd "$here/../.." && pwd)"
 
-files_checked=0 objects_applied=0 failures=0
+files_checked=0 objects_applied=0 failures=0 istiod_plans=0
 pids=()
+job_pids=()
 work=""
+# Set inside a plan's job (a background subshell): its directory and its block of ports.
+job="" slot=""
 
 cleanup() {
   local pid
-  for pid in "${pids[@]}"; do
+  for pid in "${job_pids[@]}" "${pids[@]}"; do
     kill "$pid" 2>/dev/null || true
   done
-  for pid in "${pids[@]}"; do
+  for pid in "${job_pids[@]}" "${pids[@]}"; do
     wait "$pid" 2>/dev/null || true
   done
-  pids=()
-  if [ -n "$work" ] && [ -z "${MESHPLAN_REAL_TOOLS_KEEP:-}" ]; then
-    rm -rf "$work"
+  pids=() job_pids=()
+  if [ -n "$work" ]; then
+    # Whatever a job started and did not stop (every server and istiod names $work in its
+    # arguments) goes too.
+    pkill -KILL -f -- "$work/" 2>/dev/null || true
+    [ -n "${MESHPLAN_REAL_TOOLS_KEEP:-}" ] || rm -rf "$work"
   fi
 }
 trap cleanup EXIT
@@ -44,10 +50,11 @@ summary() {
   echo "real tools: istioctl ${istioctl_version:-?}, helm ${helm_version:-?}, kube-apiserver ${kube_version:-?}: $files_checked files checked, $objects_applied objects applied, $failures failures"
 }
 
+# A failure that ends the run, or inside a plan's job, that plan.
 fatal() {
   echo "real tools: $*" >&2
   failures=$((failures + 1))
-  summary
+  [ -n "$job" ] || summary
   exit 1
 }
 
@@ -62,7 +69,7 @@ fail() {
 
 # check WHAT CMD...: runs CMD with its output in a log; a non-zero exit is a failure.
 check() {
-  local what="$1" log="$work/check.log"
+  local what="$1" log="$job/check.log"
   shift
   if "$@" >"$log" 2>&1; then
     return 0
@@ -78,7 +85,6 @@ setup_tools() {
   local dir
   dir="$(bash "$here/build-tools.sh")" || fatal "a tool could not be built (see above)"
   export MESHPLAN_REAL_TOOLS_BIN="$dir/bin" MESHPLAN_REAL_TOOLS_CHARTS="$dir/charts"
-  export MESHPLAN_REAL_TOOLS_STUB_LOG="$work/stubs.log"
   # The stubs come first and call the real tools by path; everything else finds the real ones.
   export PATH="$here/stubs:$dir/bin:$PATH"
   istioctl_version="$(istioctl version --remote=false 2>/dev/null | sed -n 's/^client version: //p')"
@@ -147,11 +153,11 @@ check_istio_resources() {
         check "istioctl validate -f $c/$f" istioctl validate -f "$tree/$c/$f" || true
       fi
     done < <(bundle_files "$tree/$c")
-    bundle="$work/bundle-$c.yaml"
+    bundle="$job/bundle-$c.yaml"
     check "kubectl kustomize $c" kubectl kustomize "$tree/$c" -o "$bundle" || continue
     if check "istioctl analyze --use-kube=false $c" istioctl analyze --use-kube=false "$bundle"; then
       # Warnings and infos are listed, not failed.
-      grep -E '^(Warning|Info)' "$work/check.log" | sed "s|^|    $c: |" || true
+      grep -E '^(Warning|Info)' "$job/check.log" | sed "s|^|    $c: |" || true
     fi
   done
 }
@@ -225,9 +231,19 @@ start_etcd() {
   etcd_url="http://127.0.0.1:$client"
 }
 
-# start_apiserver INDEX PREFIX: one kube-apiserver on port_base+2+INDEX, its data under PREFIX.
+# Ports: etcd takes port_base and the next; each job slot a block of 20 after port_base+10:
+# API servers from the block's start, istiod the block's last five.
+slot_ports=20 slot_servers=15
+
+slot_port() {
+  echo $((port_base + 10 + slot * slot_ports + $1))
+}
+
+# start_apiserver INDEX PREFIX: the job's INDEXth kube-apiserver, its data under PREFIX.
 start_apiserver() {
-  local i="$1" prefix="$2" port=$((port_base + 2 + $1)) pki="$work/pki"
+  local i="$1" prefix="$2" port pki="$work/pki"
+  [ "$i" -lt "$slot_servers" ] || fatal "more than $slot_servers clusters in one plan; raise slot_servers in run.sh"
+  port="$(slot_port "$i")"
   need_port "$port"
   kube-apiserver --etcd-servers "$etcd_url" --etcd-prefix "$prefix" \
     --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$port" \
@@ -236,7 +252,7 @@ start_apiserver() {
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
     --service-cluster-ip-range 10.96.0.0/16,fd00:10:96::/108 --profiling=false \
-    >"$work/apiserver-$i.log" 2>&1 &
+    >"$job/apiserver-$i.log" 2>&1 &
   pids+=("$!")
   server_pid[i]="$!"
   server_port[i]="$port"
@@ -255,25 +271,25 @@ wait_ready() {
   local i="$1" ctx="$2" n
   for n in $(seq 1 120); do
     if ! kill -0 "${server_pid[i]}" 2>/dev/null; then
-      fail "kube-apiserver for $ctx exited" "$work/apiserver-$i.log"
+      fail "kube-apiserver for $ctx exited" "$job/apiserver-$i.log"
       return 1
     fi
     kubectl --context "$ctx" get --raw /readyz >/dev/null 2>&1 && return 0
     [ "$n" -lt 120 ] && sleep 0.5
   done
-  fail "kube-apiserver for $ctx did not become ready in 60 s" "$work/apiserver-$i.log"
+  fail "kube-apiserver for $ctx did not become ready in 60 s" "$job/apiserver-$i.log"
   return 1
 }
 
 # The controller-manager runs only the token controller, which create-remote-secret waits for, and
 # the one that gives each namespace its `default` ServiceAccount, which check 5's pods run as.
 start_token_controller() {
-  local i="$1" ctx="$2" kc="$work/controller-manager-$1.kubeconfig"
+  local i="$1" ctx="$2" kc="$job/controller-manager-$1.kubeconfig"
   kubectl config view --minify --flatten --context "$ctx" >"$kc"
   kube-controller-manager --kubeconfig "$kc" \
     --controllers serviceaccount-token,serviceaccount --leader-elect=false --secure-port 0 \
     --service-account-private-key-file "$work/pki/sa.key" --root-ca-file "$work/pki/ca.crt" \
-    >"$work/controller-manager-$i.log" 2>&1 &
+    >"$job/controller-manager-$i.log" 2>&1 &
   pids+=("$!")
 }
 
@@ -325,7 +341,7 @@ make_mesh_certs() {
       cp root-cert.pem "$c/root-cert.pem"
       cat "$c/ca-cert.pem" root-cert.pem >"$c/cert-chain.pem"
     done
-  ) >"$work/certs.log" 2>&1
+  ) >"$job/certs.log" 2>&1
 }
 
 # The generated install procedure, run as a user would (bash install.sh at the top of the tree,
@@ -343,9 +359,9 @@ verify_objects() {
   local tree="$1" c ctx n name
   for c in $(clusters_of "$tree"); do
     ctx="$(context_of "$tree" "$c")"
-    kubectl kustomize "$tree/$c" -o "$work/declared-$c.yaml" 2>/dev/null || continue
-    n="$(count_docs "$work/declared-$c.yaml")"
-    if check "kubectl get (every object of $c's bundle on $ctx)" kubectl --context "$ctx" get -f "$work/declared-$c.yaml"; then
+    kubectl kustomize "$tree/$c" -o "$job/declared-$c.yaml" 2>/dev/null || continue
+    n="$(count_docs "$job/declared-$c.yaml")"
+    if check "kubectl get (every object of $c's bundle on $ctx)" kubectl --context "$ctx" get -f "$job/declared-$c.yaml"; then
       objects_applied=$((objects_applied + n))
     fi
     [ -f "$tree/$c/scripts/remote-secrets.sh" ] || continue
@@ -360,8 +376,6 @@ verify_objects() {
 
 # Check 5: istiod (pilot-discovery) against the first primary's server, in every sidecar plan
 # with more than one cluster (istiod.py says what it checks and what it stands in for).
-istiod_plans=0
-istiod_port_base=$((port_base + 40))
 
 check_istiod() {
   local plan="$1" tree="$2" i
@@ -376,24 +390,25 @@ check_istiod() {
     args+=(--cluster "${cluster_names[i]}=${cluster_ports[i]}")
   done
   for i in 0 1 2 3 4; do
-    need_port $((istiod_port_base + i))
-    ports+=($((istiod_port_base + i)))
+    ports+=("$(slot_port $((slot_servers + i)))")
+    need_port "${ports[i]}"
   done
   istiod_plans=$((istiod_plans + 1))
   local t0="$EPOCHREALTIME"
   if check "istiod (pilot-discovery) sees every cluster's endpoints, networks and gateways" \
     python3 "$here/istiod.py" --plan "$plan" "${args[@]}" --pilot-discovery "$MESHPLAN_REAL_TOOLS_BIN/pilot-discovery" \
     --xds-probe "$MESHPLAN_REAL_TOOLS_BIN/xds-probe" \
-    --ports "$(IFS=,; echo "${ports[*]}")" --work "$work" --stub-log "$MESHPLAN_REAL_TOOLS_STUB_LOG"; then
-    cat "$work/check.log"
+    --ports "$(IFS=,; echo "${ports[*]}")" --work "$job" --stub-log "$MESHPLAN_REAL_TOOLS_STUB_LOG"; then
+    cat "$job/check.log"
   fi
   istiod_seconds="$(seconds "$t0" "$EPOCHREALTIME")"
 }
 
 check_on_servers() {
   local plan="$1" tree="$2" plan_name="$3" i=0 c ctx failed=""
+  # shellcheck disable=SC2034 # read through check_istiod's nameref
   local -a names=() contexts=()
-  export KUBECONFIG="$work/kubeconfig-$plan_name"
+  export KUBECONFIG="$job/kubeconfig"
   rm -f "$KUBECONFIG"
   for c in $(clusters_of "$tree"); do
     ctx="$(context_of "$tree" "$c")"
@@ -406,14 +421,23 @@ check_on_servers() {
     wait_ready "$i" "${contexts[i]}" || failed=1
   done
   if [ -z "$failed" ]; then
+    # The clusters are prepared at once: most of it is waiting for CRDs to be established.
+    local -a preparing=()
     for i in "${!names[@]}"; do
       start_token_controller "$i" "${contexts[i]}"
-      check "prepare ${names[i]} (CRDs, metallb-system, Nodes)" prepare_cluster "$tree" "${names[i]}" "${contexts[i]}" || failed=1
+      prepare_cluster "$tree" "${names[i]}" "${contexts[i]}" >"$job/prepare-$i.log" 2>&1 &
+      preparing+=("$!")
+    done
+    for i in "${!names[@]}"; do
+      wait "${preparing[i]}" || {
+        fail "prepare ${names[i]} (CRDs, metallb-system, Nodes)" "$job/prepare-$i.log"
+        failed=1
+      }
     done
   fi
   if [ -z "$failed" ]; then
-    make_mesh_certs "$work/certs-$plan_name" "${names[@]}" || fail "openssl could not make the mesh certs" "$work/certs.log"
-    export CERTS_DIR="$work/certs-$plan_name"
+    make_mesh_certs "$job/certs" "${names[@]}" || fail "openssl could not make the mesh certs" "$job/certs.log"
+    export CERTS_DIR="$job/certs"
     files_checked=$((files_checked + $(find "$tree" -name '*.sh' -path '*scripts*' | wc -l) + 1))
     if check "install.sh against the API servers" run_install_procedure "$tree" "$CERTS_DIR"; then
       verify_objects "$tree"
@@ -428,9 +452,8 @@ check_on_servers() {
 check_plan() {
   local plan="$1" name tree before="$failures"
   name="$(basename "$plan" .toml)"
-  tree="$work/plans/$name/out"
+  tree="$job/out"
   echo "== $name"
-  mkdir -p "$(dirname "$tree")"
   check "meshplan build $plan" "$meshplan" build "$plan" -o "$tree" || return 0
   if [ -n "${MESHPLAN_REAL_TOOLS_BREAK:-}" ]; then
     # Shows that the checks fail on a broken tree: a shell command run in the tree, e.g. a sed.
@@ -456,6 +479,65 @@ seconds() {
   echo "$((tenths / 10)).$((tenths % 10))"
 }
 
+# plan_job INDEX PLAN SLOT: one plan's checks, in a background subshell with its own directory,
+# ports, kubectl cache and stub log. Its counters go to $work/result-INDEX for main to add up.
+plan_job() {
+  local index="$1" plan="$2"
+  slot="$3" job="$work/plans/$1"
+  files_checked=0 objects_applied=0 failures=0 istiod_plans=0
+  pids=()
+  trap 'stop_servers; echo "$files_checked $objects_applied $failures $istiod_plans" >"$work/result-$index"' EXIT
+  trap 'exit 143' TERM INT
+  mkdir -p "$job"
+  export MESHPLAN_REAL_TOOLS_STUB_LOG="$job/stubs.log" KUBECACHEDIR="$job/kube-cache"
+  check_plan "$plan"
+}
+
+# Runs the plans MESHPLAN_REAL_TOOLS_JOBS at a time (default: one more than the cores; most of a
+# plan's time is spent waiting on API servers) and prints each plan's output whole, in order.
+run_plans() {
+  local plans=("$@") jobs="${MESHPLAN_REAL_TOOLS_JOBS:-$(($(nproc) + 1))}" i pid
+  local -a free=()
+  local -A slot_of=() index_of=()
+  printed=0
+  for ((i = 0; i < jobs; i++)); do
+    free+=("$i")
+  done
+  for i in "${!plans[@]}"; do
+    while [ "${#free[@]}" -eq 0 ]; do
+      reap_job
+    done
+    plan_job "$i" "${plans[i]}" "${free[0]}" >"$work/output-$i" 2>&1 &
+    slot_of[$!]="${free[0]}" index_of[$!]="$i"
+    job_pids+=("$!")
+    free=("${free[@]:1}")
+  done
+  while [ "${#slot_of[@]}" -gt 0 ]; do
+    reap_job
+  done
+}
+
+# Waits for one job, frees its slot, and prints every finished plan not yet printed, in order.
+reap_job() {
+  local pid=""
+  wait -n -p pid "${!slot_of[@]}" || true
+  [ -n "$pid" ] || return 0
+  free+=("${slot_of[$pid]}")
+  if [ ! -f "$work/result-${index_of[$pid]}" ]; then
+    echo "FAIL the job of ${plans[${index_of[$pid]}]} ended without a result" >>"$work/output-${index_of[$pid]}"
+    echo "0 0 1 0" >"$work/result-${index_of[$pid]}"
+  fi
+  unset "slot_of[$pid]" "index_of[$pid]"
+  local f o fl n
+  while [ -f "$work/result-$printed" ]; do
+    cat "$work/output-$printed"
+    read -r f o fl n <"$work/result-$printed"
+    files_checked=$((files_checked + f)) objects_applied=$((objects_applied + o))
+    failures=$((failures + fl)) istiod_plans=$((istiod_plans + n))
+    printed=$((printed + 1))
+  done
+}
+
 main() {
   work="$(mktemp -d "${TMPDIR:-/tmp}/meshplan-real-tools.XXXXXX")"
   local plans=("$@")
@@ -467,10 +549,7 @@ main() {
   make_pki
   start_etcd
   etcd_pid="${pids[-1]}"
-  local plan
-  for plan in "${plans[@]}"; do
-    check_plan "$plan"
-  done
+  run_plans "${plans[@]}"
   echo "istiod: pilot-discovery ran against $istiod_plans plans"
   summary
   [ "$failures" -eq 0 ]
