@@ -21,6 +21,8 @@ Then it asks istiod's debug endpoints and, as a sidecar on the primary's network
     address and port, and no gateway sits at an address the plan did not plan;
   - EDS: a sidecar on the primary's network is sent its own network's pods directly and every
     other network's endpoints as that network's planned east-west address and port, nothing else.
+In an ambient plan a network's gateway is its `istio-east-west` Gateway, compared by the HBONE
+port, and no EDS is asked for (ambient proxies are sent workloads).
 
 The expectations are read from the plan itself (tomllib), not from meshplan's output, so a wrong
 network ID, a missing remote secret or a meshNetworks address off the plan shows up here.
@@ -81,12 +83,16 @@ def read_plan(path):
     return clusters, dataplane
 
 
-def planned_gateways(clusters):
-    """network -> {(address, port)} of the east-west gateways the plan puts on it."""
+HBONE_PORT = 15008
+
+
+def planned_gateways(clusters, ambient):
+    """network -> {(address, port)} of the east-west gateways the plan puts on it (the HBONE port
+    in an ambient mesh)."""
     gateways = {}
     for c in clusters:
         if c.eastwest:
-            gateways.setdefault(c.network, set()).add((c.eastwest, c.eastwest_port))
+            gateways.setdefault(c.network, set()).add((c.eastwest, HBONE_PORT if ambient else c.eastwest_port))
     return gateways
 
 
@@ -135,7 +141,7 @@ def first_node(context):
     return sorted(n["metadata"]["name"] for n in nodes)[0] if nodes else None
 
 
-def run_pod(cluster, deployment, ip, node):
+def run_pod(cluster, deployment, ip, node, ambient):
     """One Ready pod of the Deployment at IP, as the ReplicaSet, scheduler, injector and kubelet
     would leave it. `sidecar.istio.io/inject: "false"` keeps the API server from calling the
     injection webhook, whose istiod does not run in this cluster; the label the injector would add
@@ -143,7 +149,9 @@ def run_pod(cluster, deployment, ip, node):
     meta = deployment["metadata"]
     template = deployment["spec"]["template"]
     labels = dict(template["metadata"].get("labels", {}))
-    labels.update({"security.istio.io/tlsMode": "istio", "sidecar.istio.io/inject": "false"})
+    labels["sidecar.istio.io/inject"] = "false"
+    if not ambient:
+        labels["security.istio.io/tlsMode"] = "istio"
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -220,14 +228,14 @@ def selects(service, labels):
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
-def run_samples(cluster):
+def run_samples(cluster, ambient):
     """Pods and EndpointSlices for every sample Deployment of CLUSTER. Returns
     {service host prefix "name.namespace": {"ips": [pod ip, ...], "ports": {service port: pod port}}}."""
     hosts = iter(cluster.pod_cidr.hosts())
     for _ in range(10):
         next(hosts)
     node = first_node(cluster.context)
-    pods = [run_pod(cluster, d, next(hosts), node) for d in sample_deployments(cluster.context)]
+    pods = [run_pod(cluster, d, next(hosts), node, ambient) for d in sample_deployments(cluster.context)]
     published = {}
     for ns in sorted({p["namespace"] for p in pods}):
         for service in kubectl_json(cluster.context, "-n", ns, "get", "services")["items"]:
@@ -382,7 +390,7 @@ def seen_endpoints(shards, host_prefix):
     return seen
 
 
-def problems(seen, clusters, primary, published):
+def problems(seen, clusters, primary, published, ambient):
     found = []
     synced = {c["id"]: c.get("syncStatus") for c in seen["clusters"] or []}
     for c in clusters:
@@ -397,9 +405,10 @@ def problems(seen, clusters, primary, published):
                     found.append(f"{host}: istiod does not hold {c.name}'s endpoint {ip} on network {c.network} (holds {got})")
     gateways = {}
     for g in seen["gateways"]:
-        gateways.setdefault(g.get("Network", ""), set()).add((g.get("Addr", ""), g.get("Port", 0)))
+        port = g.get("HBONEPort", 0) if ambient else g.get("Port", 0)
+        gateways.setdefault(g.get("Network", ""), set()).add((g.get("Addr", ""), port))
     by_hostname = hostname_networks(clusters)
-    for network, planned in sorted(planned_gateways(clusters).items()):
+    for network, planned in sorted(planned_gateways(clusters, ambient).items()):
         if network == primary.network and len({c.network for c in clusters}) == 1:
             continue
         got = gateways.get(network, set())
@@ -414,7 +423,7 @@ def expected_eds(clusters, primary, published):
     """{EDS cluster name: {(address, port)}} a sidecar on the primary's network must be sent:
     its own network's pods directly, every other network's behind that network's planned east-west
     gateways. Networks whose gateway is a DNS name are left out (None: not compared)."""
-    gateways = planned_gateways(clusters)
+    gateways = planned_gateways(clusters, False)
     by_hostname = hostname_networks(clusters)
     expected = {}
     for c in clusters:
@@ -455,19 +464,33 @@ def probe_eds(args, primary):
         return json.load(f)
 
 
-def report(seen, clusters, primary, published):
+def report(seen, clusters, primary, published, expected, ambient):
     print(f"    istiod on {primary.name} watches: {', '.join(sorted(c['id'] for c in seen['clusters'] or []))}")
     for c in clusters:
         for host, workload in sorted(published[c.name].items()):
             print(f"    {host}: {c.name} {' '.join(workload['ips'])} on {c.network}")
     for g in sorted(seen["gateways"], key=lambda g: (g.get("Network", ""), g.get("Addr", ""))):
-        print(f"    gateway of {g.get('Network')}: {g.get('Addr')}:{g.get('Port')} (from {g.get('Cluster') or 'meshNetworks'})")
+        port = f"HBONE {g.get('HBONEPort')}" if ambient else g.get("Port")
+        print(f"    gateway of {g.get('Network')}: {g.get('Addr')}:{port} (from {g.get('Cluster') or 'meshNetworks'})")
     for network in sorted(hostname_networks(clusters)):
         print(f"    network {network}: its gateway is a DNS name, which istiod resolves; not resolvable here, so not checked")
+    for name, want in sorted(expected.items()):
+        shown = "not compared (DNS-named gateway)" if want is None else " ".join(f"{a}:{p}" for a, p in sorted(want))
+        print(f"    EDS to a sidecar on {primary.network}: {name} -> {shown}")
+
+
+def until(deadline, attempt):
+    """Calls ATTEMPT until it reports no problem or DEADLINE passes; returns its last answer."""
+    while True:
+        answer = attempt()
+        if not answer[-1] or time.monotonic() > deadline:
+            return answer
+        time.sleep(1)
 
 
 def check(args):
     clusters, dataplane = read_plan(args.plan)
+    ambient = dataplane == "ambient"
     by_name = {c.name: c for c in clusters}
     for spec in args.cluster:
         name, port = spec.split("=", 1)
@@ -476,33 +499,20 @@ def check(args):
     with open(args.stub_log, "a") as stub_log:
         point_remote_secrets_at_loopback(primary, by_name, stub_log)
         stub_log.write("stub: istiod: sample pods, their status and EndpointSlices made by hand (no nodes)\n")
-    published = {c.name: run_samples(c) for c in clusters}
+    published = {c.name: run_samples(c, ambient) for c in clusters}
+    # Sidecar EDS is what a sidecar mesh's proxies are sent; ambient proxies are sent workloads.
+    expected = {} if ambient else expected_eds(clusters, primary, published)
     process, log = start_istiod(primary, args, args.ports)
     try:
         deadline = time.monotonic() + args.timeout
         wait_ready(process, args.ports[0], log, deadline)
-        while True:
-            seen = observe(args.ports[0])
-            found = problems(seen, clusters, primary, published)
-            if not found or time.monotonic() > deadline:
-                break
-            time.sleep(1)
-        expected = expected_eds(clusters, primary, published)
-        while not found:
-            eds = probe_eds(args, primary)
-            eds_found = eds_problems(eds, expected, primary)
-            if not eds_found or time.monotonic() > deadline:
-                found = eds_found
-                break
-            time.sleep(1)
+        seen, found = until(deadline, lambda: (seen := observe(args.ports[0]), problems(seen, clusters, primary, published, ambient)))
+        if not found and expected:
+            _, found = until(deadline, lambda: (None, eds_problems(probe_eds(args, primary), expected, primary)))
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-    report(seen, clusters, primary, published)
-    if not found:
-        for name, want in sorted(expected.items()):
-            shown = "not compared (DNS-named gateway)" if want is None else " ".join(f"{a}:{p}" for a, p in sorted(want))
-            print(f"    EDS to a sidecar on {primary.network}: {name} -> {shown}")
+    report(seen, clusters, primary, published, {} if found else expected, ambient)
     if found:
         raise Failure("\n".join(found))
 
