@@ -90,6 +90,7 @@ setup_tools() {
   istioctl_version="$(istioctl version --remote=false 2>/dev/null | sed -n 's/^client version: //p')"
   helm_version="$(helm version --template '{{.Version}}')"
   kube_version="$(kube-apiserver --version | sed 's/^Kubernetes //')"
+  python3 -c 'import tomllib' 2>/dev/null || fatal "check 5 (istiod.py) needs python3 3.11 or newer (tomllib)"
   local tool
   for tool in istioctl pilot-discovery xds-probe helm kube-apiserver kube-controller-manager kubectl etcd; do
     [ -x "$dir/bin/$tool" ] || fatal "$tool is missing from $dir/bin"
