@@ -27,20 +27,33 @@ work=""
 # Set inside a plan's job (a background subshell): its directory and its block of ports.
 job="" slot=""
 
+# kill_tree PID: PID and everything it started, children first seen, all with SIGKILL (a job's
+# bash would only act on a gentler signal once its current command, perhaps a 60 s wait, ended).
+kill_tree() {
+  local child
+  kill -STOP "$1" 2>/dev/null || return 0
+  for child in $(pgrep -P "$1"); do
+    kill_tree "$child"
+  done
+  kill -KILL "$1" 2>/dev/null || true
+}
+
 cleanup() {
   local pid
-  for pid in "${job_pids[@]}" "${pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
+  # Jobs still running (a stopped run): their scripts and clients first, then every server and
+  # istiod they started (each names $work in its arguments), then etcd.
+  for pid in "${job_pids[@]}"; do
+    kill_tree "$pid"
+    wait "$pid" 2>/dev/null || true
   done
-  for pid in "${job_pids[@]}" "${pids[@]}"; do
+  [ -z "$work" ] || pkill -KILL -f -- "$work/" 2>/dev/null || true
+  for pid in "${pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
   pids=() job_pids=()
-  if [ -n "$work" ]; then
-    # Whatever a job started and did not stop (every server and istiod names $work in its
-    # arguments) goes too.
-    pkill -KILL -f -- "$work/" 2>/dev/null || true
-    [ -n "${MESHPLAN_REAL_TOOLS_KEEP:-}" ] || rm -rf "$work"
+  if [ -n "$work" ] && [ -z "${MESHPLAN_REAL_TOOLS_KEEP:-}" ]; then
+    rm -rf "$work"
   fi
 }
 trap cleanup EXIT
@@ -532,6 +545,11 @@ reap_job() {
     echo "0 0 1 0" >"$work/result-${index_of[$pid]}"
   fi
   unset "slot_of[$pid]" "index_of[$pid]"
+  local running=() p
+  for p in "${job_pids[@]}"; do
+    [ "$p" = "$pid" ] || running+=("$p")
+  done
+  job_pids=("${running[@]}")
   local f o fl n
   while [ -f "$work/result-$printed" ]; do
     cat "$work/output-$printed"
