@@ -318,7 +318,9 @@ def write_cacerts(context, directory):
 
 def start_istiod(primary, args, ports):
     deployment = istiod_deployment(primary.context)
-    container = next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "discovery")
+    container = next((c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "discovery"), None)
+    if container is None:
+        raise Failure("the istiod Deployment has no `discovery` container")
     home = os.path.join(args.work, "istiod")
     shutil.rmtree(home, ignore_errors=True)
     write_cacerts(primary.context, os.path.join(home, "etc", "cacerts"))

@@ -22,7 +22,8 @@ repo="$(cd "$here/../.." && pwd)"
 
 files_checked=0 objects_applied=0 failures=0 istiod_plans=0
 pids=()
-job_pids=()
+# The plan jobs still running: PID -> its port slot (run_plans).
+declare -A slot_of=()
 work=""
 # Set inside a plan's job (a background subshell): its directory and its block of ports.
 job="" slot=""
@@ -42,7 +43,7 @@ cleanup() {
   local pid
   # Jobs still running (a stopped run): their scripts and clients first, then every server and
   # istiod they started (each names $work in its arguments), then etcd.
-  for pid in "${job_pids[@]}"; do
+  for pid in "${!slot_of[@]}"; do
     kill_tree "$pid"
     wait "$pid" 2>/dev/null || true
   done
@@ -51,7 +52,7 @@ cleanup() {
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
-  pids=() job_pids=()
+  pids=() slot_of=()
   if [ -n "$work" ] && [ -z "${MESHPLAN_REAL_TOOLS_KEEP:-}" ]; then
     rm -rf "$work"
   fi
@@ -307,11 +308,11 @@ start_token_controller() {
   pids+=("$!")
 }
 
-# A plan's servers hold nothing worth a graceful shutdown (which waits up to a minute for open
-# watches), so they are killed outright.
-# The CPU the servers used is added up first (docs/testing.md: where a plan's time goes).
 server_cpu_ticks=0
 
+# A plan's servers hold nothing worth a graceful shutdown (which waits up to a minute for open
+# watches), so they are killed outright, after the CPU they used is added up (docs/testing.md:
+# where a plan's time goes).
 stop_servers() {
   local pid keep=() stat
   for pid in "${pids[@]}"; do
@@ -397,7 +398,6 @@ verify_objects() {
 
 # Check 5: istiod (pilot-discovery) against the first primary's server, in every plan with more
 # than one cluster (istiod.py says what it checks and what it stands in for).
-
 check_istiod() {
   local plan="$1" tree="$2" i
   local -n cluster_names="$3" cluster_ports="$4"
@@ -515,8 +515,8 @@ plan_job() {
 run_plans() {
   local plans=("$@") jobs="${MESHPLAN_REAL_TOOLS_JOBS:-$(($(nproc) + 1))}" i pid
   local -a free=()
-  local -A slot_of=() index_of=()
-  printed=0
+  local -A index_of=()
+  local printed=0
   for ((i = 0; i < jobs; i++)); do
     free+=("$i")
   done
@@ -526,7 +526,6 @@ run_plans() {
     done
     plan_job "$i" "${plans[i]}" "${free[0]}" >"$work/output-$i" 2>&1 &
     slot_of[$!]="${free[0]}" index_of[$!]="$i"
-    job_pids+=("$!")
     free=("${free[@]:1}")
   done
   while [ "${#slot_of[@]}" -gt 0 ]; do
@@ -545,11 +544,6 @@ reap_job() {
     echo "0 0 1 0" >"$work/result-${index_of[$pid]}"
   fi
   unset "slot_of[$pid]" "index_of[$pid]"
-  local running=() p
-  for p in "${job_pids[@]}"; do
-    [ "$p" = "$pid" ] || running+=("$p")
-  done
-  job_pids=("${running[@]}")
   local f o fl n
   while [ -f "$work/result-$printed" ]; do
     cat "$work/output-$printed"
