@@ -252,6 +252,13 @@ fn run_build(cli: &Cli, path: &Path, dir: &Path, check: bool, force: bool) -> Ex
         Ok(written) => {
             if !cli.quiet {
                 let mut stderr = std::io::stderr().lock();
+                if written.recovered {
+                    let _ = writeln!(
+                        stderr,
+                        "{}: put the old tree back first (a build was interrupted)",
+                        dir.display()
+                    );
+                }
                 let _ = writeln!(
                     stderr,
                     "{}: {} files written, {} unchanged, {} removed",

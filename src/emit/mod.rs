@@ -106,6 +106,8 @@ pub struct Written {
     pub unchanged: usize,
     /// Files removed because the plan no longer produces them.
     pub removed: Vec<String>,
+    /// Whether an interrupted build's commit was undone first.
+    pub recovered: bool,
 }
 
 /// Differences between DIR and what the plan compiles to.
@@ -288,7 +290,7 @@ fn build_locked(
     before_move: &mut dyn FnMut(&str) -> io::Result<()>,
 ) -> Result<Written, EmitError> {
     lock::exclusive(root)?;
-    work::recover(root)?;
+    let recovered = work::recover(root)?;
     let owned = owned(root)?;
     if owned.is_none() && !options.force {
         place::refuse_unowned(root)?;
@@ -299,6 +301,7 @@ fn build_locked(
     if plan.writes.is_empty() && plan.removes.is_empty() {
         return Ok(Written {
             unchanged: unchanged - 1,
+            recovered,
             ..Written::default()
         });
     }
@@ -321,6 +324,7 @@ fn build_locked(
             .collect(),
         unchanged: unchanged - usize::from(!plan.writes.iter().any(|w| w.path == MANIFEST)),
         removed: plan.removes.iter().map(|(p, _)| p.clone()).collect(),
+        recovered,
     })
 }
 

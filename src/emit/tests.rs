@@ -110,6 +110,7 @@ fn a_build_killed_during_its_commit_is_rolled_back_by_the_next_run() {
         // nothing to change.
         let written = build(&dir, &old_plan(), Options::default()).unwrap();
         assert!(written.changed.is_empty() && written.removed.is_empty());
+        assert!(written.recovered, "the run says it put the old tree back");
         assert_eq!(tree(&dir), before, "dying at move {dying_move}");
         // And the new plan builds cleanly afterwards.
         build(&dir, &new_plan(), Options::default()).unwrap();

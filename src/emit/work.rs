@@ -465,16 +465,16 @@ impl Step<'_> {
 }
 
 /// Puts DIR back as it was before an interrupted build and removes meshplan's work directory;
-/// refuses one that meshplan cannot prove it made.
-pub fn recover(root: &Root) -> Result<(), EmitError> {
+/// refuses one that meshplan cannot prove it made. Whether an interrupted commit was undone.
+pub fn recover(root: &Root) -> Result<bool, EmitError> {
     match inspect(root)? {
-        Found::Nothing => Ok(()),
-        Found::Empty => {
-            at::remove_empty_dir(root.fd(), OsStr::new(WORK)).map_err(io_at(&root.show(WORK)))
-        }
+        Found::Nothing => Ok(false),
+        Found::Empty => at::remove_empty_dir(root.fd(), OsStr::new(WORK))
+            .map(|()| false)
+            .map_err(io_at(&root.show(WORK))),
         Found::Ours(work, journal) => {
-            if let Some(entries) = journal {
-                work.roll_back(root, &entries).map_err(|err| {
+            if let Some(entries) = &journal {
+                work.roll_back(root, entries).map_err(|err| {
                     refused(format!(
                         "{} holds an interrupted build, and putting the old files back failed: {err}",
                         root.shown().display()
@@ -482,7 +482,8 @@ pub fn recover(root: &Root) -> Result<(), EmitError> {
                 })?;
             }
             work.remove(root, &mut |_| Ok(()))
-                .map_err(io_at(&root.show(WORK)))
+                .map_err(io_at(&root.show(WORK)))?;
+            Ok(journal.is_some())
         }
     }
 }
