@@ -143,6 +143,8 @@ fn run_diff(cli: &Cli, old: &Path, new: &Path) -> ExitCode {
     };
     let diff = meshplan::diff::diff(&old.side(), &new.side());
     if diff.is_empty() {
+        // Said on stdout, as terraform does: an empty output reads like a failure in a PR.
+        let _ = writeln!(std::io::stdout().lock(), "no changes");
         return ExitCode::SUCCESS;
     }
     let color = use_color_on_stdout(cli.color);
@@ -241,7 +243,7 @@ fn run_build(cli: &Cli, path: &Path, dir: &Path, check: bool, force: bool) -> Ex
     };
     if check {
         return match emit::check(dir, &output) {
-            Ok(drift) => report_drift(cli, dir, &drift),
+            Ok(drift) => report_drift(cli, path, dir, &drift),
             Err(err) => {
                 report_error(cli, "meshplan::io::write_output", &err.to_string());
                 ExitCode::from(2)
@@ -277,8 +279,41 @@ fn run_build(cli: &Cli, path: &Path, dir: &Path, check: bool, force: bool) -> Ex
     }
 }
 
-/// Drift is data (what differs), so it goes to stdout, one `kind: path` line each.
-fn report_drift(cli: &Cli, dir: &Path, drift: &emit::Drift) -> ExitCode {
+/// Drift is data (what differs), so it goes to stdout, one `kind: path` line each; what to do
+/// about it goes to stderr, as a command to paste.
+fn report_drift(cli: &Cli, plan: &Path, dir: &Path, drift: &emit::Drift) -> ExitCode {
+    let rebuild = format!(
+        "meshplan build {} -o {}",
+        shell_word(&plan.display().to_string()),
+        shell_word(&dir.display().to_string())
+    );
+    let mut stderr = std::io::stderr().lock();
+    if drift.no_dir {
+        let _ = writeln!(
+            stderr,
+            "{}: does not exist; run `{rebuild}` and commit the result",
+            dir.display()
+        );
+        return ExitCode::from(1);
+    }
+    if drift.is_empty() {
+        if !cli.quiet {
+            let _ = writeln!(stderr, "{}: up to date", dir.display());
+        }
+        return ExitCode::SUCCESS;
+    }
+    if let Some(other) = &drift.built_by_other {
+        let other = match other.as_str() {
+            "" => "an older meshplan".to_owned(),
+            version => format!("meshplan {version}"),
+        };
+        let _ = writeln!(
+            stderr,
+            "{}: built by {other}; this is meshplan {}, so some differences may come from the upgrade rather than the plan",
+            dir.display(),
+            env!("CARGO_PKG_VERSION")
+        );
+    }
     let mut stdout = std::io::stdout().lock();
     for (kind, paths) in [
         ("missing", &drift.missing),
@@ -289,18 +324,25 @@ fn report_drift(cli: &Cli, dir: &Path, drift: &emit::Drift) -> ExitCode {
             let _ = writeln!(stdout, "{kind}: {}", dir.join(path).display());
         }
     }
-    if drift.is_empty() {
-        if !cli.quiet {
-            let _ = writeln!(std::io::stderr(), "{}: up to date", dir.display());
-        }
-        ExitCode::SUCCESS
+    let _ = writeln!(
+        stderr,
+        "{}: not what the plan compiles to; run `{rebuild}` and commit the result",
+        dir.display()
+    );
+    ExitCode::from(1)
+}
+
+/// A word as a shell reads it back: as it is when it holds only safe characters, else in
+/// single quotes, so a printed command can be pasted whatever the path holds.
+fn shell_word(word: &str) -> String {
+    let safe = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:@+,%".contains(c));
+    if safe {
+        word.to_owned()
     } else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "{}: not what the plan compiles to; run `meshplan build` and commit the result",
-            dir.display()
-        );
-        ExitCode::from(1)
+        format!("'{}'", word.replace('\'', "'\\''"))
     }
 }
 
