@@ -286,7 +286,7 @@ def main():
         return 2
     schemas = Schemas(sys.argv[3])
     for tree in sys.argv[4:]:
-        if not os.path.isfile(os.path.join(tree, ".meshplan-manifest")) and not os.path.isdir(tree):
+        if not os.path.isdir(tree):
             fail(tree, ".", "tree", "path", "not a directory")
             continue
         check_tree(tree, schemas)
