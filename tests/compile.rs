@@ -18,6 +18,9 @@ use meshplan::{Checked, Source, check_bytes, report};
 
 #[path = "support/tools.rs"]
 mod tools;
+
+#[path = "support/bash_compat.rs"]
+mod bash_compat;
 use proptest::prelude::*;
 use serde::Deserialize;
 
@@ -196,7 +199,8 @@ fn tool_available(tool: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// `bash -n` always; shellcheck where it is installed (CI installs it).
+/// `bash -n` always; shellcheck where it is installed (CI installs it); and nothing bash 3.2
+/// lacks (support/bash_compat.rs).
 fn assert_scripts_are_well_formed(plan: &str, tree: &Output) {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join("scripts")
@@ -210,6 +214,12 @@ fn assert_scripts_are_well_formed(plan: &str, tree: &Output) {
         assert!(
             text.contains("\nset -euo pipefail\n"),
             "{plan}: {path} lacks set -euo pipefail"
+        );
+        let old_bash = bash_compat::violations(text);
+        assert!(
+            old_bash.is_empty(),
+            "{plan}: {path} needs a bash newer than 3.2:\n{}",
+            old_bash.join("\n")
         );
         let file = dir.join(path);
         fs::create_dir_all(file.parent().unwrap()).unwrap();
@@ -290,6 +300,27 @@ fn warn_fixtures_are_valid_with_their_warning_first() {
         "warn/*.toml",
         |path| assert_declared_code_first(path, true)
     );
+}
+
+/// Warn fixtures are valid plans too: their scripts need nothing bash 3.2 lacks either.
+#[test]
+fn warn_fixture_scripts_need_only_bash_3_2() {
+    for entry in fs::read_dir(crate_root().join("tests/fixtures/warn")).unwrap() {
+        let path = entry.unwrap().path();
+        let (source, _) = load(&path);
+        for (file, text) in compile_tree(&source)
+            .iter()
+            .filter(|(p, _)| p.ends_with(".sh"))
+        {
+            let old_bash = bash_compat::violations(text);
+            assert!(
+                old_bash.is_empty(),
+                "{}: {file} needs a bash newer than 3.2:\n{}",
+                source.name,
+                old_bash.join("\n")
+            );
+        }
+    }
 }
 
 fn codes_in_source() -> Vec<String> {
