@@ -453,7 +453,10 @@ fn printed_commands_quote_every_value() {
         "a b *".to_owned(),
         "\"q\" | touch pwned4".to_owned(),
     ];
-    for context in payloads.iter().chain(hostile().iter().filter(|v| !has_control(v))) {
+    for context in payloads
+        .iter()
+        .chain(hostile().iter().filter(|v| !has_control(v)))
+    {
         let output = compile("context", context).unwrap();
         // install.sh prints the line with `echo '...'`: what the operator sees is bash's output.
         let echo = output["install.sh"]
@@ -475,5 +478,8 @@ fn printed_commands_quote_every_value() {
         assert_eq!(kube_context(&words), Some(context.as_str()), "{readme}");
     }
     let pwned: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
-    assert!(pwned.is_empty(), "a printed command ran something: {pwned:?}");
+    assert!(
+        pwned.is_empty(),
+        "a printed command ran something: {pwned:?}"
+    );
 }

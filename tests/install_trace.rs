@@ -13,6 +13,8 @@ use std::process::Command;
 
 #[path = "support/run.rs"]
 mod run;
+#[path = "support/tools.rs"]
+mod tools;
 use run::meshplan;
 
 use meshplan::model::Plan;
@@ -45,11 +47,15 @@ fn model(path: &Path) -> Plan {
 /// A PATH directory where kubectl, istioctl, helm, gcloud and sleep are the recorder, and
 /// `bash` is `bash` when one is given (every generated script then runs under it: install.sh
 /// calls the others as `bash FILE`).
-fn fake_bin(scratch: &Path, bash: Option<&Path>) -> PathBuf {
+fn fake_bin(scratch: &Path, bash: Option<&Path>, real_sleep: bool) -> PathBuf {
     let bin = scratch.join("bin");
     fs::create_dir_all(&bin).unwrap();
     let fake = crate_root().join("tests/support/fake-tools/fake");
-    for tool in ["kubectl", "istioctl", "helm", "gcloud", "sleep"] {
+    let sleep = (!real_sleep).then_some("sleep");
+    for tool in ["kubectl", "istioctl", "helm", "gcloud"]
+        .into_iter()
+        .chain(sleep)
+    {
         let link = bin.join(tool);
         let _ = fs::remove_file(&link);
         std::os::unix::fs::symlink(&fake, &link).unwrap();
@@ -60,7 +66,8 @@ fn fake_bin(scratch: &Path, bash: Option<&Path>) -> PathBuf {
     bin
 }
 
-/// CA files for every cluster, as `meshplan certs` lays them out, in `dir`.
+/// CA files for every cluster, as `meshplan certs` lays them out, in `dir`; each holds its own
+/// path.
 fn certs_dir(dir: &Path, plan: &Plan) -> PathBuf {
     for c in &plan.clusters {
         let cluster = dir.join(&c.name);
@@ -71,7 +78,12 @@ fn certs_dir(dir: &Path, plan: &Plan) -> PathBuf {
             "root-cert.pem",
             "cert-chain.pem",
         ] {
-            fs::write(cluster.join(file), "fake\n").unwrap();
+            // Each file names itself: the recorder logs what cacerts.sh made kubectl read.
+            fs::write(
+                cluster.join(file),
+                format!("{}\n", cluster.join(file).display()),
+            )
+            .unwrap();
         }
     }
     dir.to_owned()
@@ -113,7 +125,10 @@ fn addresses(plan: &Plan) -> String {
     let mesh = meshplan::resolve::resolve(plan, "plan.toml");
     let mut lines = Vec::new();
     for c in &mesh.clusters {
-        for pin in [&c.eastwest, &c.ingress, &c.istiod_lb].into_iter().flatten() {
+        for pin in [&c.eastwest, &c.ingress, &c.istiod_lb]
+            .into_iter()
+            .flatten()
+        {
             let address = if pin.gateway_address_type == "Hostname" {
                 invented_hostname(&c.name)
             } else {
@@ -138,6 +153,8 @@ struct Setup {
     /// CERTS_DIR as the operator gives it, relative to the directory install.sh is run from
     /// (`scratch/`); default the absolute `scratch/certs`.
     certs: Option<String>,
+    /// The network namespace install.sh runs in (`ip netns exec`), with the real sleep.
+    netns: Option<String>,
 }
 
 impl Setup {
@@ -182,7 +199,7 @@ impl Setup {
         let reviews = reviews_versions(&plan);
         let path = format!(
             "{}:{}",
-            fake_bin(&scratch, self.bash.as_deref()).display(),
+            fake_bin(&scratch, self.bash.as_deref(), self.netns.is_some()).display(),
             std::env::var("PATH").unwrap_or_default()
         );
         let certs = match &self.certs {
@@ -199,7 +216,15 @@ impl Setup {
             .clone()
             .unwrap_or_else(|| plan.mesh.istio_version.to_string());
         let bash = self.bash.clone().unwrap_or_else(|| PathBuf::from("bash"));
-        let output = Command::new(bash)
+        let mut command = match &self.netns {
+            Some(netns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", netns]).arg(bash);
+                c
+            }
+            None => Command::new(bash),
+        };
+        let output = command
             .arg("out/install.sh")
             .current_dir(&scratch)
             .env("PATH", path)
@@ -445,7 +470,10 @@ fn waits_poll_until_the_load_balancer_has_the_address() {
         assert!(trace.log.iter().any(|l| l == object), "{}", account(&trace));
     }
     assert!(
-        !trace.log.iter().any(|l| l.contains(" wait ") && l.contains("jsonpath")),
+        !trace
+            .log
+            .iter()
+            .any(|l| l.contains(" wait ") && l.contains("jsonpath")),
         "a wait --for=jsonpath is left:\n{}",
         account(&trace)
     );
@@ -544,15 +572,15 @@ fn a_relative_certs_dir_is_read_from_the_operators_directory() {
     }
     .run(&plan, "relative-certs");
     assert_order(&plan, &trace);
-    let ca = trace.scratch.join("my-ca/cluster-1/ca-cert.pem");
-    let secret = trace
-        .first_on("cluster-1", &["create secret generic cacerts"])
-        .unwrap();
-    assert!(
-        trace.log[secret].contains(&format!("--from-file=ca-cert.pem={}", ca.display())),
-        "{}",
-        trace.log[secret]
-    );
+    for cluster in ["cluster-1", "cluster-2"] {
+        let ca = trace
+            .scratch
+            .join("my-ca")
+            .join(cluster)
+            .join("ca-cert.pem");
+        let read = format!("FROM-FILE ca-cert.pem={}", ca.display());
+        assert!(trace.log.contains(&read), "{read}\n{}", account(&trace));
+    }
 }
 
 /// Runs one cluster's cacerts.sh by itself, from `scratch/`, with `env`.
@@ -577,8 +605,8 @@ fn cacerts_alone(trace: &Trace, cluster: &str, env: &[(&str, &str)]) -> std::pro
 }
 
 /// The operator's environment does not change what cacerts.sh reads: an exported CDPATH, a
-/// CERTS_DIR that looks like an option of `cd`, and one with a `=` (kubectl's
-/// `--from-file=KEY=PATH` ends the key at the first one).
+/// CERTS_DIR that looks like an option of `cd`, and one with a `=` (kubectl refuses any path
+/// with one in `--from-file`, "key names or file paths cannot contain '='", 1.25 to today).
 #[test]
 fn cacerts_sh_survives_cdpath_an_option_like_dir_and_an_equals_sign() {
     let plan = plan_path("plans/icp-single-network.toml");
@@ -599,11 +627,16 @@ fn cacerts_sh_survives_cdpath_an_option_like_dir_and_an_equals_sign() {
             String::from_utf8_lossy(&out.stderr)
         );
         let calls = fs::read_to_string(trace.scratch.join("calls.log")).unwrap();
-        let file = trace.scratch.join(dir).join("cluster-2/ca-key.pem");
-        assert!(
-            calls.contains(&format!("--from-file=ca-key.pem={} ", file.display())),
-            "CERTS_DIR={dir}:\n{calls}"
-        );
+        for file in [
+            "ca-cert.pem",
+            "ca-key.pem",
+            "root-cert.pem",
+            "cert-chain.pem",
+        ] {
+            let path = trace.scratch.join(dir).join("cluster-2").join(file);
+            let read = format!("FROM-FILE {file}={}\n", path.display());
+            assert!(calls.contains(&read), "CERTS_DIR={dir}: {read}{calls}");
+        }
         assert!(!calls.contains("MISSING"), "CERTS_DIR={dir}:\n{calls}");
     }
 }
@@ -702,4 +735,109 @@ fn old_bashes_run_every_install() {
             assert_order(&plan, &trace);
         }
     }
+}
+
+/// A network namespace of the test's own, deleted when dropped: nothing it holds is reached
+/// from outside it, and nothing in it reaches out.
+struct Netns(String);
+
+impl Netns {
+    /// The namespace with loopback up and `address` on it; `Err` says why it cannot be made.
+    fn with_address(name: &str, address: &str) -> Result<Netns, String> {
+        let run = |args: &[&str]| {
+            Command::new("ip")
+                .args(args)
+                .output()
+                .map_err(|e| e.to_string())
+                .and_then(|o| {
+                    if o.status.success() {
+                        Ok(())
+                    } else {
+                        Err(String::from_utf8_lossy(&o.stderr).trim().to_owned())
+                    }
+                })
+        };
+        let name = format!("{name}-{}", std::process::id());
+        run(&["netns", "add", &name])?;
+        let netns = Netns(name);
+        run(&["netns", "exec", &netns.0, "ip", "link", "set", "lo", "up"])?;
+        run(&[
+            "netns", "exec", &netns.0, "ip", "addr", "add", address, "dev", "lo",
+        ])?;
+        Ok(netns)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+/// Listens on `address` at `ports` inside `netns` until killed (python3's socket module).
+fn listen(netns: &Netns, address: &str, ports: &[u16]) -> std::process::Child {
+    let program = format!(
+        "import socket, time\nfor port in {ports:?}:\n    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n    s.bind(({address:?}, port)); s.listen(16); globals()[f's{{port}}'] = s\nprint('listening', flush=True)\ntime.sleep(600)\n"
+    );
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &netns.0, "python3", "-c", &program])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready.trim(), "listening");
+    child
+}
+
+/// A remote's install first tries istiod's address from the operator's machine (bash's
+/// /dev/tcp). In a network namespace of this test's own, ICP's VIP 172.16.160.100 is on
+/// loopback: with istiod's ports answering there the install goes through; with nothing
+/// listening it stops before cluster-2's control plane, naming the address and the VIP.
+#[test]
+fn a_remote_install_first_reaches_istiods_address() {
+    let plan = plan_path("plans/icp-single-network.toml");
+    let netns = match Netns::with_address("mp-reach", "172.16.160.100/32") {
+        Ok(netns) => netns,
+        Err(reason) => {
+            tools::skip(
+                "istiod reachability in a network namespace",
+                &format!("cannot make a network namespace (root and iproute2 needed): {reason}"),
+            );
+            return;
+        }
+    };
+    let reach = |test: &str| {
+        Setup {
+            netns: Some(netns.0.clone()),
+            ..Setup::default()
+        }
+        .env("MESHPLAN_SKIP_REACHABILITY", "")
+        .env("MESHPLAN_WAIT_TIMEOUT", "5s")
+        .run(&plan, test)
+    };
+    let refused = reach("reach-refused");
+    assert!(!refused.ok, "{}", account(&refused));
+    assert!(
+        refused
+            .stderr
+            .contains("istiod's address 172.16.160.100:15012 does not answer")
+            && refused.stderr.contains("VIP"),
+        "{}",
+        account(&refused)
+    );
+    assert!(
+        refused.first_on("cluster-2", &["apply"]).is_none(),
+        "cluster-2 was changed:\n{}",
+        account(&refused)
+    );
+    let mut listener = listen(&netns, "172.16.160.100", &[15012, 15017]);
+    let answered = reach("reach-answered");
+    let _ = listener.kill();
+    let _ = listener.wait();
+    assert_order(&plan, &answered);
 }

@@ -28,7 +28,10 @@ const WORDS: &[(&str, &str)] = &[
     ("EPOCHREALTIME", "$EPOCHREALTIME (bash 5.0)"),
     ("SRANDOM", "$SRANDOM (bash 5.1)"),
     ("BASH_ARGV0", "$BASH_ARGV0 (bash 5.0)"),
-    ("shopt", "shopt options such as globstar, lastpipe, inherit_errexit (bash 4.0-4.4)"),
+    (
+        "shopt",
+        "shopt options such as globstar, lastpipe, inherit_errexit (bash 4.0-4.4)",
+    ),
 ];
 
 /// Operators and forms, as text.
@@ -39,7 +42,10 @@ const TEXTS: &[(&str, &str)] = &[
     ("wait -n", "wait -n (bash 4.3)"),
     ("wait -p", "wait -p (bash 5.1)"),
     ("wait -f", "wait -f (bash 5.0)"),
-    ("printf -v", "printf -v into arrays and its quirks before 4.1; use $(...)"),
+    (
+        "printf -v",
+        "printf -v into arrays and its quirks before 4.1; use $(...)",
+    ),
     ("[[ -v", "[[ -v ]] (bash 4.2)"),
     ("[ -v", "test -v (bash 4.2)"),
     ("test -v", "test -v (bash 4.2)"),
@@ -82,7 +88,10 @@ fn attribute_problems(line: &str) -> Vec<String> {
     let mut problems = Vec::new();
     let tokens: Vec<&str> = line.split_whitespace().collect();
     for (i, token) in tokens.iter().enumerate() {
-        if !matches!(*token, "declare" | "local" | "typeset" | "readonly" | "export") {
+        if !matches!(
+            *token,
+            "declare" | "local" | "typeset" | "readonly" | "export"
+        ) {
             continue;
         }
         for option in tokens[i + 1..].iter().take_while(|t| t.starts_with('-')) {
@@ -211,7 +220,10 @@ fn expansion_problem(body: &str) -> (Option<String>, bool) {
     if let Some(index) = subscript
         && index.trim_start().starts_with('-')
     {
-        return (Some("a negative array subscript (bash 4.3)".to_owned()), false);
+        return (
+            Some("a negative array subscript (bash 4.3)".to_owned()),
+            false,
+        );
     }
     if operator.starts_with(',') || operator.starts_with('^') {
         return (
@@ -220,7 +232,10 @@ fn expansion_problem(body: &str) -> (Option<String>, bool) {
         );
     }
     if operator.starts_with('@') && !(prefix == Some('!') && operator == "@") {
-        return (Some("a ${x@Q}-style transformation (bash 4.4)".to_owned()), false);
+        return (
+            Some("a ${x@Q}-style transformation (bash 4.4)".to_owned()),
+            false,
+        );
     }
     if negative_length(operator) {
         return (
