@@ -339,6 +339,8 @@ fn environment() -> Result<Environment<'static>, RenderError> {
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.add_filter("yaml", yaml_scalar);
     env.add_filter("sh", shell_word);
+    env.add_filter("shline", shell_line);
+    env.add_filter("md_code", markdown_code);
     for (name, source) in TEMPLATES {
         env.add_template(name, source).map_err(|err| RenderError {
             file: (*name).to_owned(),
@@ -382,12 +384,58 @@ fn yaml_scalar(value: Value) -> String {
     serde_json::to_string(&text).unwrap_or_else(|_| "\"\"".to_owned())
 }
 
-/// One literal shell word: single-quoted, with embedded quotes closed and escaped.
-fn shell_word(value: Value) -> String {
-    let text = value
+fn text_of(value: &Value) -> String {
+    value
         .as_str()
-        .map_or_else(|| value.to_string(), str::to_owned);
+        .map_or_else(|| value.to_string(), str::to_owned)
+}
+
+/// One literal shell word: single-quoted, with embedded quotes closed and escaped. Values in a
+/// script's code are always quoted, so a reader sees at once that they are data.
+fn shell_word(value: Value) -> String {
+    quote(&text_of(&value))
+}
+
+/// A command, given as words, as one line a person reads, pastes or a script runs: each word
+/// bare when the shell takes it as it is, single-quoted when not. install.sh runs and prints
+/// the procedure's commands, and README.md shows them, all through this one function.
+fn shell_line(words: Vec<Value>) -> String {
+    words
+        .iter()
+        .map(|word| printable_word(&text_of(word)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A word the shell reads back unchanged: bare when every character is plain, else quoted.
+pub fn printable_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+    if plain { text.to_owned() } else { quote(text) }
+}
+
+fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// A Markdown code span holding `text` whatever backquotes it has: the fence is one longer
+/// than its longest run of them (CommonMark), padded with a space on each side when needed.
+fn markdown_code(value: Value) -> String {
+    let text = text_of(&value);
+    let mut longest = 0;
+    let mut run = 0;
+    for c in text.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest + 1);
+    if longest == 0 {
+        format!("{fence}{text}{fence}")
+    } else {
+        format!("{fence} {text} {fence}")
+    }
 }
 
 #[cfg(test)]
@@ -429,6 +477,32 @@ mod tests {
             let read: String = serde_yaml::from_str(&written).unwrap();
             assert_eq!(read, text);
         }
+    }
+
+    #[test]
+    fn printed_lines_read_back_as_their_words() {
+        let words = [
+            "helm",
+            "--kube-context",
+            "$(touch x)",
+            "it's",
+            "",
+            "a b",
+            "~",
+            "-n",
+        ];
+        let line = shell_line(words.iter().map(|w| Value::from(*w)).collect());
+        assert_eq!(
+            line,
+            r"helm --kube-context '$(touch x)' 'it'\''s' '' 'a b' '~' -n"
+        );
+    }
+
+    #[test]
+    fn code_spans_outlast_the_backquotes_inside() {
+        assert_eq!(markdown_code(Value::from("ls -l")), "`ls -l`");
+        assert_eq!(markdown_code(Value::from("a `b` c")), "`` a `b` c ``");
+        assert_eq!(markdown_code(Value::from("``x``")), "``` ``x`` ```");
     }
 
     #[test]

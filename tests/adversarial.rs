@@ -409,3 +409,77 @@ fn the_plan_file_name_never_reaches_the_output() {
     }
     assert!(!stream.contains("ConfigMap"));
 }
+
+/// What bash makes of a printed command line, as words, run in `dir`: a `$(...)`, a `;` or a
+/// backquote left unquoted would run there (the payloads only touch files in `dir`).
+fn words_of_printed(dir: &std::path::Path, line: &str) -> Vec<String> {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!("set -- {line}\nprintf '%s\\0' \"$@\""))
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{line}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split('\0')
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The words after `--kube-context` in a printed command.
+fn kube_context(words: &[String]) -> Option<&str> {
+    let at = words.iter().position(|w| w == "--kube-context")?;
+    words.get(at + 1).map(String::as_str)
+}
+
+/// The by-hand commands install.sh prints and README.md shows are quoted as the executed ones
+/// are: pasted into a shell, every value is one literal word, and nothing runs.
+#[test]
+fn printed_commands_quote_every_value() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("adversarial_printed");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let payloads = [
+        "$(touch pwned1)".to_owned(),
+        "a;touch pwned2".to_owned(),
+        "`touch pwned3`".to_owned(),
+        "it's $HOME".to_owned(),
+        "a b *".to_owned(),
+        "\"q\" | touch pwned4".to_owned(),
+    ];
+    for context in payloads
+        .iter()
+        .chain(hostile().iter().filter(|v| !has_control(v)))
+    {
+        let output = compile("context", context).unwrap();
+        // install.sh prints the line with `echo '...'`: what the operator sees is bash's output.
+        let echo = output["install.sh"]
+            .lines()
+            .find(|l| l.starts_with("echo ") && l.contains("--kube-context"))
+            .unwrap_or_else(|| panic!("no printed MetalLB command:\n{}", output["install.sh"]));
+        let shown = Command::new("bash").arg("-c").arg(echo).output().unwrap();
+        let printed = String::from_utf8(shown.stdout).unwrap();
+        let words = words_of_printed(&dir, printed.trim());
+        assert_eq!(kube_context(&words), Some(context.as_str()), "{printed}");
+        // README.md shows it as a code span.
+        let readme = output["README.md"]
+            .lines()
+            .find(|l| l.contains("--kube-context"))
+            .unwrap();
+        let fence = readme.trim().chars().take_while(|c| *c == '`').count();
+        let code = readme.trim()[fence..readme.trim().len() - fence].trim();
+        let words = words_of_printed(&dir, code);
+        assert_eq!(kube_context(&words), Some(context.as_str()), "{readme}");
+    }
+    let pwned: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(
+        pwned.is_empty(),
+        "a printed command ran something: {pwned:?}"
+    );
+}
