@@ -26,6 +26,7 @@ pub mod schema;
 pub mod source;
 pub mod suggest;
 pub mod sweep;
+pub mod terminal;
 pub mod validate;
 pub mod whatif;
 
