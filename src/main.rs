@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use cli::{Cli, Color, Command, DiagnosticsFormat, Format, Only};
 use meshplan::render::{Output, Selection};
-use meshplan::{Checked, Source, report};
+use meshplan::{Checked, Source, report, terminal};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -118,7 +118,7 @@ fn compile_side(cli: &Cli, path: &Path) -> Result<Compiled, ExitCode> {
     let explanation = meshplan::explain::explain(&plan, &mesh);
     let output = rendered(cli, meshplan::render::render(&mesh, &explanation))?;
     Ok(Compiled {
-        name: source.name.clone(),
+        name: terminal::text(&source.name).into_owned(),
         plan,
         mesh,
         output,
@@ -255,7 +255,7 @@ fn run_build(cli: &Cli, path: &Path, dir: &Path, check: bool, force: bool) -> Ex
                 let _ = writeln!(
                     stderr,
                     "{}: {} files written, {} unchanged, {} removed",
-                    dir.display(),
+                    terminal::path(dir),
                     written.changed.len(),
                     written.unchanged,
                     written.removed.len()
@@ -279,19 +279,19 @@ fn report_drift(cli: &Cli, dir: &Path, drift: &emit::Drift) -> ExitCode {
         ("stale", &drift.stale),
     ] {
         for path in paths {
-            let _ = writeln!(stdout, "{kind}: {}", dir.join(path).display());
+            let _ = writeln!(stdout, "{kind}: {}", terminal::path(&dir.join(path)));
         }
     }
     if drift.is_empty() {
         if !cli.quiet {
-            let _ = writeln!(std::io::stderr(), "{}: up to date", dir.display());
+            let _ = writeln!(std::io::stderr(), "{}: up to date", terminal::path(dir));
         }
         ExitCode::SUCCESS
     } else {
         let _ = writeln!(
             std::io::stderr(),
             "{}: not what the plan compiles to; run `meshplan build` and commit the result",
-            dir.display()
+            terminal::path(dir)
         );
         ExitCode::from(1)
     }
@@ -422,6 +422,7 @@ fn load(cli: &Cli, path: &Path) -> Option<(Source, Checked)> {
 
 /// The plan file's bytes; `None` (after reporting) when it cannot be read or is too large.
 fn read_plan(cli: &Cli, path: &Path) -> Option<Vec<u8>> {
+    // Exact here: `report_error` escapes it for people, JSON keeps it.
     let what = format!("plan `{}`", path.display());
     match std::fs::File::open(path) {
         Ok(file) => read_capped(cli, file, &what),
@@ -466,7 +467,8 @@ fn read_capped(cli: &Cli, reader: impl std::io::Read, what: &str) -> Option<Vec<
 pub(crate) fn report_error(cli: &Cli, code: &str, message: &str) {
     let mut stderr = std::io::stderr().lock();
     let _ = match cli.diagnostics {
-        DiagnosticsFormat::Human => writeln!(stderr, "error: {message}"),
+        // Messages quote paths and names as given: escaped, so they cannot forge lines.
+        DiagnosticsFormat::Human => writeln!(stderr, "error: {}", terminal::text(message)),
         DiagnosticsFormat::Json => writeln!(
             stderr,
             "{}",

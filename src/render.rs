@@ -339,6 +339,8 @@ fn environment() -> Result<Environment<'static>, RenderError> {
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.add_filter("yaml", yaml_scalar);
     env.add_filter("sh", shell_word);
+    env.add_filter("shown", shown);
+    env.add_filter("md_code", markdown_code);
     for (name, source) in TEMPLATES {
         env.add_template(name, source).map_err(|err| RenderError {
             file: (*name).to_owned(),
@@ -390,9 +392,46 @@ fn shell_word(value: Value) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
+/// A user-supplied name in text for a terminal: control characters escaped.
+fn shown(value: Value) -> String {
+    let text = value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_owned);
+    crate::terminal::text(&text).into_owned()
+}
+
+/// A Markdown code span that CommonMark reads back as exactly `value` (control characters
+/// escaped): fenced by one backtick more than its longest run of backticks, so no backtick in
+/// it can close the span, and padded with a space on each side when it starts or ends with a
+/// backtick or a space (CommonMark strips one such pair, unless the span is all spaces). A plan file named
+/// ``a` [click](https:evil) `b.toml`` stays code, not a link, in a pull request.
+fn markdown_code(value: Value) -> String {
+    let text = shown(value);
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest + 1);
+    let edges = [text.chars().next(), text.chars().last()];
+    let all_spaces = text.chars().all(|c| c == ' ');
+    let pad = if !all_spaces && edges.iter().any(|c| matches!(c, Some('`' | ' '))) {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{text}{pad}{fence}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn markdown_code_spans_fence_every_run_of_backticks() {
+        let code = |text: &str| markdown_code(Value::from(text));
+        assert_eq!(code("plan.toml"), "`plan.toml`");
+        assert_eq!(code("a` [x](y) `b"), "``a` [x](y) `b``");
+        assert_eq!(code("``x```y"), "```` ``x```y ````");
+        assert_eq!(code(" x "), "`  x  `");
+        assert_eq!(code("a\nb"), "`a\\nb`");
+    }
 
     #[test]
     fn template_table_lists_exactly_the_templates_folder() {
