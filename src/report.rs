@@ -537,3 +537,107 @@ pub fn json_lines(source: &Source, findings: &[Error]) -> String {
         .map(|line| line + "\n")
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // a failed unwrap in a test is a test failure
+
+    use super::*;
+
+    const STYLE: Style = Style {
+        color: false,
+        width: 100,
+    };
+    const SHIPPED: &str = include_str!("../plans/three-cloud-metallb.toml");
+    const POOL: &str = "addresses = [\"10.64.30.71-10.64.30.73\"]";
+
+    fn findings_of(text: &str) -> (Source, Vec<Error>) {
+        let source = Source::new("p.toml", text);
+        let findings = crate::check(&source).findings;
+        (source, findings)
+    }
+
+    /// One pool on one line of 300 entries whose first and last are the same address: a
+    /// `pool::overlap` finding with a label at each end of a 4 kB line.
+    #[test]
+    fn a_long_line_is_cut_to_windows_around_each_label() {
+        let mut entries: Vec<String> = (0..300)
+            .map(|i| format!("\"10.9.{}.{}/32\"", i / 250, i % 250 + 1))
+            .collect();
+        entries.push(entries[0].clone());
+        let line = format!("addresses = [{}]", entries.join(", "));
+        let (source, findings) = findings_of(&SHIPPED.replacen(POOL, &line, 1));
+        let overlap = findings
+            .iter()
+            .find(|f| f.code_str() == "meshplan::pool::overlap")
+            .unwrap();
+        let shown = human(&source, overlap, STYLE);
+        // Two windows of 80 characters and a label's width, not the 4 kB line.
+        assert!(shown.lines().all(|l| l.chars().count() < 200), "{shown}");
+        let number = SHIPPED[..SHIPPED.find(POOL).unwrap()].matches('\n').count() + 1;
+        // `addresses = [` is 13 columns: the first entry starts at column 14.
+        assert!(shown.contains(&format!("[p.toml:{number}:14]")), "{shown}");
+        let cut = shown
+            .lines()
+            .find(|l| l.starts_with(&format!(" {number} │")))
+            .unwrap();
+        // The first label is near the line's start: one gap, between the two windows.
+        assert_eq!(cut.matches(ELISION).count(), 1, "{cut}");
+        assert!(
+            cut.contains("│ addresses = [\"10.9.0.1/32\", \"10.9.0.2/32\""),
+            "{cut}"
+        );
+        assert!(cut.ends_with("\"10.9.1.50/32\", \"10.9.0.1/32\"]"), "{cut}");
+        // Both labels are drawn under the cut line.
+        assert_eq!(shown.matches('╰').count(), 3, "{shown}");
+    }
+
+    #[test]
+    fn a_short_line_is_shown_whole() {
+        let (source, findings) = findings_of(&SHIPPED.replacen(
+            POOL,
+            "addresses = [\"10.64.30.71-10.64.30.73\", \"bad\"]",
+            1,
+        ));
+        let shown = human(&source, &findings[0], STYLE);
+        assert!(
+            shown.contains("│ addresses = [\"10.64.30.71-10.64.30.73\", \"bad\"]\n"),
+            "{shown}"
+        );
+        assert!(!shown.contains(ELISION), "{shown}");
+    }
+
+    #[test]
+    fn what_would_act_on_the_terminal_is_shown_as_question_marks() {
+        let (source, findings) = findings_of("# \u{1b}[2J\u{85}\r\n[mesh]\nid = \"m\"\n");
+        let shown = human(&source, &findings[0], STYLE);
+        assert!(!shown.contains(['\u{1b}', '\u{85}', '\r']), "{shown:?}");
+        assert!(shown.contains("# ?[2J??"), "{shown}");
+    }
+
+    #[test]
+    fn a_panicking_handler_falls_back_to_the_plain_report() {
+        let shown = guarded(|_| panic!("a handler bug"), || "plain".to_owned());
+        assert_eq!(shown, "plain");
+        let shown = guarded(|_| Err(fmt::Error), || "plain".to_owned());
+        assert_eq!(shown, "plain");
+    }
+
+    #[test]
+    fn the_plain_report_names_each_label_place() {
+        let (source, findings) = findings_of(&SHIPPED.replacen(
+            POOL,
+            "addresses = [\"10.64.30.71-10.64.30.73\", \"bad\"]",
+            1,
+        ));
+        let shown = plain(&source, &findings[0]);
+        let number = SHIPPED[..SHIPPED.find(POOL).unwrap()].matches('\n').count() + 1;
+        assert!(shown.starts_with("meshplan::cidr::invalid\n"), "{shown}");
+        assert!(shown.contains("× `bad` is not a CIDR"), "{shown}");
+        assert!(
+            shown.contains(&format!("at p.toml:{number}:41: addresses must be")),
+            "{shown}"
+        );
+        assert!(shown.contains("help: write an address"), "{shown}");
+    }
+}
