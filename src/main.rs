@@ -12,8 +12,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use cli::{Cli, Color, Command, DiagnosticsFormat, Format, Only};
-use meshplan::render::{Output, Selection};
-use meshplan::{Checked, Source, report};
+use meshplan::render::{Output, Selection, printable_word};
+use meshplan::{Checked, Source, report, terminal};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -118,7 +118,7 @@ fn compile_side(cli: &Cli, path: &Path) -> Result<Compiled, ExitCode> {
     let explanation = meshplan::explain::explain(&plan, &mesh);
     let output = rendered(cli, meshplan::render::render(&mesh, &explanation))?;
     Ok(Compiled {
-        name: source.name.clone(),
+        name: terminal::text(&source.name).into_owned(),
         plan,
         mesh,
         output,
@@ -258,13 +258,13 @@ fn run_build(cli: &Cli, path: &Path, dir: &Path, check: bool, force: bool) -> Ex
                     let _ = writeln!(
                         stderr,
                         "{}: put the old tree back first (a build was interrupted)",
-                        dir.display()
+                        terminal::path(dir)
                     );
                 }
                 let _ = writeln!(
                     stderr,
                     "{}: {} files written, {} unchanged, {} removed",
-                    dir.display(),
+                    terminal::path(dir),
                     written.changed.len(),
                     written.unchanged,
                     written.removed.len()
@@ -282,23 +282,24 @@ fn run_build(cli: &Cli, path: &Path, dir: &Path, check: bool, force: bool) -> Ex
 /// Drift is data (what differs), so it goes to stdout, one `kind: path` line each; what to do
 /// about it goes to stderr, as a command to paste.
 fn report_drift(cli: &Cli, plan: &Path, dir: &Path, drift: &emit::Drift) -> ExitCode {
-    let rebuild = format!(
+    let rebuild = terminal::text(&format!(
         "meshplan build {} -o {}",
-        shell_word(&plan.display().to_string()),
-        shell_word(&dir.display().to_string())
-    );
+        printable_word(&plan.display().to_string()),
+        printable_word(&terminal::path(dir).to_string())
+    ))
+    .into_owned();
     let mut stderr = std::io::stderr().lock();
     if drift.no_dir {
         let _ = writeln!(
             stderr,
             "{}: does not exist; run `{rebuild}` and commit the result",
-            dir.display()
+            terminal::path(dir)
         );
         return ExitCode::from(1);
     }
     if drift.is_empty() {
         if !cli.quiet {
-            let _ = writeln!(stderr, "{}: up to date", dir.display());
+            let _ = writeln!(stderr, "{}: up to date", terminal::path(dir));
         }
         return ExitCode::SUCCESS;
     }
@@ -310,7 +311,7 @@ fn report_drift(cli: &Cli, plan: &Path, dir: &Path, drift: &emit::Drift) -> Exit
         let _ = writeln!(
             stderr,
             "{}: built by {other}; this is meshplan {}, so some differences may come from the upgrade rather than the plan",
-            dir.display(),
+            terminal::path(dir),
             env!("CARGO_PKG_VERSION")
         );
     }
@@ -321,29 +322,15 @@ fn report_drift(cli: &Cli, plan: &Path, dir: &Path, drift: &emit::Drift) -> Exit
         ("stale", &drift.stale),
     ] {
         for path in paths {
-            let _ = writeln!(stdout, "{kind}: {}", dir.join(path).display());
+            let _ = writeln!(stdout, "{kind}: {}", terminal::path(&dir.join(path)));
         }
     }
     let _ = writeln!(
         stderr,
         "{}: not what the plan compiles to; run `{rebuild}` and commit the result",
-        dir.display()
+        terminal::path(dir)
     );
     ExitCode::from(1)
-}
-
-/// A word as a shell reads it back: as it is when it holds only safe characters, else in
-/// single quotes, so a printed command can be pasted whatever the path holds.
-fn shell_word(word: &str) -> String {
-    let safe = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:@+,%".contains(c));
-    if safe {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', "'\\''"))
-    }
 }
 
 fn run_render(cli: &Cli, path: &Path, name: &str, only: Only) -> ExitCode {
@@ -471,6 +458,7 @@ fn load(cli: &Cli, path: &Path) -> Option<(Source, Checked)> {
 
 /// The plan file's bytes; `None` (after reporting) when it cannot be read or is too large.
 fn read_plan(cli: &Cli, path: &Path) -> Option<Vec<u8>> {
+    // Exact here: `report_error` escapes it for people, JSON keeps it.
     let what = format!("plan `{}`", path.display());
     match std::fs::File::open(path) {
         Ok(file) => read_capped(cli, file, &what),
@@ -515,7 +503,8 @@ fn read_capped(cli: &Cli, reader: impl std::io::Read, what: &str) -> Option<Vec<
 pub(crate) fn report_error(cli: &Cli, code: &str, message: &str) {
     let mut stderr = std::io::stderr().lock();
     let _ = match cli.diagnostics {
-        DiagnosticsFormat::Human => writeln!(stderr, "error: {message}"),
+        // Messages quote paths and names as given: escaped, so they cannot forge lines.
+        DiagnosticsFormat::Human => writeln!(stderr, "error: {}", terminal::text(message)),
         DiagnosticsFormat::Json => writeln!(
             stderr,
             "{}",

@@ -340,6 +340,7 @@ fn environment() -> Result<Environment<'static>, RenderError> {
     env.add_filter("yaml", yaml_scalar);
     env.add_filter("sh", shell_word);
     env.add_filter("shline", shell_line);
+    env.add_filter("shown", shown);
     env.add_filter("md_code", markdown_code);
     for (name, source) in TEMPLATES {
         env.add_template(name, source).map_err(|err| RenderError {
@@ -420,27 +421,46 @@ fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
-/// A Markdown code span holding `text` whatever backquotes it has: the fence is one longer
-/// than its longest run of them (CommonMark), padded with a space on each side when needed.
+/// A user-supplied name in text for a terminal: control characters escaped.
+fn shown(value: Value) -> String {
+    let text = value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_owned);
+    crate::terminal::text(&text).into_owned()
+}
+
+/// A Markdown code span that CommonMark reads back as exactly `value` (control characters
+/// escaped): fenced by one backtick more than its longest run of backticks, so no backtick in
+/// it can close the span, and padded with a space on each side when it starts or ends with a
+/// backtick or a space (CommonMark strips one such pair, unless the span is all spaces). A plan file named
+/// ``a` [click](https:evil) `b.toml`` stays code, not a link, in a pull request.
 fn markdown_code(value: Value) -> String {
-    let text = text_of(&value);
-    let mut longest = 0;
-    let mut run = 0;
-    for c in text.chars() {
-        run = if c == '`' { run + 1 } else { 0 };
-        longest = longest.max(run);
-    }
+    let text = shown(value);
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest + 1);
-    if longest == 0 {
-        format!("{fence}{text}{fence}")
+    let edges = [text.chars().next(), text.chars().last()];
+    let all_spaces = text.chars().all(|c| c == ' ');
+    let pad = if !all_spaces && edges.iter().any(|c| matches!(c, Some('`' | ' '))) {
+        " "
     } else {
-        format!("{fence} {text} {fence}")
-    }
+        ""
+    };
+    format!("{fence}{pad}{text}{pad}{fence}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn markdown_code_spans_fence_every_run_of_backticks() {
+        let code = |text: &str| markdown_code(Value::from(text));
+        assert_eq!(code("plan.toml"), "`plan.toml`");
+        assert_eq!(code("a` [x](y) `b"), "``a` [x](y) `b``");
+        assert_eq!(code("``x```y"), "```` ``x```y ````");
+        assert_eq!(code(" x "), "`  x  `");
+        assert_eq!(code("a\nb"), "`a\\nb`");
+    }
 
     #[test]
     fn template_table_lists_exactly_the_templates_folder() {

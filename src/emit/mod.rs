@@ -89,12 +89,10 @@ fn refused(why: String) -> EmitError {
     EmitError::Refused(why)
 }
 
-/// Text found on disk (a file name) for a message: control characters shown as `?`, so a
-/// name cannot forge lines or escape sequences on the user's terminal.
+/// Text found on disk (a file name, a process name) for a message: what would act on the
+/// user's terminal is escaped (the message as a whole is escaped again where it is printed).
 fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
+    meshplan::terminal::text(text).into_owned()
 }
 
 /// What a build changed.
