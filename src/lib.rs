@@ -15,6 +15,7 @@ pub mod certs;
 pub mod diagnostic;
 pub mod diff;
 pub mod explain;
+pub mod fsread;
 pub mod model;
 pub mod parallel;
 pub mod parse;
@@ -26,6 +27,7 @@ pub mod schema;
 pub mod source;
 pub mod suggest;
 pub mod sweep;
+pub mod userdirs;
 pub mod validate;
 pub mod whatif;
 
