@@ -1416,7 +1416,7 @@ fn racing_rotations_leave_every_key_with_its_certificate() {
     let dir = scratch("race").join("ca");
     make_ca(PLAN, &dir, &[]);
     let binary = env!("CARGO_BIN_EXE_meshplan");
-    for round in 0..12 {
+    for round in 0..25 {
         let children: Vec<_> = (0..3)
             .map(|_| {
                 Command::new(binary)
