@@ -2,8 +2,10 @@
 //!
 //! The pipeline, one module per stage: [`parse`] (TOML with spans → [`raw::Plan`]) →
 //! [`validate`] (every rule, every finding → [`model::Plan`]) → resolve → render → emit.
-//! Only `main.rs` touches the filesystem or the terminal, except [`certs::store`]: the mesh's
-//! private keys are kept apart from the deterministic compile.
+//! Only `main.rs` touches the filesystem or the terminal, except [`certs::store`] and
+//! [`certs::dir`]: the mesh's private keys are kept apart from the deterministic compile.
+//! [`fsread`] (capped, regular-file-only reads) and [`userdirs`] (the user's id and home
+//! directories) serve both.
 #![deny(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -15,6 +17,7 @@ pub mod certs;
 pub mod diagnostic;
 pub mod diff;
 pub mod explain;
+pub mod fsread;
 pub mod model;
 pub mod parallel;
 pub mod parse;
@@ -27,6 +30,7 @@ pub mod source;
 pub mod suggest;
 pub mod sweep;
 pub mod terminal;
+pub mod userdirs;
 pub mod validate;
 pub mod whatif;
 

@@ -33,7 +33,6 @@ mod lock;
 mod place;
 #[cfg(test)]
 mod tests;
-mod users;
 mod work;
 
 use std::collections::BTreeSet;
