@@ -11,7 +11,10 @@ use similar::TextDiff;
 
 use crate::model::Plan;
 use crate::render::Output;
+use crate::render::printable_word;
 use crate::resolve::Mesh;
+use crate::resolve::change::{Change, change};
+use crate::terminal;
 
 /// One side of the comparison: a compiled plan.
 pub struct Side<'a> {
@@ -48,6 +51,8 @@ pub fn diff(old: &Side, new: &Side) -> PlanDiff {
     summary.extend(service_changes(old.plan, new.plan));
     summary.extend(route_changes(old.mesh, new.mesh));
     let files = file_changes(old, new, &mut summary);
+    let changed: BTreeSet<&str> = changed_paths(old, new);
+    summary.extend(step_lines(&change(old.mesh, new.mesh, &changed)));
     if !summary.is_empty() {
         summary.insert(0, format!("plan change: {} -> {}", old.name, new.name));
     }
@@ -242,6 +247,16 @@ fn route_changes(old: &Mesh, new: &Mesh) -> Vec<String> {
         .collect()
 }
 
+/// The paths that differ between the two trees.
+fn changed_paths<'a>(old: &Side<'a>, new: &Side<'a>) -> BTreeSet<&'a str> {
+    old.output
+        .keys()
+        .chain(new.output.keys())
+        .filter(|path| old.output.get(*path) != new.output.get(*path))
+        .map(String::as_str)
+        .collect()
+}
+
 fn file_changes(old: &Side, new: &Side, summary: &mut Vec<String>) -> Vec<String> {
     let paths: BTreeSet<&String> = old.output.keys().chain(new.output.keys()).collect();
     let mut diffs = Vec::new();
@@ -288,76 +303,44 @@ fn file_changes(old: &Side, new: &Side, summary: &mut Vec<String>) -> Vec<String
             diffs.len(),
             bundles.len()
         ));
-        let mut reruns = Vec::new();
         for (bundle, files) in &bundles {
             summary.push(format!("  {bundle}: {}", files.join(", ")));
-            let steps = rerun_steps(bundle, files);
-            if !steps.is_empty() {
-                reruns.push(format!("  {bundle}: {}", steps.join("; ")));
-            }
-        }
-        if !reruns.is_empty() {
-            summary.push("re-run:".to_owned());
-            summary.extend(reruns);
         }
     }
     diffs
 }
 
-/// What to run again in a cluster for its changed or added files (`path (kind)` entries), in
-/// install order; removed files need nothing re-run (their objects are the reviewer's call).
-fn rerun_steps(bundle: &str, files: &[String]) -> Vec<String> {
-    let prefix = format!("{bundle}/");
-    let changed: Vec<&str> = files
-        .iter()
-        .filter(|f| !f.ends_with(" (removed)"))
-        .filter_map(|f| f.split(" (").next()?.strip_prefix(&prefix))
-        .collect();
-    let has = |p: &str| changed.contains(&p);
-    let mut steps = Vec::new();
-    for script in ["cacerts", "node-labels"] {
-        if has(&format!("scripts/{script}.sh")) {
-            steps.push(format!("scripts/{script}.sh"));
-        }
-    }
-    let helm: Vec<&str> = changed
-        .iter()
-        .copied()
-        .filter(|p| p.starts_with("helm/"))
-        .collect();
-    if has("istio/control-plane.yaml") {
-        steps.push("istioctl install -f istio/control-plane.yaml".to_owned());
-    }
-    if !helm.is_empty() {
-        steps.push(format!("helm upgrade with {}", helm.join(", ")));
-    }
-    if has("istio/eastwest-gateway.yaml") {
-        steps.push("istioctl install -f istio/eastwest-gateway.yaml".to_owned());
-    }
-    const APPLIED: [&str; 6] = [
-        "kustomization.yaml",
-        "namespace.yaml",
-        "metallb.yaml",
-        "istiod-lb.yaml",
-        "gateways.yaml",
-        "samples.yaml",
+/// The change's steps as summary sections: complete commands, runnable from the new tree's
+/// root, each prefixed with the cluster it acts on.
+fn step_lines(change: &Change) -> Vec<String> {
+    let mut lines = Vec::new();
+    let sections = [
+        (
+            "re-run (from the new tree's root, in this order):",
+            &change.rerun,
+        ),
+        ("restart (the network changed):", &change.restart),
+        ("remove:", &change.remove),
     ];
-    if APPLIED.iter().any(|p| has(p)) {
-        steps.push(format!("kubectl apply -k {bundle}"));
+    for (heading, commands) in sections {
+        if commands.is_empty() {
+            continue;
+        }
+        lines.push(heading.to_owned());
+        lines.extend(commands.iter().map(|c| {
+            let words: Vec<String> = c.words.iter().map(|w| printable_word(w)).collect();
+            format!("  {}: {}", terminal::text(&c.cluster), words.join(" "))
+        }));
     }
-    if has("scripts/remote-secrets.sh") {
-        steps.push("scripts/remote-secrets.sh".to_owned());
+    if !change.by_hand.is_empty() {
+        lines.push("by hand:".to_owned());
+        lines.extend(change.by_hand.iter().map(|n| {
+            format!(
+                "  {}: {}",
+                terminal::text(&n.cluster),
+                terminal::text(&n.text)
+            )
+        }));
     }
-    if has("scripts/routes.sh") {
-        steps.push("scripts/routes.sh on every node (the old routes-undo.sh first)".to_owned());
-    }
-    for platform in changed.iter().filter(|p| p.starts_with("platform/")) {
-        steps.push(format!(
-            "{platform} takes effect when the cluster is set up again"
-        ));
-    }
-    if steps.is_empty() && has("scripts/install.sh") {
-        steps.push("scripts/install.sh".to_owned());
-    }
-    steps
+    lines
 }

@@ -87,7 +87,7 @@ fn address_and_range_changes() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout
-            .contains("re-run:\n  mdemo-cluster1: istioctl install -f istio/control-plane.yaml\n"),
+            .contains("re-run (from the new tree's root, in this order):\n  mdemo-cluster1: bash mdemo-cluster1/scripts/install.sh control-plane\n  mdemo-cluster2: bash mdemo-cluster2/scripts/install.sh gateways\n"),
         "{stdout}"
     );
     snapshot("diff-addresses", &out);
@@ -127,6 +127,47 @@ fn a_removed_cluster_and_a_version_bump() {
     );
     assert!(
         stdout.contains("--- a/mdemo-cluster3/namespace.yaml\n+++ /dev/null"),
+        "{stdout}"
+    );
+    // The primary forgets the removed cluster, then the cluster loses Istio and its pool; each
+    // command names its context, so pasting it acts on the right cluster whatever is current.
+    assert!(
+        stdout.contains(
+            "remove:\n  \
+             mdemo-cluster1: kubectl --context mdemo-cluster1 -n istio-system delete secret/istio-remote-secret-mdemo-cluster3 --ignore-not-found\n  \
+             mdemo-cluster3: istioctl uninstall --purge -y --context mdemo-cluster3\n  \
+             mdemo-cluster3: kubectl --context mdemo-cluster3 delete namespace istio-system --ignore-not-found\n  \
+             mdemo-cluster3: kubectl --context mdemo-cluster3 -n metallb-system delete ipaddresspools.metallb.io/first-pool l2advertisements.metallb.io/first-pool-l2 --ignore-not-found\n"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_network_change_restarts_what_reads_the_network_label() {
+    let new = variant(
+        "network",
+        THREE_CLOUD,
+        &[
+            ("\"network-c2\"", "\"network-c9\""),
+            ("\"network-c2\"", "\"network-c9\""),
+        ],
+    );
+    let out = meshplan(&["diff", THREE_CLOUD, &new, "--color", "never", "-q"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let rerun = stdout
+        .find("  mdemo-cluster2: bash mdemo-cluster2/scripts/install.sh control-plane gateways")
+        .expect(&stdout);
+    let restart = stdout
+        .find("restart (the network changed):\n  mdemo-cluster2: kubectl --context mdemo-cluster2 -n istio-system rollout restart deployment/istio-eastwestgateway\n")
+        .expect(&stdout);
+    assert!(
+        rerun < restart,
+        "the new label comes before the restarts:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("  mdemo-cluster2: restart the workloads of every other injected namespace on mdemo-cluster2 (network network-c2 -> network-c9)"),
         "{stdout}"
     );
 }
@@ -254,4 +295,80 @@ fn service_changes_are_summarised_in_words() {
     ] {
         assert!(stdout.contains(line), "no `{line}` in:\n{stdout}");
     }
+}
+
+/// The files each phase function of `install.sh` (and the helpers it calls) applies or runs.
+fn files_by_phase(script: &str) -> Vec<(String, String)> {
+    let mut bodies: Vec<(String, String)> = Vec::new();
+    let mut current: Option<(String, String)> = None;
+    for line in script.lines() {
+        if let Some(name) = line.strip_suffix("() {") {
+            current = Some((name.to_owned(), String::new()));
+        } else if line == "}" {
+            bodies.extend(current.take());
+        } else if let Some((_, body)) = current.as_mut() {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    let files_in = |body: &str| -> Vec<String> {
+        body.split_whitespace()
+            .filter(|word| {
+                word.ends_with(".yaml") || (word.starts_with("scripts/") && word.ends_with(".sh"))
+            })
+            .map(|word| word.trim_matches('\'').to_owned())
+            .collect()
+    };
+    let mut files = Vec::new();
+    for (name, body) in &bodies {
+        let Some(phase) = ["control_plane", "gateways", "samples"]
+            .into_iter()
+            .find(|p| p == name)
+        else {
+            continue;
+        };
+        let mut text = body.clone();
+        for (helper, helper_body) in &bodies {
+            if body.contains(&format!("  {helper}\n")) {
+                text.push_str(helper_body);
+            }
+        }
+        for file in files_in(&text) {
+            files.push((phase.replace('_', "-"), file));
+        }
+    }
+    files
+}
+
+/// `diff` names the phase that re-applies a changed file: the phase must be the one that
+/// applies it in every generated install.sh, or a re-run would leave the change unapplied.
+#[test]
+fn every_file_install_sh_applies_is_in_the_phase_diff_names() {
+    let mut checked = 0;
+    for dir in ["plans", "tests/fixtures/ok"] {
+        for entry in std::fs::read_dir(root().join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let source = meshplan::Source::new(path.to_string_lossy(), text);
+            let (_, output) = meshplan::compile(&source);
+            let output = output.unwrap().unwrap();
+            for (name, script) in output
+                .iter()
+                .filter(|(n, _)| n.ends_with("/scripts/install.sh"))
+            {
+                for (phase, file) in files_by_phase(script) {
+                    assert_eq!(
+                        meshplan::resolve::procedure::phase_of(&file),
+                        Some(phase.as_str()),
+                        "{name} applies {file} in {phase}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        checked > 100,
+        "only {checked} files found in phase functions"
+    );
 }

@@ -5,6 +5,7 @@
 //! version-dependent choices, how LoadBalancer addresses are pinned, and which files each
 //! cluster's bundle holds. Templates receive this model only and make no decisions.
 
+pub mod change;
 mod networking;
 mod platform;
 pub mod procedure;

@@ -172,6 +172,34 @@ pub fn phases(has_gateways: bool, has_samples: bool) -> Vec<&'static str> {
     phases
 }
 
+/// The phase of a cluster's `scripts/install.sh` that applies `file` (a path in the cluster's
+/// bundle), or `None` for files no phase applies (scripts run by hand, platform files, the
+/// verify scripts). The install.sh template applies each file in exactly this phase; a test
+/// reads every generated install.sh to hold the two together.
+pub fn phase_of(file: &str) -> Option<&'static str> {
+    match file {
+        "namespace.yaml"
+        | "metallb.yaml"
+        | "istiod-lb.yaml"
+        | "destination-rules.yaml"
+        | "istio/control-plane.yaml"
+        | "helm/base.yaml"
+        | "helm/istiod.yaml"
+        | "helm/cni.yaml"
+        | "helm/ztunnel.yaml"
+        | "scripts/cacerts.sh"
+        | "scripts/node-labels.sh" => Some("control-plane"),
+        "gateways.yaml"
+        | "eastwest-gateway.yaml"
+        | "istio/eastwest-gateway.yaml"
+        | "istio/ingress-gateway.yaml"
+        | "helm/eastwest-gateway.yaml"
+        | "helm/ingress-gateway.yaml" => Some("gateways"),
+        "samples.yaml" => Some("samples"),
+        _ => None,
+    }
+}
+
 /// What the procedure needs to know of a resolved cluster.
 pub struct ClusterFacts<'a> {
     /// The plan's cluster.
