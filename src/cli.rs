@@ -2,24 +2,87 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The version `--version` prints: the release and the commit it was built from (`unknown`
+/// outside a git checkout). Generated files carry only the release (`.meshplan-manifest`), so
+/// the same plan builds the same bytes whatever commit built it.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("MESHPLAN_COMMIT"),
+    ")"
+);
 
 /// Compile a multi-cluster Istio mesh plan (TOML) into per-cluster bundles, after proving it
 /// consistent.
 #[derive(Debug, Parser)]
-#[command(name = "meshplan", version, about, long_about = None)]
-pub struct Cli {
+#[command(name = "meshplan", version = VERSION, about, long_about = None)]
+pub struct Parsed {
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How findings and errors are reported: on every subcommand that reports any.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct Reporting {
     /// How findings are printed on stderr: `human` (graphical) or `json` (one object per line).
-    #[arg(long, global = true, value_enum, default_value_t = DiagnosticsFormat::Human)]
+    #[arg(long, value_enum, default_value_t = DiagnosticsFormat::Human)]
     pub diagnostics: DiagnosticsFormat,
     /// Colour in human diagnostics.
-    #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
     /// Print errors only: no warnings, no summary line.
-    #[arg(short, long, global = true)]
+    #[arg(short, long)]
     pub quiet: bool,
+}
+
+impl Default for Reporting {
+    fn default() -> Self {
+        Reporting {
+            diagnostics: DiagnosticsFormat::Human,
+            color: Color::Auto,
+            quiet: false,
+        }
+    }
+}
+
+/// The command line as the handlers use it: the subcommand and how to report.
+#[derive(Debug)]
+pub struct Cli {
+    pub command: Command,
+    pub diagnostics: DiagnosticsFormat,
+    pub color: Color,
+    pub quiet: bool,
+}
+
+impl Cli {
+    /// Parses the process's arguments (exits with clap's message on a usage error).
+    pub fn parse() -> Cli {
+        let command = Parsed::parse().command;
+        let reporting = command.reporting();
+        Cli {
+            command,
+            diagnostics: reporting.diagnostics,
+            color: reporting.color,
+            quiet: reporting.quiet,
+        }
+    }
+}
+
+impl Command {
+    /// The subcommand's reporting flags; the defaults for those that report nothing.
+    fn reporting(&self) -> Reporting {
+        match self {
+            Command::Check { reporting, .. }
+            | Command::Certs { reporting, .. }
+            | Command::Build { reporting, .. }
+            | Command::Render { reporting, .. }
+            | Command::Diff { reporting, .. }
+            | Command::Explain { reporting, .. } => *reporting,
+            Command::Schema | Command::Completions { .. } => Reporting::default(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -29,6 +92,8 @@ pub enum Command {
         after_help = "Examples:\n  meshplan check plans/three-cloud-metallb.toml\n  meshplan check plan.toml --diagnostics json 2> findings.jsonl"
     )]
     Check {
+        #[command(flatten)]
+        reporting: Reporting,
         /// The plan file.
         plan: PathBuf,
         /// Also check the mesh's CA directory made by `meshplan certs` (or by Istio's
@@ -42,10 +107,12 @@ pub enum Command {
         after_help = "DIR holds private keys: keep it out of git and out of the compiled tree (refused there).\nA second run changes nothing; a cluster added to the plan gets only its own intermediate.\n\nExamples:\n  meshplan certs plans/mesh.toml --out ~/.meshplan/certs/mesh\n  meshplan certs plan.toml --out ca --root-cert org-root.pem --root-key org-root-key.pem\n  meshplan certs plan.toml --out ca --rotate cluster2   # new key and certificate for one cluster"
     )]
     Certs {
+        #[command(flatten)]
+        reporting: Reporting,
         /// The plan file.
         plan: PathBuf,
         /// The CA directory.
-        #[arg(long, value_name = "DIR")]
+        #[arg(short = 'o', long, value_name = "DIR")]
         out: PathBuf,
         /// Sign with this existing root certificate (an organisation's) instead of generating
         /// a root; needs --root-key. Its key is not copied into DIR.
@@ -72,10 +139,12 @@ pub enum Command {
         after_help = "Examples:\n  meshplan build plans/three-cloud-metallb.toml -o out\n  meshplan build plan.toml -o deploy --check   # in CI: fail when committed output is stale"
     )]
     Build {
+        #[command(flatten)]
+        reporting: Reporting,
         /// The plan file.
         plan: PathBuf,
         /// Output directory.
-        #[arg(short, long, default_value = "out")]
+        #[arg(short, long, value_name = "DIR", default_value = "out")]
         output: PathBuf,
         /// Write nothing; exit 1 and list every missing, changed or stale file if DIR is not
         /// what the plan compiles to.
@@ -86,11 +155,42 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Print one cluster's manifests as one YAML stream, for `| kubectl apply -f -`.
+    #[command(
+        after_help = "Examples:\n  meshplan render plan.toml --cluster cluster1 | kubectl --context cluster1 apply -f -\n  meshplan render plan.toml --cluster cluster1 --only istio | istioctl install --context cluster1 -y -f -"
+    )]
+    Render {
+        #[command(flatten)]
+        reporting: Reporting,
+        /// The plan file.
+        plan: PathBuf,
+        /// The cluster to print.
+        #[arg(long)]
+        cluster: String,
+        /// `kubectl` (default): the kubectl-applicable manifests; `istio`: the control-plane
+        /// IstioOperator for `istioctl install -f -`; `eastwest`: the east-west gateway's.
+        #[arg(long, value_enum, default_value_t = Only::Kubectl)]
+        only: Only,
+    },
+    /// Show what a plan change means (summary), then the unified diff of the compiled trees.
+    #[command(
+        after_help = "Either side may be `-` for stdin. Exit 0: no difference; 1: different; 2: error.\n\nExamples:\n  meshplan diff old.toml new.toml\n  git show main:plans/mesh.toml | meshplan diff - plans/mesh.toml"
+    )]
+    Diff {
+        #[command(flatten)]
+        reporting: Reporting,
+        /// The plan before.
+        old: PathBuf,
+        /// The plan after.
+        new: PathBuf,
+    },
     /// Print the planning tables (clusters, networks, addresses, pools) and a topology diagram.
     #[command(
         after_help = "Examples:\n  meshplan explain plans/three-cloud-metallb.toml\n  meshplan explain plan.toml --format markdown >> pr-description.md\n  meshplan explain plan.toml --without east-primary --without east-remote\n  meshplan explain plan.toml --without east-primary --format json | jq .no_endpoints"
     )]
     Explain {
+        #[command(flatten)]
+        reporting: Reporting,
         /// The plan file.
         plan: PathBuf,
         /// `text` for a terminal, `markdown` (tables and a Mermaid diagram) for a pull request,
@@ -103,16 +203,11 @@ pub enum Command {
         #[arg(long, value_name = "CLUSTER")]
         without: Vec<String>,
     },
-    /// Show what a plan change means (summary), then the unified diff of the compiled trees.
+    /// Print the JSON Schema of the plan format (for editors: Taplo, Even Better TOML).
     #[command(
-        after_help = "Either side may be `-` for stdin. Exit 0: no difference; 1: different; 2: error.\n\nExamples:\n  meshplan diff old.toml new.toml\n  git show main:plans/mesh.toml | meshplan diff - plans/mesh.toml"
+        after_help = "Examples:\n  meshplan schema > plan.schema.json   # then start a plan with `#:schema ./plan.schema.json`"
     )]
-    Diff {
-        /// The plan before.
-        old: PathBuf,
-        /// The plan after.
-        new: PathBuf,
-    },
+    Schema,
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  meshplan completions bash > /etc/bash_completion.d/meshplan\n  meshplan completions zsh > \"${fpath[1]}/_meshplan\""
@@ -120,26 +215,6 @@ pub enum Command {
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
-    },
-    /// Print the JSON Schema of the plan format (for editors: Taplo, Even Better TOML).
-    #[command(
-        after_help = "Examples:\n  meshplan schema > plan.schema.json   # then start a plan with `#:schema ./plan.schema.json`"
-    )]
-    Schema,
-    /// Print one cluster's manifests as one YAML stream, for `| kubectl apply -f -`.
-    #[command(
-        after_help = "Examples:\n  meshplan render plan.toml --cluster cluster1 | kubectl --context cluster1 apply -f -\n  meshplan render plan.toml --cluster cluster1 --only istio | istioctl install --context cluster1 -y -f -"
-    )]
-    Render {
-        /// The plan file.
-        plan: PathBuf,
-        /// The cluster to print.
-        #[arg(long)]
-        cluster: String,
-        /// `kubectl` (default): the kubectl-applicable manifests; `istio`: the control-plane
-        /// IstioOperator for `istioctl install -f -`; `eastwest`: the east-west gateway's.
-        #[arg(long, value_enum, default_value_t = Only::Kubectl)]
-        only: Only,
     },
 }
 

@@ -10,7 +10,6 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Parser;
 use cli::{Cli, Color, Command, DiagnosticsFormat, Format, Only};
 use meshplan::render::{Output, Selection, printable_word};
 use meshplan::{Checked, Source, report, terminal};
@@ -18,20 +17,20 @@ use meshplan::{Checked, Source, report, terminal};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
-        Command::Check { plan, certs } => run_check(&cli, plan, certs.as_deref()),
+        Command::Check { plan, certs, .. } => run_check(&cli, plan, certs.as_deref()),
         Command::Certs { .. } => run_certs(&cli),
         Command::Explain {
             plan,
             format,
             without,
+            ..
         } if !without.is_empty() => run_what_if(&cli, plan, *format, without),
         Command::Explain { plan, format, .. } => run_explain(&cli, plan, *format),
-        Command::Diff { old, new } => run_diff(&cli, old, new),
+        Command::Diff { old, new, .. } => run_diff(&cli, old, new),
         Command::Completions { shell } => {
-            use clap::CommandFactory;
             clap_complete::generate(
                 *shell,
-                &mut Cli::command(),
+                &mut <cli::Parsed as clap::CommandFactory>::command(),
                 "meshplan",
                 &mut std::io::stdout(),
             );
@@ -47,11 +46,13 @@ fn main() -> ExitCode {
             output,
             check,
             force,
+            ..
         } => run_build(&cli, plan, output, *check, *force),
         Command::Render {
             plan,
             cluster,
             only,
+            ..
         } => run_render(&cli, plan, cluster, *only),
     }
 }
@@ -103,14 +104,7 @@ impl Compiled {
 }
 
 fn compile_side(cli: &Cli, path: &Path) -> Result<Compiled, ExitCode> {
-    let (label, bytes) = if path.as_os_str() == "-" {
-        let bytes = read_capped(cli, std::io::stdin().lock(), "the plan from stdin")
-            .ok_or(ExitCode::from(2))?;
-        (STDIN.to_owned(), bytes)
-    } else {
-        let bytes = read_plan(cli, path).ok_or(ExitCode::from(2))?;
-        (path.display().to_string(), bytes)
-    };
+    let (label, bytes) = read_plan(cli, path).ok_or(ExitCode::from(2))?;
     let (source, checked) = meshplan::check_bytes(&label, &bytes);
     print_findings(cli, &source, &checked);
     let plan = checked.plan.ok_or(ExitCode::from(2))?;
@@ -339,11 +333,10 @@ fn run_render(cli: &Cli, path: &Path, name: &str, only: Only) -> ExitCode {
         Only::Istio => Selection::Istio,
         Only::Eastwest => Selection::Eastwest,
     };
-    let plan_name = path.display().to_string();
-    let plan_file = meshplan::plan_file_name(&plan_name);
-    let Some(bytes) = read_plan(cli, path) else {
+    let Some((plan_name, bytes)) = read_plan(cli, path) else {
         return ExitCode::from(2);
     };
+    let plan_file = meshplan::plan_file_name(&plan_name);
     let (source, checked) = meshplan::check_bytes(&plan_name, &bytes);
     print_findings(cli, &source, &checked);
     let Some(plan) = checked.plan else {
@@ -425,6 +418,7 @@ fn run_certs(cli: &Cli) -> ExitCode {
         root_days,
         intermediate_days,
         rotate,
+        ..
     } = &cli.command
     else {
         return ExitCode::from(2);
@@ -452,16 +446,22 @@ fn run_certs(cli: &Cli) -> ExitCode {
 
 /// Reads and checks a plan; `None` (after reporting) when the file cannot be read.
 fn load(cli: &Cli, path: &Path) -> Option<(Source, Checked)> {
-    let bytes = read_plan(cli, path)?;
-    Some(meshplan::check_bytes(&path.display().to_string(), &bytes))
+    let (label, bytes) = read_plan(cli, path)?;
+    Some(meshplan::check_bytes(&label, &bytes))
 }
 
-/// The plan file's bytes; `None` (after reporting) when it cannot be read or is too large.
-fn read_plan(cli: &Cli, path: &Path) -> Option<Vec<u8>> {
+/// The plan's name as findings show it and its bytes; `-` is standard input, shown as
+/// `<stdin>`, as kubectl, helm and terraform read it. `None` (after reporting) when it cannot
+/// be read or is too large.
+fn read_plan(cli: &Cli, path: &Path) -> Option<(String, Vec<u8>)> {
+    if path.as_os_str() == "-" {
+        let bytes = read_capped(cli, std::io::stdin().lock(), "the plan from stdin")?;
+        return Some((STDIN.to_owned(), bytes));
+    }
     // Exact here: `report_error` escapes it for people, JSON keeps it.
     let what = format!("plan `{}`", path.display());
     match std::fs::File::open(path) {
-        Ok(file) => read_capped(cli, file, &what),
+        Ok(file) => read_capped(cli, file, &what).map(|bytes| (path.display().to_string(), bytes)),
         Err(err) => {
             report_error(
                 cli,

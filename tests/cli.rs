@@ -368,3 +368,113 @@ fn findings_on_a_long_line_show_a_window_of_it() {
     assert!(last.contains("\"bad1999\""), "{last}");
     assert!(last.contains("`bad1999` is not a CIDR"), "{last}");
 }
+
+/// `-` is the plan from standard input for every command that takes a PLAN, as kubectl, helm
+/// and terraform read it: findings name `<stdin>`, and the tree is the file's tree.
+#[test]
+fn every_plan_argument_reads_stdin_for_a_dash() {
+    let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/icp-single-network.toml");
+    let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-stdin");
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).unwrap();
+    let tree = scratch.join("tree");
+    let ca = scratch.join("ca");
+    let runs: [Vec<&str>; 6] = [
+        vec!["check", "-"],
+        vec!["render", "-", "--cluster", "cluster-1"],
+        vec!["explain", "-"],
+        vec!["build", "-", "-o", tree.to_str().unwrap()],
+        vec![
+            "certs",
+            "-",
+            "--out",
+            ca.to_str().unwrap(),
+            "--key-algorithm",
+            "ecdsa-p256",
+        ],
+        vec!["diff", "-", "plans/icp-single-network.toml"],
+    ];
+    for args in runs {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshplan"))
+            .args(&args)
+            .args(["--color", "never"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdin(std::fs::File::open(&plan).unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("<stdin>: valid"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    let from_file = scratch.join("from-file");
+    let out = meshplan(&[
+        "build",
+        plan.to_str().unwrap(),
+        "-o",
+        from_file.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for name in [
+        "cluster-1/istio/control-plane.yaml",
+        "README.md",
+        "install.sh",
+    ] {
+        assert_eq!(
+            std::fs::read(tree.join(name)).unwrap(),
+            std::fs::read(from_file.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+    assert!(ca.join("cluster-1/ca-cert.pem").is_file());
+}
+
+/// `--help` as users see it: wrapped at the terminal's width (clap's `wrap_help` is a feature of
+/// the shipped binary, not only of the test build), subcommands in the order they are used,
+/// and no flag a subcommand ignores.
+#[test]
+fn help_wraps_at_80_columns_and_offers_only_flags_that_work() {
+    let help = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshplan"))
+            .args(args)
+            .env("COLUMNS", "80")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let top = help(&["--help"]);
+    for args in [
+        &["--help"][..],
+        &["build", "--help"],
+        &["certs", "--help"],
+        &["schema", "--help"],
+    ] {
+        let text = help(args);
+        for line in text.lines() {
+            assert!(line.chars().count() <= 80, "{args:?}: {line}");
+        }
+    }
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path("../snapshots");
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    settings.bind(|| insta::assert_snapshot!("help", top));
+    for subcommand in ["schema", "completions"] {
+        let text = help(&[subcommand, "--help"]);
+        for flag in ["--diagnostics", "--color", "--quiet"] {
+            assert!(!text.contains(flag), "{subcommand} offers {flag}:\n{text}");
+        }
+    }
+    let certs = help(&["certs", "--help"]);
+    assert!(certs.contains("-o, --out <DIR>"), "{certs}");
+    assert!(help(&["build", "--help"]).contains("-o, --output <DIR>"));
+    let version = help(&["--version"]);
+    assert!(
+        version.starts_with(&format!("meshplan {} (commit ", env!("CARGO_PKG_VERSION"))),
+        "{version}"
+    );
+}
