@@ -80,7 +80,9 @@ impl Command {
             | Command::Render { reporting, .. }
             | Command::Diff { reporting, .. }
             | Command::Explain { reporting, .. } => *reporting,
-            Command::Schema | Command::Completions { .. } => Reporting::default(),
+            Command::ExplainCode { .. } | Command::Schema | Command::Completions { .. } => {
+                Reporting::default()
+            }
         }
     }
 }
@@ -202,6 +204,14 @@ pub enum Command {
         /// east-west gateway. Repeat for several clusters.
         #[arg(long, value_name = "CLUSTER")]
         without: Vec<String>,
+    },
+    /// Print what a diagnostic code means, its cause and its fix (docs/diagnostics.md).
+    #[command(
+        after_help = "The code is the one in a report: error[meshplan::io::read_plan], `code` in JSON.\n\nExamples:\n  meshplan explain-code meshplan::overlap::pod_cidr\n  meshplan explain-code pool::outside"
+    )]
+    ExplainCode {
+        /// The code, with or without its `meshplan::` prefix.
+        code: String,
     },
     /// Print the JSON Schema of the plan format (for editors: Taplo, Even Better TOML).
     #[command(

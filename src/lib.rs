@@ -14,6 +14,7 @@
 )]
 
 pub mod certs;
+pub mod codes;
 pub mod diagnostic;
 pub mod diff;
 pub mod explain;

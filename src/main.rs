@@ -36,6 +36,7 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Command::ExplainCode { code } => run_explain_code(&cli, code),
         Command::Schema => {
             let schema = meshplan::schema::plan_schema();
             let _ = std::io::stdout().lock().write_all(schema.as_bytes());
@@ -444,6 +445,28 @@ fn run_certs(cli: &Cli) -> ExitCode {
     }
 }
 
+/// Prints a code's entry of docs/diagnostics.md; an unknown code is an error with the nearest.
+fn run_explain_code(cli: &Cli, code: &str) -> ExitCode {
+    if let Some(entry) = meshplan::codes::entry(code) {
+        let _ = writeln!(std::io::stdout().lock(), "{entry}");
+        return ExitCode::SUCCESS;
+    }
+    // Compared without the prefix every code shares, which would make any word look close.
+    let short = |c: &'static str| c.trim_start_matches("meshplan::");
+    let given = meshplan::codes::full(code);
+    let given = given.trim_start_matches("meshplan::");
+    let hint = match meshplan::suggest::nearest(given, meshplan::codes::codes().map(short)) {
+        Some(nearest) => format!("; did you mean meshplan::{nearest}?"),
+        None => "; the codes are listed in docs/diagnostics.md".to_owned(),
+    };
+    report_error(
+        cli,
+        "meshplan::cli::unknown_code",
+        &format!("no diagnostic has the code `{code}`{hint}"),
+    );
+    ExitCode::from(1)
+}
+
 /// Reads and checks a plan; `None` (after reporting) when the file cannot be read.
 fn load(cli: &Cli, path: &Path) -> Option<(Source, Checked)> {
     let (label, bytes) = read_plan(cli, path)?;
@@ -504,7 +527,8 @@ pub(crate) fn report_error(cli: &Cli, code: &str, message: &str) {
     let mut stderr = std::io::stderr().lock();
     let _ = match cli.diagnostics {
         // Messages quote paths and names as given: escaped, so they cannot forge lines.
-        DiagnosticsFormat::Human => writeln!(stderr, "error: {}", terminal::text(message)),
+        // The code as JSON gives it, so a human report can be looked up (`explain-code`).
+        DiagnosticsFormat::Human => writeln!(stderr, "error[{code}]: {}", terminal::text(message)),
         DiagnosticsFormat::Json => writeln!(
             stderr,
             "{}",

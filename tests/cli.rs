@@ -62,7 +62,14 @@ fn invalid_plan_exits_1_with_code_line_and_help() {
 fn missing_file_exits_2() {
     let out = meshplan(&["check", "plans/does-not-exist.toml"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("cannot read plan `plans/does-not-exist.toml`"));
+    // The code is in the human report too, as in JSON: it is what `explain-code` looks up.
+    assert!(
+        stderr(&out).contains(
+            "error[meshplan::io::read_plan]: cannot read plan `plans/does-not-exist.toml`"
+        ),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -476,5 +483,48 @@ fn help_wraps_at_80_columns_and_offers_only_flags_that_work() {
     assert!(
         version.starts_with(&format!("meshplan {} (commit ", env!("CARGO_PKG_VERSION"))),
         "{version}"
+    );
+}
+
+/// A code read off a human report explains itself from the installed binary alone.
+#[test]
+fn explain_code_prints_the_entry_of_a_code_from_a_report() {
+    let out = meshplan(&[
+        "check",
+        "tests/fixtures/err/pool_too_small.toml",
+        "--color",
+        "never",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("meshplan::pool::too_small"),
+        "{}",
+        stderr(&out)
+    );
+    let explained = meshplan(&["explain-code", "meshplan::pool::too_small"]);
+    assert_eq!(explained.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&explained.stdout);
+    assert!(
+        text.starts_with("### meshplan::pool::too_small\n"),
+        "{text}"
+    );
+    assert!(text.contains("- **Fix:**"), "{text}");
+    assert!(
+        !text.contains("### meshplan::pool::outside_node_subnet"),
+        "{text}"
+    );
+    assert_eq!(
+        meshplan(&["explain-code", "pool::too_small"]).stdout,
+        explained.stdout
+    );
+
+    let unknown = meshplan(&["explain-code", "pool::to_small"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        stderr(&unknown).contains(
+            "error[meshplan::cli::unknown_code]: no diagnostic has the code `pool::to_small`; did you mean meshplan::pool::too_small?"
+        ),
+        "{}",
+        stderr(&unknown)
     );
 }
