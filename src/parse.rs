@@ -122,6 +122,27 @@ fn classify(err: &toml::de::Error, text: &str) -> PlanError {
     } else if let Some(rest) = message.strip_prefix("missing field ") {
         missing_key(first_quoted(rest).unwrap_or_default(), at)
     } else if let Some((found, expected)) = type_mismatch(&message) {
+        // Inside an array the error has no key of its own: the line's key is the array's.
+        let entry_of = key.is_none().then(|| line_key(text, span.start)).flatten();
+        let list_key = key.as_deref().or(entry_of.as_deref());
+        if let Some(example) = list_key.and_then(list_of_tables_example) {
+            let subject = match (&key, &entry_of) {
+                (Some(k), _) => format!("`{k}`"),
+                (None, Some(k)) => format!("each entry of `{k}`"),
+                (None, None) => "a value".to_owned(),
+            };
+            let expected = if key.is_some() {
+                "a list of tables"
+            } else {
+                "a table"
+            };
+            return PlanError::InvalidType {
+                subject,
+                problem: format!("must be {expected}, not {found}"),
+                at,
+                help: format!("write it as a list of inline tables: `{example}`"),
+            };
+        }
         let subject = key.map_or_else(|| "a value".to_owned(), |k| format!("`{k}`"));
         let problem = format!("must be {expected}, not {found}");
         let help = type_help(&expected, text.get(span).unwrap_or_default());
@@ -171,6 +192,9 @@ fn type_mismatch(message: &str) -> Option<(String, String)> {
     let (found, expected) = rest.rsplit_once(", expected ")?;
     let expected = match expected {
         "u32" => "a whole number from 0 to 4294967295",
+        "u16" => "a whole number from 0 to 65535",
+        "u8" => "a whole number from 0 to 255",
+        "i64" | "u64" | "usize" | "i32" => "an integer, without quotes",
         "a sequence" => "a list, e.g. `[\"a\", \"b\"]`",
         "a string" => "a string in double quotes",
         "a boolean" => "`true` or `false`",
@@ -186,7 +210,9 @@ fn type_mismatch(message: &str) -> Option<(String, String)> {
 fn type_help(expected: &str, written: &str) -> String {
     if expected.starts_with("a list") && written.starts_with('"') {
         format!("put the value in brackets: `[{written}]`")
-    } else if expected.starts_with("a whole number") && written.starts_with('"') {
+    } else if (expected.starts_with("a whole number") || expected.starts_with("an integer"))
+        && written.starts_with('"')
+    {
         format!(
             "write the number without quotes: `{}`",
             written.trim_matches('"')
@@ -225,6 +251,29 @@ fn unquoted_value(text: &str, offset: usize) -> Option<(&str, &str)> {
 
 /// The key whose value starts at `offset`, read back from the text (`key = ` before it on the
 /// same line), so type errors can name it.
+/// The keys whose value is a list of inline tables, with an example of each as the plan
+/// format documents it: a mis-shaped one is shown the shape, not a list of strings.
+fn list_of_tables_example(key: &str) -> Option<&'static str> {
+    match key {
+        "failover" => Some(r#"failover = [{ from = "us-east", to = "us-west" }]"#),
+        _ => None,
+    }
+}
+
+/// The key assigned on the line that holds `offset` (`failover` for a value inside
+/// `failover = [ ... ]` on one line).
+fn line_key(text: &str, offset: usize) -> Option<String> {
+    let start = text.get(..offset)?.rfind('\n').map_or(0, |i| i + 1);
+    let line = text.get(start..offset)?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    let plain = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
+    plain.then(|| key.to_owned())
+}
+
 fn key_before(text: &str, offset: usize) -> Option<String> {
     let line = text.get(..offset)?.rsplit('\n').next()?;
     let before = line.trim_end().strip_suffix('=')?.trim_end();
@@ -278,6 +327,57 @@ mod tests {
         match parse(&Source::new("t.toml", text)) {
             Ok(_) => panic!("expected a parse error"),
             Err(err) => err,
+        }
+    }
+
+    fn service_with(line: &str) -> String {
+        format!(
+            "[mesh]\nid = \"m\"\n[mesh.istio]\nversion = \"1.24.0\"\n[[service]]\nname = \"a\"\nnamespace = \"n\"\n{line}\n"
+        )
+    }
+
+    fn type_error(text: &str) -> (String, String) {
+        match parse_err(text) {
+            PlanError::InvalidType {
+                subject,
+                problem,
+                help,
+                ..
+            } => (format!("{subject} {problem}"), help),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_quoted_port_is_asked_for_as_an_integer_without_quotes() {
+        let (message, help) = type_error(&service_with("port = \"8080\""));
+        assert_eq!(
+            message,
+            "`port` must be an integer, without quotes, not the string \"8080\""
+        );
+        assert_eq!(help, "write the number without quotes: `8080`");
+    }
+
+    #[test]
+    fn a_mis_shaped_failover_is_shown_a_list_of_tables() {
+        let example = r#"write it as a list of inline tables: `failover = [{ from = "us-east", to = "us-west" }]`"#;
+        for (line, said) in [
+            (
+                r#"failover = ["us-east", "us-west"]"#,
+                "each entry of `failover` must be a table, not the string \"us-east\"",
+            ),
+            (
+                r#"failover = { from = "us-east", to = "us-west" }"#,
+                "`failover` must be a list of tables, not the map",
+            ),
+            (
+                r#"failover = "us-east""#,
+                "`failover` must be a list of tables, not the string \"us-east\"",
+            ),
+        ] {
+            let (message, help) = type_error(&service_with(line));
+            assert_eq!(message, said, "{line}");
+            assert_eq!(help, example, "{line}");
         }
     }
 
