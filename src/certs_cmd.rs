@@ -140,6 +140,16 @@ pub fn check_dir(plan_path: &Path, dir: &Path, plan: &Plan) -> Vec<Error> {
     let read = |rel: &str| inspected.read(rel);
     let shown = dir.display().to_string();
     let fix = fix_command(plan_path, dir);
+    if matches!(std::fs::symlink_metadata(dir), Err(err) if err.kind() == std::io::ErrorKind::NotFound)
+    {
+        // One finding for a directory that is not there, not four files per cluster.
+        let missing = certs::check::CertError::MissingFile {
+            whose: "the mesh's CA directory".to_owned(),
+            file: format!("{shown}/"),
+            fix,
+        };
+        return vec![Error::from(missing)];
+    }
     let input = certs::check::Input {
         dir: &shown,
         read: &read,

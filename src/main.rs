@@ -392,16 +392,24 @@ fn nothing_to_render(cli: &Cli, name: &str, only: Only) -> ExitCode {
 }
 
 fn run_check(cli: &Cli, path: &Path, certs: Option<&Path>) -> ExitCode {
-    let Some((source, mut checked)) = load(cli, path) else {
+    let Some((source, checked)) = load(cli, path) else {
         return ExitCode::from(2);
     };
     let mut valid = checked.is_valid();
+    print_findings(cli, &source, &checked);
     if let (Some(dir), Some(plan)) = (certs, &checked.plan) {
         let findings = certs_cmd::check_dir(path, dir, plan);
         valid &= findings.iter().all(|f| !f.is_error());
-        checked.findings.extend(findings);
+        // The CA directory has its own verdict: its findings are not the plan's.
+        let name = format!(
+            "{} (the CA files of {} cluster{})",
+            dir.display(),
+            plan.clusters.len(),
+            if plan.clusters.len() == 1 { "" } else { "s" }
+        );
+        print_finding_list(cli, &source, &findings);
+        print_summary(cli, &name, &findings);
     }
-    print_findings(cli, &source, &checked);
     if valid {
         ExitCode::SUCCESS
     } else {
@@ -542,10 +550,13 @@ pub(crate) fn report_error(cli: &Cli, code: &str, message: &str) {
 }
 
 fn print_findings(cli: &Cli, source: &Source, checked: &Checked) {
-    let shown = checked
-        .findings
-        .iter()
-        .filter(|f| !cli.quiet || f.is_error());
+    print_finding_list(cli, source, &checked.findings);
+    print_summary(cli, &source.name, &checked.findings);
+}
+
+/// Findings in the chosen format (errors only with `--quiet`), without a summary.
+fn print_finding_list(cli: &Cli, source: &Source, findings: &[meshplan::diagnostic::Error]) {
+    let shown = findings.iter().filter(|f| !cli.quiet || f.is_error());
     let mut stderr = std::io::stderr().lock();
     match cli.diagnostics {
         DiagnosticsFormat::Json => {
@@ -565,7 +576,6 @@ fn print_findings(cli: &Cli, source: &Source, checked: &Checked) {
             }
         }
     }
-    print_summary(cli, &source.name, &checked.findings);
 }
 
 /// `plans/x.toml: valid`, for people: not with `--quiet` or JSON diagnostics.

@@ -1879,3 +1879,49 @@ fn a_full_disk_never_leaves_a_state_a_rerun_refuses_or_keeps_broken() {
     }
     assert!(refused > 0, "no rotation ran out of space");
 }
+
+/// `check --certs` gives the CA directory its own verdict: a good one is said to be read and
+/// valid, a missing one is one finding (not one per cluster), and the plan stays "valid".
+#[test]
+fn check_certs_names_the_ca_directory_in_its_verdict() {
+    let base = scratch("verdict");
+    let dir = base.join("ca");
+    make_ca(PLAN, &dir, &[]);
+    let human = |dir: &Path| {
+        meshplan(&[
+            "check",
+            PLAN,
+            "--certs",
+            dir.to_str().unwrap(),
+            "--color",
+            "never",
+        ])
+    };
+    let good = human(&dir);
+    assert_eq!(good.status.code(), Some(0), "{}", text(&good));
+    let stderr = String::from_utf8_lossy(&good.stderr).into_owned();
+    assert!(stderr.contains(&format!("{PLAN}: valid\n")), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{} (the CA files of 3 clusters): valid\n",
+            dir.display()
+        )),
+        "{stderr}"
+    );
+
+    let missing = base.join("not-there");
+    let (findings, code) = check_certs(&missing);
+    assert_eq!(code, Some(1));
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0]["code"], "meshplan::cert::missing_file");
+    let bad = human(&missing);
+    let stderr = String::from_utf8_lossy(&bad.stderr).into_owned();
+    assert!(stderr.contains(&format!("{PLAN}: valid\n")), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{} (the CA files of 3 clusters): invalid, 1 error, 0 warnings",
+            missing.display()
+        )),
+        "{stderr}"
+    );
+}
