@@ -11,6 +11,8 @@ use crate::cli::KeyAlgorithm;
 
 /// What the user asked `meshplan certs` for.
 pub struct Request<'a> {
+    /// The plan file as the user named it (for the commands messages suggest).
+    pub plan_path: &'a Path,
     pub out: &'a Path,
     pub root: Option<(&'a Path, &'a Path)>,
     pub algorithm: KeyAlgorithm,
@@ -37,6 +39,26 @@ fn failure(code: &'static str, message: String, exit: u8) -> Failure {
 /// The command that makes what is missing, for help texts: the plan and DIR as given.
 pub fn fix_command(plan: &Path, dir: &Path) -> String {
     format!("meshplan certs {} --out {}", plan.display(), dir.display())
+}
+
+/// What follows a re-issued intermediate on `cluster`: its cacerts Secret, then a restart of
+/// the istiod that reads it. A remote runs no istiod (its primary's signs its workloads), so
+/// nothing restarts there.
+pub fn after_rotation(plan: &Plan, cluster: &str) -> String {
+    let Some(found) = plan.clusters.iter().find(|c| c.name == cluster) else {
+        return String::new();
+    };
+    let script = meshplan::render::printable_word(&format!("{cluster}/scripts/cacerts.sh"));
+    let cacerts = format!("`bash {script}` in the built tree");
+    match &found.primary {
+        Some(primary) if found.role == meshplan::raw::Role::Remote => format!(
+            "{cacerts}; {cluster} runs no istiod (its workloads' certificates come from {primary}'s), so nothing restarts"
+        ),
+        _ => format!(
+            "{cacerts}, then `kubectl --context {} -n istio-system rollout restart deployment/istiod`",
+            meshplan::render::printable_word(&found.context)
+        ),
+    }
 }
 
 fn cluster_names(plan: &Plan) -> Vec<&str> {
@@ -73,7 +95,12 @@ pub fn run(plan: &Plan, request: &Request, quiet: bool) -> Result<(), Failure> {
         ));
     }
     // The place first: a refused DIR is refused before anything else is read.
-    store::check_out_path(request.out).map_err(refusal)?;
+    let instead = format!(
+        "`meshplan certs {} --out ~/.meshplan/certs/{}`",
+        meshplan::render::printable_word(&request.plan_path.display().to_string()),
+        meshplan::render::printable_word(&plan.mesh.id)
+    );
+    store::check_out_path_for(request.out, &instead).map_err(refusal)?;
     let options = Options {
         algorithm: match request.algorithm {
             KeyAlgorithm::Rsa4096 => certs::KeyAlgorithm::Rsa4096,
@@ -118,7 +145,8 @@ pub fn run(plan: &Plan, request: &Request, quiet: bool) -> Result<(), Failure> {
         }
         if let Some(rotated) = &done.rotated {
             parts.push(format!(
-                "rotated: {rotated} (run its scripts/cacerts.sh, then restart istiod)"
+                "rotated: {rotated} (next: {})",
+                after_rotation(plan, rotated)
             ));
         }
         parts.push(format!("{} kept", done.kept.len()));
@@ -150,12 +178,14 @@ pub fn check_dir(plan_path: &Path, dir: &Path, plan: &Plan) -> Vec<Error> {
         };
         return vec![Error::from(missing)];
     }
+    let after_rotation = |cluster: &str| after_rotation(plan, cluster);
     let input = certs::check::Input {
         dir: &shown,
         read: &read,
         problems: &inspected.problems,
         trust_domain: &plan.mesh.trust_domain,
         fix: &fix,
+        after_rotation: &after_rotation,
         now: time::OffsetDateTime::now_utc(),
     };
     certs::check::check(&input, &names)

@@ -437,6 +437,7 @@ fn run_certs(cli: &Cli) -> ExitCode {
         Err(code) => return code,
     };
     let request = certs_cmd::Request {
+        plan_path: plan.as_path(),
         out: out.as_path(),
         root: root_cert.as_deref().zip(root_key.as_deref()),
         algorithm: *key_algorithm,

@@ -1925,3 +1925,53 @@ fn check_certs_names_the_ca_directory_in_its_verdict() {
         "{stderr}"
     );
 }
+
+/// What follows a rotation is said for the cluster the plan describes: a primary's istiod
+/// restarts; a remote runs none, so nothing restarts there. An intermediate close to its end
+/// names the complete command, and a refused DIR suggests one with the plan and the mesh id.
+#[test]
+fn messages_name_the_plan_the_directory_and_what_runs_where() {
+    let base = scratch("messages");
+    let dir = base.join("ca");
+    make_ca(PLAN, &dir, &["--intermediate-days", "10"]);
+    let remote = certs(&dir, &["--rotate", VICTIM]);
+    let said = text(&remote);
+    assert!(
+        said.contains(&format!(
+            "rotated: {VICTIM} (next: `bash {VICTIM}/scripts/cacerts.sh` in the built tree; {VICTIM} runs no istiod (its workloads' certificates come from mdemo-cluster1's), so nothing restarts)"
+        )),
+        "{said}"
+    );
+    let primary = certs(&dir, &["--rotate", "mdemo-cluster1"]);
+    assert!(
+        text(&primary).contains("then `kubectl --context mdemo-cluster1 -n istio-system rollout restart deployment/istiod`"),
+        "{}",
+        text(&primary)
+    );
+
+    let (findings, _) = check_certs(&dir);
+    let soon = findings
+        .iter()
+        .find(|f| f["code"] == "meshplan::cert::expires_soon")
+        .expect("a 10-day intermediate expires soon");
+    let help = soon["help"].as_str().unwrap();
+    assert!(
+        help.starts_with(&format!(
+            "re-issue it before then: `meshplan certs {PLAN} --out {} --rotate mdemo-cluster",
+            dir.display()
+        )),
+        "{help}"
+    );
+
+    let tree = base.join("tree");
+    let built = meshplan(&["build", PLAN, "-o", tree.to_str().unwrap(), "-q"]);
+    assert!(built.status.success(), "{}", text(&built));
+    let refused = certs(&tree.join("ca"), &[]);
+    assert!(
+        text(&refused).contains(&format!(
+            "e.g. `meshplan certs {PLAN} --out ~/.meshplan/certs/mdemo-mesh`"
+        )),
+        "{}",
+        text(&refused)
+    );
+}

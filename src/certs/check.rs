@@ -173,18 +173,14 @@ pub enum CertError {
     },
 
     #[error("{file} ({whose}) expires on {not_after}, in {days} days")]
-    #[diagnostic(
-        code(meshplan::cert::expires_soon),
-        severity(Warning),
-        help(
-            "rotate before then: `meshplan certs PLAN --out DIR --rotate CLUSTER`, then run the cluster's scripts/cacerts.sh and restart istiod"
-        )
-    )]
+    #[diagnostic(code(meshplan::cert::expires_soon), severity(Warning), help("{renew}"))]
     ExpiresSoon {
         whose: String,
         file: String,
         not_after: String,
         days: i64,
+        /// How to renew it before then: the complete command and what follows it.
+        renew: String,
     },
 
     #[error("{file} of cluster `{cluster}` names {found} in its subject, not `L={cluster}`")]
@@ -433,6 +429,9 @@ pub struct Input<'a> {
     pub trust_domain: &'a str,
     /// `meshplan certs PLAN --out DIR`, for help texts.
     pub fix: &'a str,
+    /// What to do after a cluster's intermediate is re-issued (cacerts.sh, which istiod
+    /// restarts), as the plan says.
+    pub after_rotation: &'a dyn Fn(&str) -> String,
     /// The time to judge validity at.
     pub now: OffsetDateTime,
 }
@@ -654,9 +653,12 @@ pub fn root_findings(
             },
         });
     }
-    findings.extend(validity(whose, file, root, now));
+    findings.extend(validity(whose, file, root, now, ROOT_RENEW.to_owned()));
     findings
 }
+
+/// How a root is renewed: not by `--rotate`, which re-issues one intermediate under it.
+const ROOT_RENEW: &str = "a root is renewed by re-issuing every cluster's intermediate under a new one while the clusters trust both: plan that rotation before then (docs/ca-directory.md)";
 
 fn not_pem(whose: &str, file: &str, expected: &'static str, reason: String) -> CertError {
     CertError::NotPem {
@@ -956,7 +958,18 @@ fn check_cluster(
         });
     }
     if let Some(ca) = &ca {
-        findings.extend(validity(&whose, &file(CLUSTER_FILES[0]), ca, input.now));
+        let renew = format!(
+            "re-issue it before then: `{} --rotate {cluster}`, then {}",
+            input.fix,
+            (input.after_rotation)(cluster)
+        );
+        findings.extend(validity(
+            &whose,
+            &file(CLUSTER_FILES[0]),
+            ca,
+            input.now,
+            renew,
+        ));
         findings.extend(subject_names(cluster, &file(CLUSTER_FILES[0]), ca));
         findings.extend(istiod_san(cluster, &file(CLUSTER_FILES[0]), ca));
     }
@@ -1155,6 +1168,7 @@ fn validity(
     file: &str,
     cert: &X509Certificate,
     now: OffsetDateTime,
+    renew: String,
 ) -> Option<CertError> {
     let not_before = cert.validity().not_before.to_datetime();
     let not_after = cert.validity().not_after.to_datetime();
@@ -1179,6 +1193,7 @@ fn validity(
         file,
         not_after: date(not_after),
         days,
+        renew,
     })
 }
 

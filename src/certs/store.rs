@@ -128,16 +128,22 @@ pub struct Generated {
 
 /// Refuses a DIR inside a compiled tree, `/` and a home directory; nothing is opened.
 pub fn check_out_path(dir: &Path) -> Result<(), StoreError> {
+    check_out_path_for(dir, "~/.meshplan/certs/MESH")
+}
+
+/// [`check_out_path`], whose refusals suggest `instead` (a complete command, when the caller
+/// knows the plan and the mesh).
+pub fn check_out_path_for(dir: &Path, instead: &str) -> Result<(), StoreError> {
     if let Some(tree) = compiled_tree_around(dir) {
         return Err(refused(format!(
-            "{} is inside the compiled tree {} (it holds {MANIFEST}): private keys must never land in the committed output; choose a directory outside it, e.g. ~/.meshplan/certs/MESH",
+            "{} is inside the compiled tree {} (it holds {MANIFEST}): private keys must never land in the committed output; choose a directory outside it, e.g. {instead}",
             dir.display(),
             tree.display()
         )));
     }
     if let Some(what) = userdirs::root_or_home(dir) {
         return Err(refused(format!(
-            "refusing to use {what} {} as the CA directory: the mesh's keys need a directory of their own, such as ~/.meshplan/certs/MESH",
+            "refusing to use {what} {} as the CA directory: the mesh's keys need a directory of their own, such as {instead}",
             dir.display()
         )));
     }
@@ -994,6 +1000,7 @@ mod tests {
             problems: &inspected.problems,
             trust_domain: "cluster.local",
             fix: "meshplan certs",
+            after_rotation: &|_| String::new(),
             now: OffsetDateTime::now_utc(),
         };
         check::check(&input, &CLUSTERS)
