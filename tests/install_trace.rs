@@ -679,6 +679,36 @@ fn preflight_refuses_a_target_tag_that_no_node_carries() {
     assert!(changed.is_empty(), "changed before preflight: {changed:?}");
 }
 
+/// A missing kubectl context is one problem: the checks that would need it (MetalLB's CRD on
+/// that cluster) do not add a second, misleading one.
+#[test]
+fn preflight_does_not_cascade_from_a_missing_context() {
+    let plan = plan_path("plans/three-cloud-metallb.toml");
+    let trace = Setup::default()
+        .env("FAKE_CONTEXTS", "mdemo-cluster1")
+        .run(&plan, "missing-context");
+    assert!(!trace.ok, "{}", account(&trace));
+    for missing in ["mdemo-cluster2", "mdemo-cluster3"] {
+        assert!(
+            trace
+                .stderr
+                .contains(&format!("kubectl has no context {missing} ")),
+            "{}",
+            account(&trace)
+        );
+        assert!(
+            !trace.stderr.contains(&format!("MetalLB is not installed on {missing}")),
+            "{}",
+            account(&trace)
+        );
+    }
+    assert!(
+        trace.stderr.contains("preflight.sh: 2 problem(s); nothing was changed"),
+        "{}",
+        account(&trace)
+    );
+}
+
 /// The by-hand prerequisites are printed in the install order: ICP's external-IP VIP, GKE's
 /// address reservations (and the firewall's target tags, which preflight checks).
 #[test]
