@@ -61,6 +61,20 @@ pub fn after_rotation(plan: &Plan, cluster: &str) -> String {
     }
 }
 
+/// `generating RSA 4096 keys: 3 of 5` on stderr: rewritten in place on a terminal, one line
+/// per key elsewhere (a CI log).
+fn key_progress(done: usize, total: usize) {
+    use std::io::IsTerminal;
+    let mut stderr = std::io::stderr().lock();
+    let line = format!("generating RSA 4096 keys: {done} of {total}");
+    let _ = if stderr.is_terminal() {
+        let end = if done == total { "\n" } else { "" };
+        write!(stderr, "\r{line}{end}")
+    } else {
+        writeln!(stderr, "{line}")
+    };
+}
+
 fn cluster_names(plan: &Plan) -> Vec<&str> {
     plan.clusters.iter().map(|c| c.name.as_str()).collect()
 }
@@ -114,6 +128,8 @@ pub fn run(plan: &Plan, request: &Request, quiet: bool) -> Result<(), Failure> {
             .transpose()
             .map_err(refusal)?,
         rotate: request.rotate.map(str::to_owned),
+        // RSA 4096 keys take about a second each: say so rather than sit silent.
+        progress: (!quiet && request.algorithm == KeyAlgorithm::Rsa4096).then_some(key_progress),
     };
     let done = store::generate(request.out, &names, &options).map_err(refusal)?;
     let mut stderr = std::io::stderr().lock();

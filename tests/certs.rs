@@ -638,6 +638,14 @@ fn workload_certificates_verify_with_webpki_through_each_intermediate() {
     let dir = scratch("webpki").join("ca");
     let output = meshplan(&["certs", PLAN, "--out", dir.to_str().unwrap()]);
     assert!(output.status.success(), "{}", text(&output));
+    // A root and three intermediates take seconds: each key is reported as it is made.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for done in 1..=4 {
+        assert!(
+            stderr.contains(&format!("generating RSA 4096 keys: {done} of 4\n")),
+            "{stderr}"
+        );
+    }
     let root_der = der(&read(&dir.join("root-cert.pem")));
     let root_cert = rustls_pki_types::CertificateDer::from(root_der.as_slice());
     let anchor = webpki::anchor_from_trusted_cert(&root_cert).unwrap();

@@ -697,13 +697,17 @@ fn preflight_does_not_cascade_from_a_missing_context() {
             account(&trace)
         );
         assert!(
-            !trace.stderr.contains(&format!("MetalLB is not installed on {missing}")),
+            !trace
+                .stderr
+                .contains(&format!("MetalLB is not installed on {missing}")),
             "{}",
             account(&trace)
         );
     }
     assert!(
-        trace.stderr.contains("preflight.sh: 2 problem(s); nothing was changed"),
+        trace
+            .stderr
+            .contains("preflight.sh: 2 problem(s); nothing was changed"),
         "{}",
         account(&trace)
     );

@@ -74,9 +74,24 @@ pub fn generate_key(algorithm: KeyAlgorithm) -> Result<KeyPair, IssueError> {
 
 /// `count` new keys, generated on every core: an RSA 4096 key takes about a second, so a
 /// mesh of 100 primaries is a minute of key generation on one core.
-pub fn generate_keys(algorithm: KeyAlgorithm, count: usize) -> Vec<Result<KeyPair, IssueError>> {
+/// `progress` is told `(done, count)` after each key, from the thread that made it.
+pub fn generate_keys(
+    algorithm: KeyAlgorithm,
+    count: usize,
+    progress: Option<fn(usize, usize)>,
+) -> Vec<Result<KeyPair, IssueError>> {
     let slots: Vec<usize> = (0..count).collect();
-    crate::parallel::map_on_all_cores(&slots, |_| generate_key(algorithm))
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    crate::parallel::map_on_all_cores(&slots, |_| {
+        let key = generate_key(algorithm);
+        if let Some(progress) = progress {
+            progress(
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+                count,
+            );
+        }
+        key
+    })
 }
 
 /// Parses a private key (PKCS#8, PKCS#1 or SEC1 PEM).

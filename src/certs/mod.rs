@@ -57,6 +57,8 @@ pub struct Options {
     pub root: Option<BroughtRoot>,
     /// The one cluster whose intermediate key and certificate are replaced.
     pub rotate: Option<String>,
+    /// Told `(done, total)` as each new key is made (an RSA 4096 key takes about a second).
+    pub progress: Option<fn(usize, usize)>,
 }
 
 impl Default for Options {
@@ -67,6 +69,7 @@ impl Default for Options {
             intermediate_days: 730,
             root: None,
             rotate: None,
+            progress: None,
         }
     }
 }

@@ -404,8 +404,8 @@ fn generate_locked(
         .iter()
         .filter(|(_, _, r)| matches!(r, Ready::Fresh))
         .count();
-    let mut keys = issue::generate_keys(options.algorithm, fresh + usize::from(existing.is_none()))
-        .into_iter();
+    let count = fresh + usize::from(existing.is_none());
+    let mut keys = issue::generate_keys(options.algorithm, count, options.progress).into_iter();
     let mut next_key = |what: &str| -> Result<KeyPair, StoreError> {
         keys.next()
             .ok_or_else(|| refused("internal error: fewer keys than planned".to_owned()))?
