@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::ArgValueCompleter;
+
+use crate::completion;
 
 /// The version `--version` prints: the release and the commit it was built from (`unknown`
 /// outside a git checkout). Generated files carry only the release (`.meshplan-manifest`), so
@@ -133,7 +136,7 @@ pub enum Command {
         #[arg(long, default_value_t = 730, value_parser = clap::value_parser!(u32).range(1..=36500))]
         intermediate_days: u32,
         /// Replace this cluster's intermediate key and certificate (the other clusters are kept).
-        #[arg(long, value_name = "CLUSTER")]
+        #[arg(long, value_name = "CLUSTER", add = ArgValueCompleter::new(completion::cluster_names))]
         rotate: Option<String>,
     },
     /// Validate, then write the output tree (or, with --check, compare it with DIR).
@@ -167,7 +170,7 @@ pub enum Command {
         /// The plan file.
         plan: PathBuf,
         /// The cluster to print.
-        #[arg(long)]
+        #[arg(long, add = ArgValueCompleter::new(completion::cluster_names))]
         cluster: String,
         /// `kubectl` (default): the kubectl-applicable manifests; `istio`: the control-plane
         /// IstioOperator for `istioctl install -f -`; `eastwest`: the east-west gateway's.
@@ -202,7 +205,7 @@ pub enum Command {
         /// What if this cluster goes down: services left without endpoints, where the others
         /// fail over, remotes that lose their control plane, networks left without an
         /// east-west gateway. Repeat for several clusters.
-        #[arg(long, value_name = "CLUSTER")]
+        #[arg(long, value_name = "CLUSTER", add = ArgValueCompleter::new(completion::cluster_names))]
         without: Vec<String>,
     },
     /// Print what a diagnostic code means, its cause and its fix (docs/diagnostics.md).
@@ -218,9 +221,9 @@ pub enum Command {
         after_help = "Examples:\n  meshplan schema > plan.schema.json   # then start a plan with `#:schema ./plan.schema.json`"
     )]
     Schema,
-    /// Print a shell completion script.
+    /// Print a shell completion script (cluster names complete from the plan on the line).
     #[command(
-        after_help = "Examples:\n  meshplan completions bash > /etc/bash_completion.d/meshplan\n  meshplan completions zsh > \"${fpath[1]}/_meshplan\""
+        after_help = "The script asks meshplan (on PATH) for each completion, so --cluster, --without and --rotate offer\nthe clusters of the plan already typed.\n\nExamples:\n  meshplan completions bash > /etc/bash_completion.d/meshplan\n  meshplan completions zsh > \"${fpath[1]}/_meshplan\""
     )]
     Completions {
         /// The shell.

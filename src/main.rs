@@ -4,6 +4,7 @@
 
 mod certs_cmd;
 mod cli;
+mod completion;
 mod emit;
 
 use std::io::{IsTerminal, Read, Write};
@@ -15,6 +16,9 @@ use meshplan::render::{Output, Selection, printable_word};
 use meshplan::{Checked, Source, report, terminal};
 
 fn main() -> ExitCode {
+    // When a shell asks for completions (COMPLETE=SHELL), answer and exit; otherwise a no-op.
+    clap_complete::CompleteEnv::with_factory(<cli::Parsed as clap::CommandFactory>::command)
+        .complete();
     let cli = Cli::parse();
     match &cli.command {
         Command::Check { plan, certs, .. } => run_check(&cli, plan, certs.as_deref()),
@@ -27,15 +31,7 @@ fn main() -> ExitCode {
         } if !without.is_empty() => run_what_if(&cli, plan, *format, without),
         Command::Explain { plan, format, .. } => run_explain(&cli, plan, *format),
         Command::Diff { old, new, .. } => run_diff(&cli, old, new),
-        Command::Completions { shell } => {
-            clap_complete::generate(
-                *shell,
-                &mut <cli::Parsed as clap::CommandFactory>::command(),
-                "meshplan",
-                &mut std::io::stdout(),
-            );
-            ExitCode::SUCCESS
-        }
+        Command::Completions { shell } => print_completion_script(*shell),
         Command::ExplainCode { code } => run_explain_code(&cli, code),
         Command::Schema => {
             let schema = meshplan::schema::plan_schema();
@@ -451,6 +447,26 @@ fn run_certs(cli: &Cli) -> ExitCode {
             report_error(cli, failure.code, &failure.message);
             ExitCode::from(failure.exit)
         }
+    }
+}
+
+/// The registration script for `shell`: it calls `COMPLETE=SHELL meshplan -- WORDS...`, which
+/// clap_complete answers at the top of `main` (see `completion.rs`).
+fn print_completion_script(shell: clap_complete::Shell) -> ExitCode {
+    use clap_complete::env::{Bash, Elvish, EnvCompleter, Fish, Powershell, Zsh};
+    let completer: &dyn EnvCompleter = match shell {
+        clap_complete::Shell::Bash => &Bash,
+        clap_complete::Shell::Elvish => &Elvish,
+        clap_complete::Shell::Fish => &Fish,
+        clap_complete::Shell::PowerShell => &Powershell,
+        clap_complete::Shell::Zsh => &Zsh,
+        _ => return ExitCode::from(2),
+    };
+    let mut stdout = std::io::stdout().lock();
+    match completer.write_registration("COMPLETE", "meshplan", "meshplan", "meshplan", &mut stdout)
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::from(2),
     }
 }
 

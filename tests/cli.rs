@@ -528,3 +528,61 @@ fn explain_code_prints_the_entry_of_a_code_from_a_report() {
         stderr(&unknown)
     );
 }
+
+/// In bash, with the script `completions bash` prints, `--cluster`, `--without` and
+/// `--rotate` complete the cluster names of the plan typed before them.
+#[test]
+fn bash_completes_cluster_names_from_the_plan_on_the_line() {
+    let script = meshplan(&["completions", "bash"]);
+    assert_eq!(script.status.code(), Some(0));
+    let script = scratch("completion.bash", &script.stdout);
+    let bin = Path::new(env!("CARGO_BIN_EXE_meshplan")).parent().unwrap();
+    let complete = |line: &str| -> Vec<String> {
+        let words: Vec<&str> = line.split(' ').collect();
+        let program = format!(
+            "source {}\nCOMP_WORDS=({})\nCOMP_CWORD={}\nCOMP_LINE={:?}\nCOMP_POINT=${{#COMP_LINE}}\n_clap_complete_meshplan meshplan {:?} {:?}\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+            script.display(),
+            words
+                .iter()
+                .map(|w| format!("{w:?}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            words.len() - 1,
+            line,
+            words[words.len() - 1],
+            words[words.len() - 2],
+        );
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(program)
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    bin.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        complete("meshplan render plans/three-cloud-metallb.toml --cluster mdemo-cluster"),
+        ["mdemo-cluster1", "mdemo-cluster2", "mdemo-cluster3"]
+    );
+    assert_eq!(
+        complete("meshplan explain --format json plans/icp-single-network.toml --without "),
+        ["cluster-1", "cluster-2"]
+    );
+    assert_eq!(
+        complete("meshplan certs -o ca plans/icp-single-network.toml --rotate cluster-2"),
+        ["cluster-2"]
+    );
+    assert!(complete("meshplan render plans/missing.toml --cluster ").is_empty());
+}
