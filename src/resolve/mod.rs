@@ -5,6 +5,7 @@
 //! version-dependent choices, how LoadBalancer addresses are pinned, and which files each
 //! cluster's bundle holds. Templates receive this model only and make no decisions.
 
+pub mod artifacts;
 mod networking;
 mod platform;
 pub mod procedure;
@@ -46,6 +47,9 @@ pub struct Mesh {
     /// The plan's services as istiod sees them (each primary's bundle has its share).
     #[serde(skip)]
     pub services: Vec<services::Service>,
+    /// What the tree fetches (empty when one cluster was resolved alone).
+    #[serde(skip)]
+    pub artifacts: artifacts::Artifacts,
 }
 
 /// Where the GitOps tool finds each cluster's bundle.
@@ -68,10 +72,13 @@ pub struct Gitops {
 pub struct IstioTarget {
     /// Image tag, e.g. `1.24.2`.
     pub tag: String,
-    /// Image registry, when overridden.
-    pub hub: Option<String>,
+    /// Image registry: always written, since Istio 1.30's built-in default
+    /// (`registry.istio.io`) is retired.
+    pub hub: String,
     /// `istioctl` or `helm`.
     pub installer: &'static str,
+    /// Where the Helm charts come from (`installer = "helm"`).
+    pub charts: Option<IstioCharts>,
     /// `networking.istio.io/v1` from 1.22, `v1beta1` before.
     pub networking_api: &'static str,
     /// Whether `values.global.externalIstiod` sets istiod's env (1.23+).
@@ -83,41 +90,50 @@ pub struct IstioTarget {
     pub ambient: Option<Ambient>,
 }
 
+/// Istio's Helm charts, as `helm upgrade --install` names them.
+#[derive(Debug, Serialize)]
+pub struct IstioCharts {
+    /// The repository `helm repo add istio` registers (`None` for an OCI registry).
+    pub repository: Option<String>,
+    /// `istio/base`.
+    pub base: String,
+    /// `istio/gateway`.
+    pub gateway: String,
+    /// `istio/cni`.
+    pub cni: String,
+    /// `istio/ztunnel`.
+    pub ztunnel: String,
+}
+
 /// What an ambient mesh installs beyond istiod.
 #[derive(Debug, Serialize)]
 pub struct Ambient {
     /// istiod's `AMBIENT_ENABLE_MULTI_NETWORK`: the mesh spans several networks.
     pub multi_network: bool,
-    /// The Gateway API release whose CRDs the target Istio is documented with.
-    pub gateway_api_version: &'static str,
-    /// Where its standard-channel CRDs are published.
+    /// The Gateway API release whose CRDs the install applies (`v1.5.1`): the plan's, else
+    /// the one the targeted Istio is built with (the release table).
+    pub gateway_api_version: String,
+    /// Where a cluster's install script applies them from: a URL, or the tree's copy of a file
+    /// beside the plan (relative to the cluster's directory).
     pub gateway_api_crds: String,
-}
-
-/// The Gateway API release each Istio release's ambient guides install (1.27: v1.3.0; 1.28 and
-/// 1.29: v1.4.0; 1.30 tests against v1.5.1, tests/integration/pilot/testdata/gateway-api-crd.yaml).
-fn gateway_api_version(version: &Version) -> &'static str {
-    if version.at_least(1, 30) {
-        "v1.5.1"
-    } else if version.at_least(1, 28) {
-        "v1.4.0"
-    } else {
-        "v1.3.0"
-    }
 }
 
 fn ambient(plan: &Plan, multi_network: bool) -> Option<Ambient> {
     if plan.mesh.dataplane != Dataplane::Ambient {
         return None;
     }
-    let version = gateway_api_version(&plan.mesh.istio_version);
+    let version = artifacts::gateway_api_version(plan)?;
     Some(Ambient {
         multi_network,
-        gateway_api_version: version,
-        gateway_api_crds: format!(
-            "https://github.com/kubernetes-sigs/gateway-api/releases/download/{version}/standard-install.yaml"
-        ),
+        gateway_api_version: format!("v{version}"),
+        gateway_api_crds: artifacts::gateway_api_crds(plan, &version).0,
     })
+}
+
+/// The source of Istio's charts (`installer = "helm"`).
+fn istio_chart_source(plan: &Plan) -> Option<artifacts::ChartSource> {
+    (plan.mesh.installer == Installer::Helm)
+        .then(|| artifacts::ChartSource::new(&plan.mesh.artifacts.istio_charts, "istio"))
 }
 
 /// One network in `meshNetworks`.
@@ -213,8 +229,8 @@ pub struct Cluster {
     /// A primary serving remotes (`externalIstiod`).
     pub external_istiod: bool,
     /// The Helm chart installing istiod here: `istio/istiod`, or `istio/istiod-remote` for a
-    /// remote before Istio 1.24.
-    pub helm_istiod_chart: &'static str,
+    /// remote before Istio 1.24 (from the plan's chart repository).
+    pub helm_istiod_chart: String,
     /// East-west gateway with its pinned address.
     pub eastwest: Option<Pin>,
     /// Ingress gateway with its pinned address.
@@ -265,6 +281,11 @@ pub fn resolve(plan: &Plan, plan_file: &str) -> Mesh {
         .map(|(c, bundle)| procedure_facts(c, bundle))
         .collect();
     mesh.procedure = procedure::procedure(plan, &facts);
+    mesh.artifacts = artifacts::collect(
+        plan,
+        &mesh.clusters,
+        mesh.procedure.preflight.istioctl_version.is_some(),
+    );
     mesh
 }
 
@@ -314,6 +335,7 @@ fn mesh(plan: &Plan, plan_file: &str) -> Mesh {
         procedure: procedure::Procedure::default(),
         gitops: plan.mesh.gitops.as_ref().map(|g| gitops(plan, g)),
         services: services::services(plan),
+        artifacts: artifacts::Artifacts::default(),
     }
 }
 
@@ -344,11 +366,18 @@ fn istio_target(plan: &Plan, version: &Version, multi_network: bool) -> IstioTar
     IstioTarget {
         ambient: ambient(plan, multi_network),
         tag: version.to_string(),
-        hub: mesh.hub.clone(),
+        hub: mesh.artifacts.hub.clone(),
         installer: match mesh.installer {
             Installer::Istioctl => "istioctl",
             Installer::Helm => "helm",
         },
+        charts: istio_chart_source(plan).map(|source| IstioCharts {
+            repository: source.repository.clone(),
+            base: source.chart("base"),
+            gateway: source.chart("gateway"),
+            cni: source.chart("cni"),
+            ztunnel: source.chart("ztunnel"),
+        }),
         networking_api: if version.at_least(1, 22) {
             "networking.istio.io/v1"
         } else {
@@ -484,7 +513,7 @@ fn is_private(ip: IpAddr) -> bool {
 /// MetalLB annotation prefix by version: `metallb.io/` from 0.14.9.
 fn metallb_annotation(plan: &Plan) -> &'static str {
     let v = &plan.mesh.metallb_version;
-    if (v.major, v.minor, v.patch.unwrap_or(0)) >= (0, 14, 9) {
+    if (v.major, v.minor, v.patch.unwrap_or(0)) >= crate::releases::METALLB_IO_ANNOTATIONS {
         "metallb.io/loadBalancerIPs"
     } else {
         "metallb.universe.tf/loadBalancerIPs"
@@ -525,11 +554,15 @@ fn cluster(plan: &Plan, c: &model::Cluster, mesh: &Mesh) -> Cluster {
         injection_path: (!is_primary)
             .then(|| format!("/inject/cluster/{}/net/{}", c.name, c.network)),
         external_istiod: serves_remotes,
-        helm_istiod_chart: if is_primary || plan.mesh.istio_version.at_least(1, 24) {
-            "istio/istiod"
-        } else {
-            "istio/istiod-remote"
-        },
+        helm_istiod_chart: istio_chart_source(plan)
+            .map(|source| {
+                source.chart(if is_primary || plan.mesh.istio_version.at_least(1, 24) {
+                    "istiod"
+                } else {
+                    "istiod-remote"
+                })
+            })
+            .unwrap_or_default(),
         eastwest: eastwest_address(c).map(|address| eastwest_pin(plan, c, address)),
         ingress: c
             .lb

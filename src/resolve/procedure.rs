@@ -14,7 +14,7 @@
 
 use serde::Serialize;
 
-use crate::model::{self, Plan};
+use crate::model::{self, Plan, Version};
 use crate::raw::{Dataplane, Installer, Platform, Role};
 
 /// The procedure and the checks that come before it.
@@ -76,6 +76,22 @@ pub struct Preflight {
     pub certs: Vec<String>,
     /// Clusters that need MetalLB installed first.
     pub metallb: Vec<MetallbCheck>,
+    /// Where istioctl archives of the targeted version lie (`[mesh.artifacts] istioctl`).
+    pub istioctl_from: String,
+    /// The Kubernetes releases the targeted Istio supports, and the contexts to ask (`None`
+    /// when the release table does not know the Istio minor).
+    pub kubernetes: Option<KubernetesCheck>,
+}
+
+/// Every cluster's API server must run a Kubernetes the targeted Istio supports.
+#[derive(Debug, Serialize)]
+pub struct KubernetesCheck {
+    /// The Istio minor, `1.24`.
+    pub istio: String,
+    /// The oldest supported Kubernetes minor (`1.x`).
+    pub oldest: u64,
+    /// The newest supported Kubernetes minor (`1.x`).
+    pub newest: u64,
 }
 
 /// MetalLB must be installed in a cluster before its pools are applied.
@@ -266,40 +282,17 @@ fn prerequisites(steps: &mut Steps, plan: &Plan, clusters: &[ClusterFacts]) {
     );
     for c in clusters.iter().filter(|c| c.plan.metallb.is_some()) {
         let p = c.plan;
-        let mut install = words(&[
-            "helm",
-            "upgrade",
-            "--install",
-            "metallb",
-            "metallb/metallb",
-            "--namespace",
-        ]);
-        install.push(plan.mesh.metallb_namespace.clone());
-        install.extend(words(&["--create-namespace", "--kube-context"]));
-        install.push(p.context.clone());
-        if plan.mesh.metallb_version.patch.is_some() {
-            install.extend(words(&[
-                "--version",
-                &plan.mesh.metallb_version.to_string(),
-            ]));
-        }
+        let release = super::artifacts::metallb_release(plan);
         steps.push(
             Some(&p.name),
             format!(
                 "{}: install MetalLB {} into namespace {} (Helm as here, or its manifest); \
                  preflight.sh checks its CRDs",
-                p.name, plan.mesh.metallb_version, plan.mesh.metallb_namespace
+                p.name,
+                release.as_ref().unwrap_or(&plan.mesh.metallb_version),
+                plan.mesh.metallb_namespace
             ),
-            vec![
-                words(&[
-                    "helm",
-                    "repo",
-                    "add",
-                    "metallb",
-                    "https://metallb.github.io/metallb",
-                ]),
-                install,
-            ],
+            metallb_install(plan, &p.context, release.as_ref()),
             true,
         );
     }
@@ -338,6 +331,36 @@ fn prerequisites(steps: &mut Steps, plan: &Plan, clusters: &[ClusterFacts]) {
             words(&["bash", &format!("{name}/platform/gke-firewall.sh")]),
         );
     }
+}
+
+/// `helm repo add` (an HTTP repository) and `helm upgrade --install` of MetalLB's chart, from
+/// the plan's repository, pinned to its release, with its images from the plan's hub.
+fn metallb_install(plan: &Plan, context: &str, release: Option<&Version>) -> Vec<Vec<String>> {
+    let artifacts = &plan.mesh.artifacts;
+    let source = super::artifacts::ChartSource::new(&artifacts.metallb_charts, "metallb");
+    let mut commands = Vec::new();
+    if let Some(repository) = &source.repository {
+        commands.push(words(&["helm", "repo", "add", "metallb", repository]));
+    }
+    let mut install = words(&["helm", "upgrade", "--install", "metallb"]);
+    install.push(source.chart("metallb"));
+    install.push("--namespace".to_owned());
+    install.push(plan.mesh.metallb_namespace.clone());
+    install.extend(words(&["--create-namespace", "--kube-context", context]));
+    if let Some(release) = release {
+        install.extend(words(&["--version", &release.to_string()]));
+    }
+    if artifacts.metallb_hub != crate::model::DEFAULT_METALLB_HUB {
+        for image in ["controller", "speaker"] {
+            install.push("--set".to_owned());
+            install.push(format!(
+                "{image}.image.repository={}/{image}",
+                artifacts.metallb_hub
+            ));
+        }
+    }
+    commands.push(install);
+    commands
 }
 
 fn verify(steps: &mut Steps, c: &ClusterFacts) {
@@ -383,6 +406,17 @@ fn preflight(plan: &Plan, clusters: &[ClusterFacts]) -> Preflight {
                 context: c.context.clone(),
             })
             .collect(),
+        istioctl_from: format!(
+            "{}/{}/",
+            plan.mesh.artifacts.istioctl, plan.mesh.istio_version
+        ),
+        kubernetes: crate::releases::istio(&plan.mesh.istio_version).map(|release| {
+            KubernetesCheck {
+                istio: format!("{}.{}", release.minor.0, release.minor.1),
+                oldest: release.kubernetes.0,
+                newest: release.kubernetes.1,
+            }
+        }),
     }
 }
 
