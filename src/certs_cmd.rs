@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use meshplan::certs::{self, BroughtRoot, Options, store};
+use meshplan::certs::{self, Options, store};
 use meshplan::diagnostic::Error;
 use meshplan::model::Plan;
 
@@ -43,22 +43,15 @@ fn cluster_names(plan: &Plan) -> Vec<&str> {
     plan.clusters.iter().map(|c| c.name.as_str()).collect()
 }
 
-fn read_brought(cert: &Path, key: &Path) -> Result<BroughtRoot, Failure> {
-    let read = |path: &Path| {
-        std::fs::read_to_string(path).map_err(|err| {
-            failure(
-                "meshplan::io::read_plan",
-                format!("cannot read `{}`: {err}", path.display()),
-                2,
-            )
-        })
-    };
-    Ok(BroughtRoot {
-        cert_path: cert.display().to_string(),
-        cert_pem: read(cert)?,
-        key_path: key.display().to_string(),
-        key_pem: read(key)?,
-    })
+fn refusal(err: store::StoreError) -> Failure {
+    match err {
+        store::StoreError::Io { .. }
+        | store::StoreError::Staging { .. }
+        | store::StoreError::Commit { .. } => {
+            failure("meshplan::io::write_output", err.to_string(), 2)
+        }
+        _ => failure("meshplan::certs::refused", err.to_string(), 2),
+    }
 }
 
 /// Runs `meshplan certs`.
@@ -79,6 +72,8 @@ pub fn run(plan: &Plan, request: &Request, quiet: bool) -> Result<(), Failure> {
             1,
         ));
     }
+    // The place first: a refused DIR is refused before anything else is read.
+    store::check_out_path(request.out).map_err(refusal)?;
     let options = Options {
         algorithm: match request.algorithm {
             KeyAlgorithm::Rsa4096 => certs::KeyAlgorithm::Rsa4096,
@@ -88,17 +83,23 @@ pub fn run(plan: &Plan, request: &Request, quiet: bool) -> Result<(), Failure> {
         intermediate_days: request.intermediate_days,
         root: request
             .root
-            .map(|(cert, key)| read_brought(cert, key))
-            .transpose()?,
+            .map(|(cert, key)| store::read_brought(cert, key))
+            .transpose()
+            .map_err(refusal)?,
         rotate: request.rotate.map(str::to_owned),
     };
-    let done = store::generate(request.out, &names, &options).map_err(|err| match err {
-        store::StoreError::Io { .. } => failure("meshplan::io::write_output", err.to_string(), 2),
-        _ => failure("meshplan::certs::refused", err.to_string(), 2),
-    })?;
+    let done = store::generate(request.out, &names, &options).map_err(refusal)?;
     let mut stderr = std::io::stderr().lock();
     for warning in &done.warnings {
-        let _ = writeln!(stderr, "warning: {warning}");
+        let _ = writeln!(stderr, "warning: {}", meshplan::terminal::text(warning));
+    }
+    if !done.finished.is_empty() {
+        let _ = writeln!(
+            stderr,
+            "{}: finished an interrupted run first: {}",
+            request.out.display(),
+            done.finished.join(", ")
+        );
     }
     if !quiet {
         let root = match done.root {
@@ -122,7 +123,12 @@ pub fn run(plan: &Plan, request: &Request, quiet: bool) -> Result<(), Failure> {
         }
         parts.push(format!("{} kept", done.kept.len()));
         parts.push(format!("{} files written", done.written.len()));
-        let _ = writeln!(stderr, "{}: {}", request.out.display(), parts.join("; "));
+        let _ = writeln!(
+            stderr,
+            "{}: {}",
+            meshplan::terminal::path(request.out),
+            parts.join("; ")
+        );
     }
     Ok(())
 }
@@ -130,12 +136,15 @@ pub fn run(plan: &Plan, request: &Request, quiet: bool) -> Result<(), Failure> {
 /// The `cert` findings of `check --certs DIR`.
 pub fn check_dir(plan_path: &Path, dir: &Path, plan: &Plan) -> Vec<Error> {
     let names = cluster_names(plan);
-    let read = store::reader(dir);
+    let inspected = store::Inspected::open(dir, &names);
+    let read = |rel: &str| inspected.read(rel);
     let shown = dir.display().to_string();
     let fix = fix_command(plan_path, dir);
     let input = certs::check::Input {
         dir: &shown,
         read: &read,
+        problems: &inspected.problems,
+        trust_domain: &plan.mesh.trust_domain,
         fix: &fix,
         now: time::OffsetDateTime::now_utc(),
     };

@@ -2,8 +2,10 @@
 //!
 //! The pipeline, one module per stage: [`parse`] (TOML with spans → [`raw::Plan`]) →
 //! [`validate`] (every rule, every finding → [`model::Plan`]) → resolve → render → emit.
-//! Only `main.rs` touches the filesystem or the terminal, except [`certs::store`]: the mesh's
-//! private keys are kept apart from the deterministic compile.
+//! Only `main.rs` touches the filesystem or the terminal, except [`certs::store`] and
+//! [`certs::dir`]: the mesh's private keys are kept apart from the deterministic compile.
+//! [`fsread`] (capped, regular-file-only reads) and [`userdirs`] (the user's id and home
+//! directories) serve both.
 #![deny(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -15,6 +17,7 @@ pub mod certs;
 pub mod diagnostic;
 pub mod diff;
 pub mod explain;
+pub mod fsread;
 pub mod model;
 pub mod parallel;
 pub mod parse;
@@ -27,6 +30,8 @@ pub mod schema;
 pub mod source;
 pub mod suggest;
 pub mod sweep;
+pub mod terminal;
+pub mod userdirs;
 pub mod validate;
 pub mod whatif;
 
@@ -73,14 +78,12 @@ pub fn check_on(source: &Source, today: releases::Day) -> Checked {
     }
 }
 
-/// The plan file's name without directories, for `explain`'s text heading (generated files do
-/// not name the plan: a renamed plan compiles to the same bytes, and no file name can inject
-/// into YAML); control characters are replaced.
+/// The plan file's name without directories, exactly, for `explain`'s heading (generated files
+/// do not name the plan: a renamed plan compiles to the same bytes, and no file name can inject
+/// into YAML). The templates show it through [`terminal::text`] or as a Markdown code span;
+/// `explain --format json` keeps it exact.
 pub fn plan_file_name(path: &str) -> String {
-    let name = path.rsplit(['/', '\\']).next().unwrap_or(path);
-    name.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
+    path.rsplit(['/', '\\']).next().unwrap_or(path).to_owned()
 }
 
 /// Checks, resolves and renders a plan: the whole compile, in memory.

@@ -11,11 +11,14 @@ use thiserror::Error;
 use time::OffsetDateTime;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::der_parser;
+use x509_parser::extensions::{GeneralName, GeneralSubtree};
 use x509_parser::pem::Pem;
 use x509_parser::prelude::FromDer;
 use x509_parser::public_key::PublicKey;
 
-use super::{CLUSTER_FILES, EXPIRY_WARNING_DAYS, ROOT_CERT, fingerprint};
+use super::dir::{Problem, ProblemKind};
+use super::{CLUSTER_FILES, EXPIRY_WARNING_DAYS, ISTIOD_SAN, ROOT_CERT, fingerprint};
+use crate::userdirs;
 
 /// A finding about the certificates of a mesh.
 #[derive(Debug, Error, Diagnostic)]
@@ -116,7 +119,7 @@ pub enum CertError {
     #[diagnostic(
         code(meshplan::cert::foreign_root),
         help(
-            "every cluster's intermediate must chain to the one root the mesh shares, or mTLS between clusters fails silently. Issue the odd cluster's intermediate again from the mesh's root (DIR/root-cert.pem and root-key.pem): `meshplan certs PLAN --out DIR --rotate CLUSTER`"
+            "every cluster's intermediate must chain to the one root the mesh shares, or mTLS between clusters fails silently. The roots found: {roots}. meshplan cannot tell which one is the mesh's (the most trusted is not always it): compare them with the root you keep (`openssl x509 -noout -fingerprint -sha256 -in FILE`). Then put that root's root-cert.pem and root-key.pem in DIR (moving any other away), or pass them with --root-cert FILE --root-key FILE, and issue each other cluster's intermediate again from it: `meshplan certs PLAN --out DIR --rotate CLUSTER`"
         )
     )]
     ForeignRoot {
@@ -125,6 +128,7 @@ pub enum CertError {
         fingerprint: String,
         others: String,
         expected: String,
+        roots: String,
     },
 
     #[error(
@@ -196,6 +200,178 @@ pub enum CertError {
         file: String,
         found: String,
     },
+
+    #[error("{file} ({whose}) is not a CA certificate (no basicConstraints CA:TRUE)")]
+    #[diagnostic(
+        code(meshplan::cert::root_not_ca),
+        help(
+            "a root must be a CA (`CA:TRUE`), or verifiers refuse every intermediate below it. It cannot be the mesh's root: make the CA from a proper root (a new DIR, or --root-cert FILE --root-key FILE)"
+        )
+    )]
+    RootNotCa { whose: String, file: String },
+
+    #[error("{file} ({whose}) may not sign certificates: {found}")]
+    #[diagnostic(
+        code(meshplan::cert::root_key_usage),
+        help(
+            "a root's keyUsage must include keyCertSign, or verifiers (openssl, Go, Envoy) refuse every intermediate below it. It cannot be the mesh's root: make the CA from a proper root (a new DIR, or --root-cert FILE --root-key FILE)"
+        )
+    )]
+    RootKeyUsage {
+        whose: String,
+        file: String,
+        found: String,
+    },
+
+    #[error("{file} ({whose}) is not self-signed: {reason}")]
+    #[diagnostic(
+        code(meshplan::cert::not_self_signed),
+        help(
+            "root-cert.pem must hold the root itself (its issuer its own subject, signed by its own key): verifiers take only a self-signed certificate as a trust anchor, so a certificate some other CA issued there fails everything below it. Put the root at the top of that chain there (for an organisation's root, bring that one with --root-cert FILE --root-key FILE)"
+        )
+    )]
+    NotSelfSigned {
+        whose: String,
+        file: String,
+        reason: String,
+    },
+
+    #[error("{file} of cluster `{cluster}` excludes the trust domain `{trust_domain}`: {reason}")]
+    #[diagnostic(
+        code(meshplan::cert::name_constraints),
+        help(
+            "istiod puts spiffe://{trust_domain}/ns/NAMESPACE/sa/ACCOUNT in every workload certificate; name constraints that exclude that trust domain make every one of them fail verification (openssl: permitted subtree violation). Issue the intermediate again without them: `meshplan certs PLAN --out DIR --rotate {cluster}`"
+        )
+    )]
+    NameConstraints {
+        cluster: String,
+        file: String,
+        trust_domain: String,
+        reason: String,
+    },
+
+    #[error("{file} of cluster `{cluster}` has no subjectAltName DNS:istiod.istio-system.svc")]
+    #[diagnostic(
+        code(meshplan::cert::istiod_san),
+        severity(Warning),
+        help(
+            "Istio's tools/certs and its documented profile give every intermediate istiod's in-cluster name as its SAN; an intermediate without it is not one meshplan or Istio's Makefiles made. Issue the cluster's own: `meshplan certs PLAN --out DIR --rotate {cluster}`"
+        )
+    )]
+    IstiodSan { cluster: String, file: String },
+
+    #[error(
+        "{file} of cluster `{cluster}` holds {count} certificates; the intermediate alone belongs there"
+    )]
+    #[diagnostic(
+        code(meshplan::cert::extra_certificate),
+        help(
+            "istiod takes the first certificate of ca-cert.pem and ignores the rest, so anything after it is a mistake or a certificate slipped in (an unrelated root there is where people and tools look for the mesh's CA). Keep the intermediate alone; the chain belongs in cert-chain.pem"
+        )
+    )]
+    ExtraCertificate {
+        cluster: String,
+        file: String,
+        count: usize,
+    },
+
+    #[error("{file} of cluster `{cluster}` is the same key as cluster `{other}`'s")]
+    #[diagnostic(
+        code(meshplan::cert::shared_key),
+        help(
+            "each cluster's istiod needs an intermediate key of its own: with one key shared, whoever takes one cluster's istiod signs for the other too, and rotating one leaves the other exposed. Give this cluster its own: `meshplan certs PLAN --out DIR --rotate {cluster}`"
+        )
+    )]
+    SharedKey {
+        cluster: String,
+        file: String,
+        other: String,
+    },
+
+    #[error("{file} ({whose}) is owned by {owner}, not by you ({you})")]
+    #[diagnostic(
+        code(meshplan::cert::foreign_owner),
+        help(
+            "its owner can read the keys and replace the certificates, and so hold or split the mesh's trust; meshplan uses only what you own. If it is yours, `chown -R {you_uid} {file}`; otherwise make the CA in a new directory"
+        )
+    )]
+    ForeignOwner {
+        whose: String,
+        file: String,
+        owner: String,
+        you: String,
+        you_uid: u32,
+    },
+
+    #[error("{file} ({whose}) is a private key other users can read (mode {mode:o})")]
+    #[diagnostic(
+        code(meshplan::cert::key_mode),
+        help(
+            "`chmod 600 {file}`. Whoever could read it may hold the key: treat it as exposed ({remedy})"
+        )
+    )]
+    KeyMode {
+        whose: String,
+        file: String,
+        mode: u32,
+        remedy: String,
+    },
+
+    #[error("{file} ({whose}) can be changed by other users (mode {mode:o})")]
+    #[diagnostic(
+        code(meshplan::cert::writable),
+        help(
+            "`chmod go-w {file}` (a directory: `chmod 700`): whoever can write there can replace a key or a certificate, plant a root, or swap a cluster's directory"
+        )
+    )]
+    Writable {
+        whose: String,
+        file: String,
+        mode: u32,
+    },
+
+    #[error("{file} ({whose}) can be read by other users (mode {mode:o})")]
+    #[diagnostic(
+        code(meshplan::cert::dir_mode),
+        severity(Warning),
+        help(
+            "`chmod 700 {file}`: others can list it and read its certificates (the keys in it stay 0600, which meshplan checks every run)"
+        )
+    )]
+    DirMode {
+        whose: String,
+        file: String,
+        mode: u32,
+    },
+
+    #[error("{file} ({whose}) is {found}, where meshplan keeps {expected}")]
+    #[diagnostic(
+        code(meshplan::cert::link),
+        help(
+            "meshplan never reads or writes through a symbolic link or a special file in the CA directory: a link could send a cluster's keys anywhere (or share one cluster's key with another), a FIFO or device could hang a run. Put the real file or directory in its place"
+        )
+    )]
+    Link {
+        whose: String,
+        file: String,
+        found: &'static str,
+        expected: &'static str,
+    },
+
+    #[error(
+        "{file}: a `meshplan certs` run was cut short after its commit point, and these files of {whose} are not in place yet"
+    )]
+    #[diagnostic(
+        code(meshplan::cert::interrupted),
+        help(
+            "run `{fix}` again (any plan will do): before anything else it moves the rest into place. Until then the directory may hold a new key without its new certificate; do not run cacerts.sh from it"
+        )
+    )]
+    Interrupted {
+        whose: String,
+        file: String,
+        fix: String,
+    },
 }
 
 impl CertError {
@@ -214,7 +390,20 @@ impl CertError {
             | CertError::Expired { file, .. }
             | CertError::NotYetValid { file, .. }
             | CertError::ExpiresSoon { file, .. }
-            | CertError::Subject { file, .. } => file,
+            | CertError::Subject { file, .. }
+            | CertError::RootNotCa { file, .. }
+            | CertError::RootKeyUsage { file, .. }
+            | CertError::NotSelfSigned { file, .. }
+            | CertError::NameConstraints { file, .. }
+            | CertError::IstiodSan { file, .. }
+            | CertError::ExtraCertificate { file, .. }
+            | CertError::SharedKey { file, .. }
+            | CertError::ForeignOwner { file, .. }
+            | CertError::KeyMode { file, .. }
+            | CertError::Writable { file, .. }
+            | CertError::DirMode { file, .. }
+            | CertError::Link { file, .. }
+            | CertError::Interrupted { file, .. } => file,
         }
     }
 }
@@ -231,16 +420,92 @@ pub enum Read {
 }
 
 /// What the rules are given: where the directory is (for messages), how to read a file in it
-/// (by path relative to it, `/`-separated), the fix command, and the time to judge validity at.
+/// (by path relative to it, `/`-separated), what the audit of owners, modes and file types
+/// found, the plan's trust domain, the fix command, and the time to judge validity at.
 pub struct Input<'a> {
     /// The directory as the user named it.
     pub dir: &'a str,
     /// Reads `cluster/file` or `root-cert.pem`.
     pub read: &'a dyn Fn(&str) -> Read,
+    /// Owners, modes, links, an interrupted run ([`super::dir::CaDir::audit`]).
+    pub problems: &'a [Problem],
+    /// The mesh's trust domain (`spiffe://<trust domain>/...` in workload certificates).
+    pub trust_domain: &'a str,
     /// `meshplan certs PLAN --out DIR`, for help texts.
     pub fix: &'a str,
     /// The time to judge validity at.
     pub now: OffsetDateTime,
+}
+
+/// The finding for a problem the audit of the directory found.
+pub fn problem_finding(problem: &Problem, fix: &str) -> CertError {
+    let file = problem.path.clone();
+    let whose = match &problem.cluster {
+        Some(cluster) => format!("cluster `{cluster}`"),
+        None if file.ends_with(ROOT_CERT) || file.ends_with(super::ROOT_KEY) => {
+            "the mesh's root".to_owned()
+        }
+        None => "the CA directory".to_owned(),
+    };
+    match &problem.kind {
+        ProblemKind::ForeignOwner { owner, you } => CertError::ForeignOwner {
+            whose,
+            file,
+            owner: userdirs::describe_uid(*owner),
+            you: format!("uid {you}"),
+            you_uid: *you,
+        },
+        ProblemKind::KeyMode { mode } => CertError::KeyMode {
+            whose,
+            file,
+            mode: *mode,
+            remedy: match &problem.cluster {
+                Some(cluster) => format!(
+                    "issue a new intermediate with `meshplan certs PLAN --out DIR --rotate {cluster}`"
+                ),
+                None => "a root key others may have read calls for a new root for the whole mesh"
+                    .to_owned(),
+            },
+        },
+        ProblemKind::Writable { mode } => CertError::Writable {
+            whose,
+            file,
+            mode: *mode,
+        },
+        ProblemKind::DirReadable { mode } => CertError::DirMode {
+            whose,
+            file,
+            mode: *mode,
+        },
+        ProblemKind::NotPlain { found, expected } => CertError::Link {
+            whose,
+            file,
+            found,
+            expected,
+        },
+        ProblemKind::Interrupted => CertError::Interrupted {
+            whose: match &problem.cluster {
+                Some(cluster) => format!("cluster `{cluster}`"),
+                None => "the mesh's root".to_owned(),
+            },
+            file,
+            fix: fix.to_owned(),
+        },
+    }
+}
+
+/// A problem in words, with what to do: how `meshplan certs` refuses or warns.
+pub fn describe(problem: &Problem) -> String {
+    let finding = problem_finding(problem, "meshplan certs PLAN --out DIR");
+    match finding.help() {
+        Some(help) => format!("{finding}: {help}"),
+        None => finding.to_string(),
+    }
+}
+
+/// Whether a finding is a warning (not an error).
+pub fn is_warning(finding: &CertError) -> bool {
+    finding.severity() == Some(miette::Severity::Warning)
 }
 
 /// One file's certificates, DER, in file order.
@@ -248,14 +513,58 @@ type Certs = Vec<Vec<u8>>;
 
 /// Every finding about the directory of a mesh with these clusters, in plan order.
 pub fn check(input: &Input, clusters: &[&str]) -> Vec<CertError> {
-    let mut findings = Vec::new();
+    let mut findings: Vec<CertError> = input
+        .problems
+        .iter()
+        .filter(|p| p.cluster.is_none() || p.kind == ProblemKind::Interrupted)
+        .map(|p| problem_finding(p, input.fix))
+        .collect();
     let mesh_root = load_top_root(input, &mut findings);
     let mut roots = Vec::new();
+    let mut keys = Vec::new();
     for cluster in clusters {
-        let root = check_cluster(input, cluster, &mut findings);
+        findings.extend(
+            input
+                .problems
+                .iter()
+                .filter(|p| p.cluster.as_deref() == Some(cluster))
+                .filter(|p| p.kind != ProblemKind::Interrupted)
+                .map(|p| problem_finding(p, input.fix)),
+        );
+        let (root, key) = check_cluster(input, cluster, &mut findings);
         roots.push((*cluster, root));
+        keys.push((*cluster, key));
     }
+    findings.extend(shared_keys(input, &keys));
     findings.extend(foreign_roots(input, mesh_root.as_deref(), &roots));
+    findings
+}
+
+/// Whether the audit already reported `file` as a link or special file (then it is not read).
+fn not_plain(input: &Input, file: &str) -> bool {
+    input
+        .problems
+        .iter()
+        .any(|p| p.path == file && matches!(p.kind, ProblemKind::NotPlain { .. }))
+}
+
+/// Clusters whose intermediate has the same public key as an earlier cluster's.
+fn shared_keys(input: &Input, keys: &[(&str, Option<Vec<u8>>)]) -> Vec<CertError> {
+    let mut first: BTreeMap<&[u8], &str> = BTreeMap::new();
+    let mut findings = Vec::new();
+    for (cluster, key) in keys {
+        let Some(key) = key else { continue };
+        match first.get(key.as_slice()) {
+            Some(other) => findings.push(CertError::SharedKey {
+                cluster: (*cluster).to_owned(),
+                file: path(input, &format!("{cluster}/{}", CLUSTER_FILES[1])),
+                other: (*other).to_owned(),
+            }),
+            None => {
+                first.insert(key, cluster);
+            }
+        }
+    }
     findings
 }
 
@@ -266,6 +575,9 @@ fn path(input: &Input, rel: &str) -> String {
 /// `DIR/root-cert.pem`: optional (Istio reads only the clusters' files), checked when there.
 fn load_top_root(input: &Input, findings: &mut Vec<CertError>) -> Option<Vec<u8>> {
     let file = path(input, ROOT_CERT);
+    if not_plain(input, &file) {
+        return None;
+    }
     let bytes = match (input.read)(ROOT_CERT) {
         Read::Bytes(bytes) => bytes,
         Read::Missing => return None,
@@ -283,9 +595,67 @@ fn load_top_root(input: &Input, findings: &mut Vec<CertError>) -> Option<Vec<u8>
     };
     let first = certs.into_iter().next()?;
     if let Ok((_, cert)) = X509Certificate::from_der(&first) {
-        findings.extend(validity("the mesh", &file, &cert, input.now));
+        findings.extend(root_findings("the mesh", &file, &cert, input.now));
     }
     Some(first)
+}
+
+/// The rules every root must meet, for `check --certs` and for the root `meshplan certs` signs
+/// with (one set of rules): a CA, allowing a CA below it, allowed to sign certificates,
+/// self-signed, valid now.
+pub fn root_findings(
+    whose: &str,
+    file: &str,
+    root: &X509Certificate,
+    now: OffsetDateTime,
+) -> Vec<CertError> {
+    let mut findings = Vec::new();
+    let (whose_s, file_s) = (whose.to_owned(), file.to_owned());
+    let constraints = root
+        .basic_constraints()
+        .ok()
+        .flatten()
+        .map(|ext| ext.value.clone());
+    match constraints {
+        Some(bc) if bc.ca => {
+            if bc.path_len_constraint == Some(0) {
+                findings.push(CertError::Pathlen {
+                    whose: whose_s.clone(),
+                    file: file_s.clone(),
+                    found: "pathlen:0".to_owned(),
+                    expected: "a root allowing one CA below it (pathlen:1 or no limit)",
+                });
+            }
+        }
+        _ => findings.push(CertError::RootNotCa {
+            whose: whose_s.clone(),
+            file: file_s.clone(),
+        }),
+    }
+    // No keyUsage extension at all allows every use (RFC 5280); one without keyCertSign does not.
+    if let Some(usage) = root.key_usage().ok().flatten().map(|ext| *ext.value)
+        && !usage.key_cert_sign()
+    {
+        findings.push(CertError::RootKeyUsage {
+            whose: whose_s.clone(),
+            file: file_s.clone(),
+            found: format!("keyUsage is `{usage}`, without keyCertSign"),
+        });
+    }
+    let names_itself = root.issuer().as_raw() == root.subject().as_raw();
+    if !names_itself || root.verify_signature(None).is_err() {
+        findings.push(CertError::NotSelfSigned {
+            whose: whose_s.clone(),
+            file: file_s.clone(),
+            reason: if names_itself {
+                "it names itself as issuer, but its own key did not sign it".to_owned()
+            } else {
+                format!("`{}` issued it", root.issuer())
+            },
+        });
+    }
+    findings.extend(validity(whose, file, root, now));
+    findings
 }
 
 fn not_pem(whose: &str, file: &str, expected: &'static str, reason: String) -> CertError {
@@ -297,9 +667,42 @@ fn not_pem(whose: &str, file: &str, expected: &'static str, reason: String) -> C
     }
 }
 
+/// The DER of the first certificate of a PEM file, if it has one that parses.
+pub fn first_certificate(bytes: &[u8]) -> Option<Vec<u8>> {
+    certificates(bytes).ok()?.into_iter().next()
+}
+
+/// The DER of the one certificate of a PEM file that holds exactly one and nothing else (no
+/// text around it, no second certificate, no other block): a root brought in.
+pub fn exactly_one_certificate(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let text = std::str::from_utf8(bytes).map_err(|_| "it is not PEM text".to_owned())?;
+    let trimmed = text.trim();
+    let blocks = trimmed.matches("-----BEGIN").count();
+    if blocks > 1 {
+        return Err(format!(
+            "it holds {blocks} PEM blocks; put the root's certificate alone in a file"
+        ));
+    }
+    if !trimmed.starts_with(BEGIN) || !trimmed.ends_with(END) {
+        return Err(
+            "it holds text outside the certificate; keep only the `-----BEGIN CERTIFICATE-----` block (`openssl x509 -in FILE -out root.pem`)"
+                .to_owned(),
+        );
+    }
+    let certs = certificates(trimmed.as_bytes())?;
+    let der = certs.into_iter().next().ok_or("no certificate")?;
+    match X509Certificate::from_der(&der) {
+        Ok(([], _)) => Ok(der),
+        Ok(_) => Err("bytes follow the certificate inside its PEM block".to_owned()),
+        Err(err) => Err(format!("a certificate does not parse: {err}")),
+    }
+}
+
 /// The PEM certificates of a file, every one parsed; an error when there are none or one is
 /// broken.
-fn certificates(bytes: &[u8]) -> Result<Certs, String> {
+pub fn certificates(bytes: &[u8]) -> Result<Certs, String> {
     let mut certs = Vec::new();
     for block in Pem::iter_from_buffer(bytes) {
         let block = block.map_err(|err| format!("bad PEM: {err}"))?;
@@ -320,7 +723,7 @@ fn certificates(bytes: &[u8]) -> Result<Certs, String> {
 }
 
 /// A private key, as far as matching it with its certificate needs.
-enum PrivateKey {
+pub enum PrivateKey {
     /// RSA: the modulus and exponent, read from the DER. Parsing an RSA 4096 key with a crypto
     /// library validates it (tens of milliseconds), which made `check --certs` of 100 clusters
     /// take seconds; comparing the public numbers is what `openssl rsa -modulus` does.
@@ -333,7 +736,8 @@ enum PrivateKey {
 const RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
 
 impl PrivateKey {
-    fn parse(bytes: &[u8]) -> Result<PrivateKey, String> {
+    /// Parses a PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub fn parse(bytes: &[u8]) -> Result<PrivateKey, String> {
         let block = Pem::iter_from_buffer(bytes)
             .next()
             .ok_or("no `-----BEGIN PRIVATE KEY-----` block")?
@@ -352,7 +756,8 @@ impl PrivateKey {
             .map_err(|err| err.to_string())
     }
 
-    fn is_key_of(&self, cert: &X509Certificate) -> bool {
+    /// Whether this is the private key of `cert`'s public key.
+    pub fn is_key_of(&self, cert: &X509Certificate) -> bool {
         match self {
             PrivateKey::Rsa { modulus, exponent } => match cert.public_key().parsed() {
                 Ok(PublicKey::RSA(public)) => {
@@ -404,8 +809,13 @@ struct ClusterFiles {
 fn load_cluster(input: &Input, cluster: &str, findings: &mut Vec<CertError>) -> ClusterFiles {
     let whose = format!("cluster `{cluster}`");
     let mut missing = Vec::new();
+    let dir_not_plain = not_plain(input, &path(input, cluster));
     let mut read = |name: &str| -> Option<Vec<u8>> {
         let file = path(input, &format!("{cluster}/{name}"));
+        if dir_not_plain || not_plain(input, &file) {
+            // Reported by the audit, and never read through.
+            return None;
+        }
         match (input.read)(&format!("{cluster}/{name}")) {
             Read::Bytes(bytes) => Some(bytes),
             Read::Missing => {
@@ -474,8 +884,12 @@ fn load_cluster(input: &Input, cluster: &str, findings: &mut Vec<CertError>) -> 
 }
 
 /// Checks one cluster's files; returns the DER of the root it trusts (the first of its
-/// `root-cert.pem`), for comparing roots across the mesh.
-fn check_cluster(input: &Input, cluster: &str, findings: &mut Vec<CertError>) -> Option<Vec<u8>> {
+/// `root-cert.pem`) and its intermediate's public key, for comparing across the mesh.
+fn check_cluster(
+    input: &Input,
+    cluster: &str,
+    findings: &mut Vec<CertError>,
+) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
     let files = load_cluster(input, cluster, findings);
     let file = |name: &str| path(input, &format!("{cluster}/{name}"));
     let ca_der = files.ca_cert.as_ref().and_then(|certs| certs.first());
@@ -495,19 +909,41 @@ fn check_cluster(input: &Input, cluster: &str, findings: &mut Vec<CertError>) ->
             key_file: file(CLUSTER_FILES[1]),
         });
     }
+    if let Some(count) = files.ca_cert.as_ref().map(Vec::len).filter(|n| *n > 1) {
+        findings.push(CertError::ExtraCertificate {
+            cluster: cluster.to_owned(),
+            file: file(CLUSTER_FILES[0]),
+            count,
+        });
+    }
+    let whose = format!("cluster `{cluster}`");
     if let Some(ca) = &ca {
         findings.extend(ca_profile(cluster, &file(CLUSTER_FILES[0]), ca));
-        if let Some(finding) = root_allows_intermediates(cluster, &file(CLUSTER_FILES[2]), &roots) {
-            findings.push(finding);
-        }
-        if !roots.is_empty() && !roots.iter().any(|root| issued_by(ca, root)) {
-            findings.push(CertError::Chain {
-                cluster: cluster.to_owned(),
-                file: file(CLUSTER_FILES[0]),
-                root_file: CLUSTER_FILES[2].to_owned(),
-                reason: chain_reason(ca, &roots),
-            });
-        }
+        findings.extend(name_constraints(
+            cluster,
+            &file(CLUSTER_FILES[0]),
+            ca,
+            input.trust_domain,
+        ));
+    }
+    if let Some(root) = roots.first() {
+        findings.extend(root_findings(
+            &whose,
+            &file(CLUSTER_FILES[2]),
+            root,
+            input.now,
+        ));
+    }
+    if let Some(ca) = &ca
+        && !roots.is_empty()
+        && !roots.iter().any(|root| issued_by(ca, root))
+    {
+        findings.push(CertError::Chain {
+            cluster: cluster.to_owned(),
+            file: file(CLUSTER_FILES[0]),
+            root_file: CLUSTER_FILES[2].to_owned(),
+            reason: chain_reason(ca, &roots),
+        });
     }
     if let (Some(chain), Some(ca_der), Some(root_certs)) =
         (&files.cert_chain, ca_der, &files.root_cert)
@@ -519,17 +955,91 @@ fn check_cluster(input: &Input, cluster: &str, findings: &mut Vec<CertError>) ->
             reason,
         });
     }
-    let whose = format!("cluster `{cluster}`");
     if let Some(ca) = &ca {
         findings.extend(validity(&whose, &file(CLUSTER_FILES[0]), ca, input.now));
-    }
-    if let Some(root) = roots.first() {
-        findings.extend(validity(&whose, &file(CLUSTER_FILES[2]), root, input.now));
-    }
-    if let Some(ca) = &ca {
         findings.extend(subject_names(cluster, &file(CLUSTER_FILES[0]), ca));
+        findings.extend(istiod_san(cluster, &file(CLUSTER_FILES[0]), ca));
     }
-    files.root_cert.and_then(|certs| certs.into_iter().next())
+    let key = ca.as_ref().map(|ca| ca.public_key().raw.to_vec());
+    (
+        files.root_cert.and_then(|certs| certs.into_iter().next()),
+        key,
+    )
+}
+
+/// The intermediate carries istiod's name as Istio's profile does.
+fn istiod_san(cluster: &str, file: &str, ca: &X509Certificate) -> Option<CertError> {
+    let names = ca.subject_alternative_name().ok().flatten();
+    let has = names.is_some_and(|ext| {
+        ext.value
+            .general_names
+            .iter()
+            .any(|name| matches!(name, GeneralName::DNSName(dns) if *dns == ISTIOD_SAN))
+    });
+    (!has).then(|| CertError::IstiodSan {
+        cluster: cluster.to_owned(),
+        file: file.to_owned(),
+    })
+}
+
+/// Whether a URI name constraint (RFC 5280 4.2.1.10: a host, or `.domain` for the hosts
+/// under it) covers the host of `spiffe://<trust domain>/...`.
+fn uri_constraint_covers(constraint: &str, trust_domain: &str) -> bool {
+    let (constraint, host) = (
+        constraint.to_ascii_lowercase(),
+        trust_domain.to_ascii_lowercase(),
+    );
+    if constraint.starts_with('.') {
+        host.ends_with(&constraint)
+    } else {
+        host == constraint
+    }
+}
+
+/// URI name constraints of the intermediate that leave out the trust domain: a permitted list
+/// of URIs without it, or an excluded list with it.
+fn name_constraints(
+    cluster: &str,
+    file: &str,
+    ca: &X509Certificate,
+    trust_domain: &str,
+) -> Option<CertError> {
+    let constraints = ca.name_constraints().ok().flatten()?;
+    let uris = |subtrees: &Option<Vec<GeneralSubtree>>| -> Vec<String> {
+        subtrees
+            .iter()
+            .flatten()
+            .filter_map(|subtree| match &subtree.base {
+                GeneralName::URI(uri) => Some((*uri).to_owned()),
+                _ => None,
+            })
+            .collect()
+    };
+    let permitted = uris(&constraints.value.permitted_subtrees);
+    let excluded = uris(&constraints.value.excluded_subtrees);
+    let reason = if !permitted.is_empty()
+        && !permitted
+            .iter()
+            .any(|c| uri_constraint_covers(c, trust_domain))
+    {
+        format!(
+            "its nameConstraints permit URIs only in {}",
+            permitted.join(", ")
+        )
+    } else if let Some(hit) = excluded
+        .iter()
+        .find(|c| uri_constraint_covers(c, trust_domain))
+    {
+        format!("its nameConstraints exclude URIs in {hit}")
+    } else {
+        return None;
+    };
+    Some(CertError::NameConstraints {
+        cluster: cluster.to_owned(),
+        file: file.to_owned(),
+        trust_domain: trust_domain.to_owned(),
+        reason,
+    })
 }
 
 /// CA:TRUE, pathlen:0, keyCertSign.
@@ -576,24 +1086,8 @@ fn ca_profile(cluster: &str, file: &str, ca: &X509Certificate) -> Vec<CertError>
     findings
 }
 
-/// A root with `pathlen:0` allows no intermediate below it.
-fn root_allows_intermediates(
-    cluster: &str,
-    file: &str,
-    roots: &[X509Certificate],
-) -> Option<CertError> {
-    let root = roots.first()?;
-    let constraints = root.basic_constraints().ok().flatten()?;
-    (constraints.value.path_len_constraint == Some(0)).then(|| CertError::Pathlen {
-        whose: format!("cluster `{cluster}`"),
-        file: file.to_owned(),
-        found: "pathlen:0".to_owned(),
-        expected: "a root allowing one CA below it (pathlen:1 or no limit)",
-    })
-}
-
 /// Whether `cert` names `issuer` as its issuer and carries its signature.
-fn issued_by(cert: &X509Certificate, issuer: &X509Certificate) -> bool {
+pub fn issued_by(cert: &X509Certificate, issuer: &X509Certificate) -> bool {
     cert.issuer().as_raw() == issuer.subject().as_raw()
         && cert.verify_signature(Some(issuer.public_key())).is_ok()
 }
@@ -743,7 +1237,20 @@ fn foreign_roots(
         return Vec::new();
     };
     let majority = &holders[&expected];
-    let others = name_list(majority, &path(input, ROOT_CERT));
+    let top_root = path(input, ROOT_CERT);
+    let others = name_list(majority, &top_root);
+    let mut seen = Vec::new();
+    let mut summary = Vec::new();
+    for print in &order {
+        if !seen.contains(print) {
+            seen.push(print.clone());
+            summary.push(format!(
+                "SHA256 {print} (trusted by {})",
+                name_list(&holders[print], &top_root)
+            ));
+        }
+    }
+    let summary = summary.join("; ");
     let mut findings = Vec::new();
     if let Some(top) = top.filter(|print| *print != expected) {
         findings.push(CertError::ForeignRoot {
@@ -752,6 +1259,7 @@ fn foreign_roots(
             fingerprint: top,
             others: others.clone(),
             expected: expected.clone(),
+            roots: summary.clone(),
         });
     }
     for (cluster, root) in roots {
@@ -764,6 +1272,7 @@ fn foreign_roots(
                 fingerprint: print,
                 others: others.clone(),
                 expected: expected.clone(),
+                roots: summary.clone(),
             });
         }
     }

@@ -8,9 +8,12 @@
 //! - [`issue`]: keys and certificates in memory, the way Istio's `tools/certs` makes them;
 //! - [`check`]: coded findings (`meshplan::cert::*`) about a directory's files, read through a
 //!   function so the rules stay free of I/O;
-//! - [`store`]: the directory on disk: modes, never overwriting a key, refusing a compiled tree.
+//! - [`store`]: what a `certs` run makes, decided and checked before anything is written;
+//! - [`dir`]: the directory on disk through directory handles: owners, modes, no links, the
+//!   lock, all-or-nothing writes (the rules: `docs/ca-directory.md`).
 
 pub mod check;
+pub mod dir;
 pub mod issue;
 pub mod store;
 

@@ -12,7 +12,6 @@ use rustix::io::Errno;
 
 use super::EmitError;
 use super::at::Root;
-use super::users;
 
 /// Takes DIR's lock (held as long as `root` is open), or says who holds it.
 pub fn exclusive(root: &Root) -> Result<(), EmitError> {
@@ -70,7 +69,7 @@ fn holder(stat: &rustix::fs::Stat) -> Option<Holder> {
     Some(Holder {
         pid,
         command,
-        user: users::describe(uid),
+        user: meshplan::userdirs::describe_uid(uid),
     })
 }
 

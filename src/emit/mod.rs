@@ -33,7 +33,6 @@ mod lock;
 mod place;
 #[cfg(test)]
 mod tests;
-mod users;
 mod work;
 
 use std::collections::BTreeSet;
@@ -89,12 +88,10 @@ fn refused(why: String) -> EmitError {
     EmitError::Refused(why)
 }
 
-/// Text found on disk (a file name) for a message: control characters shown as `?`, so a
-/// name cannot forge lines or escape sequences on the user's terminal.
+/// Text found on disk (a file name, a process name) for a message: what would act on the
+/// user's terminal is escaped (the message as a whole is escaped again where it is printed).
 fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
+    meshplan::terminal::text(text).into_owned()
 }
 
 /// What a build changed.
@@ -113,6 +110,11 @@ pub struct Written {
 /// Differences between DIR and what the plan compiles to.
 #[derive(Debug, Default)]
 pub struct Drift {
+    /// DIR does not exist (every file is missing).
+    pub no_dir: bool,
+    /// The version stamp of the meshplan that built DIR, when it is not this one's: `Some("")`
+    /// for a manifest from before stamps. Differences may then come from the upgrade.
+    pub built_by_other: Option<String>,
     /// Files the plan produces that DIR lacks.
     pub missing: Vec<String>,
     /// Files whose content differs.
@@ -128,10 +130,15 @@ impl Drift {
     }
 }
 
+/// The meshplan that writes a manifest, stamped in it so that `build --check` after an
+/// upgrade can say where differences may come from. The package version only: a commit hash
+/// would change every user's tree with every build of meshplan.
+const STAMP: &str = concat!("# meshplan ", env!("CARGO_PKG_VERSION"));
+
 /// The manifest's text for an output.
 fn manifest_text(output: &Output) -> String {
-    let mut text = String::from(
-        "# Files written by meshplan from the plan. It replaces and removes only these.\n",
+    let mut text = format!(
+        "# Files written by meshplan from the plan. It replaces and removes only these.\n{STAMP}\n"
     );
     for path in output.keys() {
         text.push_str(path);
@@ -147,9 +154,15 @@ fn expected(output: &Output) -> Output {
     all
 }
 
-/// Paths listed in DIR's manifest; `None` when there is none. A line is trusted only as a
-/// plain relative path (no `..`, no `/`); links on the way are refused where it is used.
-fn owned(root: &Root) -> Result<Option<BTreeSet<String>>, EmitError> {
+/// DIR's manifest: the paths it lists (trusted only as plain relative paths, no `..`, no `/`;
+/// links on the way are refused where a path is used) and its version stamp line.
+struct Manifest {
+    paths: BTreeSet<String>,
+    stamp: Option<String>,
+}
+
+/// DIR's manifest; `None` when there is none.
+fn owned(root: &Root) -> Result<Option<Manifest>, EmitError> {
     let opened = match at::open_regular(root.fd(), OsStr::new(MANIFEST)) {
         Ok(None) => return Ok(None),
         Ok(Some(opened)) => opened,
@@ -173,14 +186,19 @@ fn owned(root: &Root) -> Result<Option<BTreeSet<String>>, EmitError> {
                 MANIFEST_CAP >> 20
             ))
         })?;
-    Ok(Some(
-        String::from_utf8_lossy(&bytes)
+    let text = String::from_utf8_lossy(&bytes);
+    Ok(Some(Manifest {
+        paths: text
             .lines()
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
             .filter(|l| at::plain_parts(Path::new(l)).is_some())
             .map(str::to_owned)
             .collect(),
-    ))
+        stamp: text
+            .lines()
+            .find(|l| l.starts_with("# meshplan "))
+            .map(str::to_owned),
+    }))
 }
 
 /// What stands at a path of the tree.
@@ -225,6 +243,7 @@ pub fn check(dir: &Path, output: &Output) -> Result<Drift, EmitError> {
     let all = expected(output);
     if !place::existing(dir)? {
         return Ok(Drift {
+            no_dir: true,
             missing: all.into_keys().collect(),
             ..Drift::default()
         });
@@ -236,8 +255,16 @@ pub fn check(dir: &Path, output: &Output) -> Result<Drift, EmitError> {
             dir.display()
         )));
     }
-    let owned = owned(&root)?.unwrap_or_default();
-    let mut drift = Drift::default();
+    let manifest = owned(&root)?;
+    let mut drift = Drift {
+        built_by_other: manifest
+            .as_ref()
+            .map(|m| m.stamp.clone().unwrap_or_default())
+            .filter(|stamp| stamp != STAMP)
+            .map(|stamp| stamp.trim_start_matches("# meshplan ").to_owned()),
+        ..Drift::default()
+    };
+    let owned = manifest.map(|m| m.paths).unwrap_or_default();
     let mut walker = Walker::new(root.fd());
     for (path, text) in &all {
         match probe(&root, &mut walker, path, Some(text.as_bytes()))? {
@@ -296,7 +323,12 @@ fn build_locked(
         place::refuse_unowned(root)?;
     }
     let all = expected(output);
-    let plan = Plan::of(root, &all, output, &owned.unwrap_or_default())?;
+    let plan = Plan::of(
+        root,
+        &all,
+        output,
+        &owned.map(|m| m.paths).unwrap_or_default(),
+    )?;
     let unchanged = all.len() - plan.writes.len();
     if plan.writes.is_empty() && plan.removes.is_empty() {
         return Ok(Written {

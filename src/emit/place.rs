@@ -5,7 +5,7 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 
 use super::at::{self, Root};
-use super::{EmitError, MANIFEST, io_error, refused, users};
+use super::{EmitError, MANIFEST, io_error, refused};
 
 /// Checks the output path and creates it when missing; whether it was created.
 pub fn prepare(dir: &Path) -> Result<bool, EmitError> {
@@ -85,25 +85,18 @@ pub fn plain(error: &io::Error) -> String {
 /// `/` and the user's home directory are never output directories, forced or not, whatever
 /// HOME says (an unset HOME must not make the home directory a fair target).
 fn refuse_home_or_root(dir: &Path) -> Result<(), EmitError> {
-    let real = fs::canonicalize(dir).map_err(io_error(dir))?;
-    if real.parent().is_none() {
-        return Err(refused(format!(
+    match meshplan::userdirs::root_or_home(dir) {
+        Some("the root directory") => Err(refused(format!(
             "refusing to build into the root directory {}; build into a directory of its own",
             dir.display()
-        )));
-    }
-    let is_home = users::home_dirs()
-        .iter()
-        .filter_map(|home| fs::canonicalize(home).ok())
-        .any(|home| home == real);
-    if is_home {
-        return Err(refused(format!(
-            "refusing to build into the home directory {}; build into a directory of its own, such as {}",
+        ))),
+        Some(what) => Err(refused(format!(
+            "refusing to build into {what} {}; build into a directory of its own, such as {}",
             dir.display(),
             dir.join("mesh").display()
-        )));
+        ))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// A first build goes only into an empty directory (or with `--force`): `-o .` in the wrong

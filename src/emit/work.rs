@@ -25,7 +25,7 @@ use rustix::fs::{FileType, Mode};
 use rustix::io::Errno;
 
 use super::at::{self, Obstacle, Root, Stop, Walker};
-use super::{EmitError, refused, users};
+use super::{EmitError, refused};
 
 /// meshplan's work directory inside DIR, present only while a build runs (or after a crash).
 pub const WORK: &str = ".meshplan-staging";
@@ -158,7 +158,7 @@ pub fn inspect(root: &Root) -> Result<Found, EmitError> {
     if owner != euid {
         return Err(foreign(&format!(
             "it belongs to {}",
-            users::describe(owner)
+            meshplan::userdirs::describe_uid(owner)
         )));
     }
     let identity = at::identity(fd.as_fd()).map_err(io_at(&shown))?;
@@ -197,7 +197,7 @@ fn read_own(work: BorrowedFd, name: &str, cap: u64, euid: u32) -> Result<Option<
     if opened.stat.st_uid != euid {
         return Err(format!(
             "belongs to {}",
-            users::describe(opened.stat.st_uid)
+            meshplan::userdirs::describe_uid(opened.stat.st_uid)
         ));
     }
     match opened.read_capped(cap) {
