@@ -340,8 +340,9 @@ pub fn resolve(plan: &Plan, plan_file: &str) -> Mesh {
 }
 
 /// URLs the clusters' scripts fetch from the operator's machine, with why: Istio's chart
-/// repository (Helm installs) and the Gateway API CRDs (ambient), as collected in
-/// [`artifacts::collect`]. MetalLB's chart is fetched by a by-hand step, which names it.
+/// repository (Helm installs), the Gateway API CRDs (ambient), istioctl's archive (preflight.sh
+/// names it), as in [`artifacts::collect`]. MetalLB's chart is fetched by a by-hand step,
+/// which names it.
 fn fetched_urls(mesh: &Mesh) -> Vec<(&str, &'static str)> {
     let mut urls = Vec::new();
     if let Some(charts) = &mesh.istio.charts {
@@ -352,6 +353,12 @@ fn fetched_urls(mesh: &Mesh) -> Vec<(&str, &'static str)> {
     }
     if let Some(ambient) = &mesh.istio.ambient {
         urls.push((ambient.gateway_api_crds.as_str(), "the Gateway API CRDs"));
+    }
+    if mesh.procedure.preflight.istioctl_version.is_some() {
+        urls.push((
+            mesh.procedure.preflight.istioctl_from.as_str(),
+            "istioctl, unless it is on PATH",
+        ));
     }
     urls
 }
