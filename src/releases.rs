@@ -371,7 +371,8 @@ pub struct MetallbRelease {
 }
 
 /// MetalLB minors with its CRD configuration (0.13 on), oldest first: the release tags of
-/// github.com/metallb/metallb, whose Helm chart versions are the release versions.
+/// github.com/metallb/metallb, whose Helm chart versions are the release versions (the newest
+/// patches of 0.13 to 0.15 as https://endoflife.date/metallb lists them on 2026-05-09).
 pub const METALLB: &[MetallbRelease] = &[
     MetallbRelease {
         minor: (0, 13),
@@ -390,8 +391,8 @@ pub const METALLB: &[MetallbRelease] = &[
     },
     MetallbRelease {
         minor: (0, 16),
-        newest: Version::new(0, 16, Some(1)),
-        sources: &["https://github.com/metallb/metallb/releases/tag/v0.16.1"],
+        newest: Version::new(0, 16, Some(0)),
+        sources: &["https://github.com/metallb/metallb/releases/tag/v0.16.0"],
     },
 ];
 

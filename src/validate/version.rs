@@ -165,7 +165,7 @@ pub enum VersionError {
     #[diagnostic(
         code(meshplan::version::gateway_api_below_minimum),
         help(
-            "istiod ignores the CRDs below its minimum without an error (istioctl analyze reports IST0176) and the east-west Gateway is never programmed; set gateway_api_version to {minimum} or later (Istio {minor} is built with {default}), or remove it for that default"
+            "istiod silently stops processing the kinds whose CRDs are below its minimum (Istio 1.30: TLSRoute and ReferenceGrant; istioctl analyze reports IST0176); set gateway_api_version to {minimum} or later (Istio {minor} is built with {default}), or remove it for that default"
         )
     )]
     GatewayApiBelowMinimum {
