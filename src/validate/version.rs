@@ -289,8 +289,9 @@ fn istio_is_not_past_end_of_life(
         "target a supported release (istio.io/latest/docs/releases/supported-releases)".to_owned()
     } else {
         format!(
-            "target a supported release: {} as of {today} (istio.io/latest/docs/releases/supported-releases)",
-            supported.join(" or ")
+            "target a supported release: {} in meshplan's release table of {} (istio.io/latest/docs/releases/supported-releases)",
+            supported.join(" or "),
+            releases::CHECKED
         )
     };
     out.push(VersionError::IstioEol {
