@@ -6,8 +6,8 @@
 //!
 //! The upstream columns of `images.txt`, `charts.txt` and README.md's artifacts table are not
 //! fetched by the tree (they say where a mirror copies from) and must be the defaults. What the
-//! charts themselves render (`helm template`) is checked in tests/real-tools
-//! (`artifact_hosts.py`).
+//! charts themselves render (`helm template` in tests/real-tools) is not scanned here: that needs
+//! the real charts; the charts take every image from the `hub`/`global.hub` this scan checks.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap in a test is a test failure with its location
 
