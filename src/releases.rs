@@ -1,11 +1,15 @@
 //! The release table: what meshplan knows about each Istio minor and each MetalLB minor, with
-//! the page each row was read from. The version rules (`validate/version.rs`) and the resolved
+//! the pages each row was read from. The rows are one data file, `src/releases.toml` (compiled
+//! in); this module loads it. The version rules (`validate/version.rs`) and the resolved
 //! defaults (`resolve/`) read it; nothing else keeps these facts.
 //!
 //! Checked on [`CHECKED`]. A date that was only "expected" then (a release still supported) is
 //! not in the table: the end-of-life rule fires only on dates Istio has announced.
 
 use std::fmt;
+use std::sync::LazyLock;
+
+use serde::Deserialize;
 
 use crate::model::Version;
 
@@ -51,7 +55,8 @@ impl fmt::Display for Day {
 pub const CHECKED: Day = Day::new(2026, 12, 6);
 
 /// How mature an Istio feature is in a release (istio/enhancements `features.yaml`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Maturity {
     /// Before alpha; may be removed.
     Experimental,
@@ -74,7 +79,7 @@ impl fmt::Display for Maturity {
     }
 }
 
-/// One Istio minor release.
+/// One Istio minor release (an `[[istio]]` row of `src/releases.toml`).
 #[derive(Debug)]
 pub struct IstioRelease {
     /// `(1, 24)`.
@@ -89,8 +94,8 @@ pub struct IstioRelease {
     /// mesh installs unless the plan says otherwise.
     pub gateway_api: Version,
     /// The oldest Gateway API release whose CRDs istiod processes in full: below it, istiod
-    /// ignores some kinds (IST0176, `pkg/config/schema/gatewayapi/minimumversions.go`); before
-    /// 1.30 the only requirement was that the CRDs serve `v1` (Gateway API 1.0).
+    /// ignores some kinds (IST0176); before 1.30 the only requirement was that the CRDs serve
+    /// `v1` (Gateway API 1.0).
     pub gateway_api_minimum: Version,
     /// Ambient multicluster (multi-primary, multi-network), where it exists.
     pub ambient_multicluster: Option<Maturity>,
@@ -99,267 +104,10 @@ pub struct IstioRelease {
     /// Single-stack IPv6 clusters (`core.ipv6`).
     pub ipv6: Maturity,
     /// Where the row's facts were read.
-    pub sources: &'static [&'static str],
+    pub sources: Vec<String>,
 }
 
-/// The page and the data file it is rendered from (`releaseDate`, `eolDate`, `k8sVersions`).
-const SUPPORTED_RELEASES: &str = "https://istio.io/latest/docs/releases/supported-releases/";
-const FEATURES: &str = "https://github.com/istio/enhancements/blob/master/features.yaml";
-
-const fn gateway_api(major: u64, minor: u64, patch: u64) -> Version {
-    Version::new(major, minor, Some(patch))
-}
-
-/// Every Istio minor meshplan emits for, oldest first. Release and end-of-life dates and the
-/// Kubernetes ranges are Istio's supported-releases table (`data/compatibility/supportStatus.yml`
-/// of istio/istio.io); the Gateway API releases are each tag's `go.mod`; maturities are
-/// istio/enhancements `features.yaml` at the time of each release and the release notes.
-pub const ISTIO: &[IstioRelease] = &[
-    IstioRelease {
-        minor: (1, 20),
-        released: Day::new(2023, 11, 14),
-        end_of_life: Some(Day::new(2024, 6, 25)),
-        kubernetes: (25, 29),
-        gateway_api: gateway_api(1, 0, 0),
-        gateway_api_minimum: gateway_api(1, 0, 0),
-        ambient_multicluster: None,
-        dual_stack: Maturity::Experimental,
-        ipv6: Maturity::Alpha,
-        sources: &[
-            SUPPORTED_RELEASES,
-            "https://github.com/istio/istio/blob/1.20.0/go.mod",
-            FEATURES,
-        ],
-    },
-    IstioRelease {
-        minor: (1, 21),
-        released: Day::new(2024, 3, 13),
-        end_of_life: Some(Day::new(2024, 9, 27)),
-        kubernetes: (26, 29),
-        // go.mod pins a v1.0.1 pre-release commit; the CRDs are v1.0.0's.
-        gateway_api: gateway_api(1, 0, 0),
-        gateway_api_minimum: gateway_api(1, 0, 0),
-        ambient_multicluster: None,
-        dual_stack: Maturity::Experimental,
-        ipv6: Maturity::Alpha,
-        sources: &[
-            SUPPORTED_RELEASES,
-            "https://github.com/istio/istio/blob/1.21.0/go.mod",
-            FEATURES,
-        ],
-    },
-    IstioRelease {
-        minor: (1, 22),
-        released: Day::new(2024, 5, 13),
-        end_of_life: Some(Day::new(2025, 1, 22)),
-        kubernetes: (27, 30),
-        gateway_api: gateway_api(1, 1, 0),
-        gateway_api_minimum: gateway_api(1, 0, 0),
-        ambient_multicluster: None,
-        dual_stack: Maturity::Experimental,
-        ipv6: Maturity::Alpha,
-        sources: &[
-            SUPPORTED_RELEASES,
-            "https://github.com/istio/istio/blob/1.22.0/go.mod",
-            FEATURES,
-        ],
-    },
-    IstioRelease {
-        minor: (1, 23),
-        released: Day::new(2024, 8, 14),
-        end_of_life: Some(Day::new(2025, 4, 16)),
-        kubernetes: (27, 30),
-        gateway_api: gateway_api(1, 1, 0),
-        gateway_api_minimum: gateway_api(1, 0, 0),
-        ambient_multicluster: None,
-        // features.yaml: "Promote dual-stack to Alpha", 2024-07-24 (istio/enhancements#185).
-        dual_stack: Maturity::Alpha,
-        ipv6: Maturity::Alpha,
-        sources: &[
-            SUPPORTED_RELEASES,
-            "https://github.com/istio/istio/blob/1.23.0/go.mod",
-            "https://github.com/istio/enhancements/pull/185",
-        ],
-    },
-    IstioRelease {
-        minor: (1, 24),
-        released: Day::new(2024, 11, 7),
-        end_of_life: Some(Day::new(2025, 6, 24)),
-        kubernetes: (28, 31),
-        gateway_api: gateway_api(1, 2, 0),
-        gateway_api_minimum: gateway_api(1, 0, 0),
-        ambient_multicluster: None,
-        dual_stack: Maturity::Alpha,
-        ipv6: Maturity::Alpha,
-        sources: &[
-            SUPPORTED_RELEASES,
-            "https://github.com/istio/istio/blob/1.24.0/go.mod",
-            FEATURES,
-        ],
-    },
-    IstioRelease {
-        minor: (1, 25),
-        released: Day::new(2025, 3, 3),
-        end_of_life: Some(Day::new(2025, 9, 30)),
-        kubernetes: (29, 32),
-        gateway_api: gateway_api(1, 2, 1),
-        gateway_api_minimum: gateway_api(1, 0, 0),
-        ambient_multicluster: None,
-        dual_stack: Maturity::Alpha,
-        ipv6: Maturity::Alpha,
-        sources: &[
-            SUPPORTED_RELEASES,
-            "https://github.com/istio/istio/blob/1.25.0/go.mod",
-            FEATURES,
-        ],
-    },
-    IstioRelease {
-        minor: (1, 26),
-        released: Day::new(2025, 5, 8),
-        end_of_life: Some(Day::new(2025, 12, 22)),
-        // The table; the 1.26.0 announcement said 1.29 to 1.32 ("expect 1.33 to work").
-        kubernetes: (29, 33),
-        // go.mod pins a v1.3.0 release candidate.
-        gateway_api: gateway_api(1, 3, 0),
-        gateway_api_minimum: gateway_api(1, 0, 0),
-        ambient_multicluster: None,
-        dual_stack: Maturity::Alpha,
-        ipv6: Maturity::Alpha,
-        sources: &[
-            SUPPORTED_RELEASES,
-            "https://github.com/istio/istio/blob/1.26.0/go.mod",
-            FEATURES,
-        ],
-    },
-    IstioRelease {
-        minor: (1, 27),
-        released: Day::new(2025, 8, 11),
-        // supportStatus.yml: "eolDate: April 7, 2026".
-        end_of_life: Some(Day::new(2026, 4, 7)),
-        kubernetes: (29, 33),
-        gateway_api: gateway_api(1, 3, 0),
-        gateway_api_minimum: gateway_api(1, 0, 0),
-        // "Ambient multicluster (alpha)", the 1.27 announcement.
-        ambient_multicluster: Some(Maturity::Alpha),
-        dual_stack: Maturity::Alpha,
-        ipv6: Maturity::Alpha,
-        sources: &[
-            SUPPORTED_RELEASES,
-            "https://istio.io/latest/news/releases/1.27.x/announcing-1.27/",
-            "https://github.com/istio/istio/blob/1.27.0/go.mod",
-            FEATURES,
-        ],
-    },
-    IstioRelease {
-        minor: (1, 28),
-        released: Day::new(2025, 11, 5),
-        // The last 1.28 release, 1.28.10, and its end-of-life notice.
-        end_of_life: Some(Day::new(2026, 7, 1)),
-        // supportStatus.yml: k8sVersions 1.30 to 1.34 (issue 23 said 1.29 to 1.35; the
-        // table follows Istio's data file).
-        kubernetes: (30, 34),
-        gateway_api: gateway_api(1, 4, 0),
-        gateway_api_minimum: gateway_api(1, 0, 0),
-        ambient_multicluster: Some(Maturity::Alpha),
-        // features.yaml: "Promote Dual-Stack to Beta", 2025-09-10 (istio/enhancements#196).
-        dual_stack: Maturity::Beta,
-        ipv6: Maturity::Alpha,
-        sources: &[
-            SUPPORTED_RELEASES,
-            "https://istio.io/latest/news/support/announcing-1.28-eol-final/",
-            "https://github.com/istio/istio/blob/1.28.0/go.mod",
-            "https://github.com/istio/enhancements/pull/196",
-        ],
-    },
-    IstioRelease {
-        minor: (1, 29),
-        released: Day::new(2026, 2, 16),
-        // "1.29 reached end of life on 2026-10-15", the 1.29.9 announcement.
-        end_of_life: Some(Day::new(2026, 10, 15)),
-        kubernetes: (31, 35),
-        gateway_api: gateway_api(1, 4, 0),
-        gateway_api_minimum: gateway_api(1, 0, 0),
-        // "Promoted multi-network multicluster support to Beta in ambient mode" (change notes);
-        // beta for multi-primary, multi-network meshes only.
-        ambient_multicluster: Some(Maturity::Beta),
-        dual_stack: Maturity::Beta,
-        ipv6: Maturity::Alpha,
-        sources: &[
-            SUPPORTED_RELEASES,
-            "https://istio.io/latest/news/releases/1.29.x/announcing-1.29.9/",
-            "https://istio.io/latest/news/releases/1.29.x/announcing-1.29/change-notes/",
-            "https://github.com/istio/istio/blob/1.29.0/go.mod",
-            FEATURES,
-        ],
-    },
-    IstioRelease {
-        minor: (1, 30),
-        released: Day::new(2026, 5, 18),
-        end_of_life: None,
-        kubernetes: (32, 36),
-        gateway_api: gateway_api(1, 5, 1),
-        // Upgrade notes: "Gateway API CRDs must be upgraded to v1.5.x" (TLSRoute below 1.5.0
-        // is not processed).
-        gateway_api_minimum: gateway_api(1, 5, 0),
-        ambient_multicluster: Some(Maturity::Beta),
-        dual_stack: Maturity::Beta,
-        ipv6: Maturity::Alpha,
-        sources: &[
-            SUPPORTED_RELEASES,
-            "https://istio.io/latest/news/releases/1.30.x/announcing-1.30/upgrade-notes/",
-            "https://github.com/istio/istio/blob/1.30.0/go.mod",
-            "https://github.com/istio/istio/blob/release-1.30/pkg/config/schema/gatewayapi/minimumversions.go",
-            FEATURES,
-        ],
-    },
-    IstioRelease {
-        minor: (1, 31),
-        released: Day::new(2026, 8, 31),
-        end_of_life: None,
-        // The 1.31.0 announcement: "officially supported on Kubernetes versions 1.32 to 1.36".
-        kubernetes: (32, 36),
-        gateway_api: gateway_api(1, 6, 0),
-        // TCPRoute below 1.6.0 is not processed.
-        gateway_api_minimum: gateway_api(1, 6, 0),
-        ambient_multicluster: Some(Maturity::Beta),
-        dual_stack: Maturity::Beta,
-        ipv6: Maturity::Alpha,
-        sources: &[
-            SUPPORTED_RELEASES,
-            "https://istio.io/latest/news/releases/1.31.x/announcing-1.31/",
-            "https://github.com/istio/istio/blob/release-1.31/go.mod",
-            "https://github.com/istio/istio/blob/release-1.31/pkg/config/schema/gatewayapi/minimumversions.go",
-            FEATURES,
-        ],
-    },
-];
-
-/// The row of an Istio version's minor, if meshplan knows it.
-pub fn istio(version: &Version) -> Option<&'static IstioRelease> {
-    ISTIO
-        .iter()
-        .find(|r| r.minor == (version.major, version.minor))
-}
-
-/// The oldest Istio minor meshplan emits for.
-pub fn oldest_istio() -> &'static IstioRelease {
-    &ISTIO[0]
-}
-
-/// The newest Istio minor meshplan knows.
-pub fn newest_istio() -> &'static IstioRelease {
-    &ISTIO[ISTIO.len() - 1]
-}
-
-/// The minors still supported on `today`, oldest first (for a help text).
-pub fn supported_istio(today: Day) -> Vec<&'static IstioRelease> {
-    ISTIO
-        .iter()
-        .filter(|r| r.released <= today && r.end_of_life.is_none_or(|eol| eol > today))
-        .collect()
-}
-
-/// One MetalLB minor release.
+/// One MetalLB minor release (a `[[metallb]]` row).
 #[derive(Debug)]
 pub struct MetallbRelease {
     /// `(0, 15)`.
@@ -367,34 +115,156 @@ pub struct MetallbRelease {
     /// Its newest patch release: the chart version a plan naming only the minor installs.
     pub newest: Version,
     /// Where the row's facts were read.
-    pub sources: &'static [&'static str],
+    pub sources: Vec<String>,
 }
 
-/// MetalLB minors with its CRD configuration (0.13 on), oldest first: the release tags of
-/// github.com/metallb/metallb, whose Helm chart versions are the release versions (the newest
-/// patches of 0.13 to 0.15 as https://endoflife.date/metallb lists them on 2026-05-09).
-pub const METALLB: &[MetallbRelease] = &[
-    MetallbRelease {
-        minor: (0, 13),
-        newest: Version::new(0, 13, Some(12)),
-        sources: &["https://github.com/metallb/metallb/releases/tag/v0.13.12"],
-    },
-    MetallbRelease {
-        minor: (0, 14),
-        newest: Version::new(0, 14, Some(9)),
-        sources: &["https://github.com/metallb/metallb/releases/tag/v0.14.9"],
-    },
-    MetallbRelease {
-        minor: (0, 15),
-        newest: Version::new(0, 15, Some(3)),
-        sources: &["https://github.com/metallb/metallb/releases/tag/v0.15.3"],
-    },
-    MetallbRelease {
-        minor: (0, 16),
-        newest: Version::new(0, 16, Some(0)),
-        sources: &["https://github.com/metallb/metallb/releases/tag/v0.16.0"],
-    },
-];
+/// The table's text.
+const TABLE: &str = include_str!("releases.toml");
+
+/// `src/releases.toml` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTable {
+    checked: String,
+    istio: Vec<RawIstio>,
+    metallb: Vec<RawMetallb>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIstio {
+    minor: String,
+    released: String,
+    end_of_life: Option<String>,
+    kubernetes: [String; 2],
+    gateway_api: String,
+    gateway_api_minimum: String,
+    ambient_multicluster: Option<Maturity>,
+    dual_stack: Maturity,
+    ipv6: Maturity,
+    sources: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetallb {
+    minor: String,
+    newest: String,
+    sources: Vec<String>,
+}
+
+/// The loaded table.
+struct Table {
+    istio: Vec<IstioRelease>,
+    metallb: Vec<MetallbRelease>,
+}
+
+fn day(text: &str) -> Result<Day, String> {
+    Day::parse(text).ok_or_else(|| format!("`{text}` is not YYYY-MM-DD"))
+}
+
+fn minor(text: &str) -> Result<(u64, u64), String> {
+    Version::parse(text)
+        .filter(|v| v.patch.is_none())
+        .map(|v| (v.major, v.minor))
+        .ok_or_else(|| format!("`{text}` is not MAJOR.MINOR"))
+}
+
+fn release(text: &str) -> Result<Version, String> {
+    Version::parse(text)
+        .filter(|v| v.patch.is_some())
+        .ok_or_else(|| format!("`{text}` is not MAJOR.MINOR.PATCH"))
+}
+
+fn istio_row(r: RawIstio) -> Result<IstioRelease, String> {
+    let (oldest, newest) = (minor(&r.kubernetes[0])?, minor(&r.kubernetes[1])?);
+    if oldest.0 != 1 || newest.0 != 1 {
+        return Err(format!("{}: Kubernetes is 1.x", r.minor));
+    }
+    Ok(IstioRelease {
+        minor: minor(&r.minor)?,
+        released: day(&r.released)?,
+        end_of_life: r.end_of_life.as_deref().map(day).transpose()?,
+        kubernetes: (oldest.1, newest.1),
+        gateway_api: release(&r.gateway_api)?,
+        gateway_api_minimum: release(&r.gateway_api_minimum)?,
+        ambient_multicluster: r.ambient_multicluster,
+        dual_stack: r.dual_stack,
+        ipv6: r.ipv6,
+        sources: r.sources,
+    })
+}
+
+fn load(text: &str) -> Result<Table, String> {
+    let raw: RawTable = toml::from_str(text).map_err(|e| e.to_string())?;
+    let istio = raw
+        .istio
+        .into_iter()
+        .map(istio_row)
+        .collect::<Result<Vec<_>, String>>()?;
+    let metallb = raw
+        .metallb
+        .into_iter()
+        .map(|r| {
+            Ok(MetallbRelease {
+                minor: minor(&r.minor)?,
+                newest: release(&r.newest)?,
+                sources: r.sources,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    if istio.is_empty() {
+        return Err("no [[istio]] row".to_owned());
+    }
+    if day(&raw.checked)? != CHECKED {
+        return Err(format!(
+            "`checked` is not {CHECKED}, the date src/releases.rs dates findings with"
+        ));
+    }
+    Ok(Table { istio, metallb })
+}
+
+/// The table, loaded once. `src/releases.toml` is compiled in and the unit tests load it, so
+/// a table that does not load never leaves the repository.
+static LOADED: LazyLock<Table> = LazyLock::new(|| {
+    load(TABLE).unwrap_or_else(|e| panic!("src/releases.toml (compiled in) does not load: {e}"))
+});
+
+/// Every Istio minor meshplan emits for, oldest first.
+pub fn istio_releases() -> &'static [IstioRelease] {
+    &LOADED.istio
+}
+
+/// MetalLB minors with its CRD configuration (0.13 on), oldest first; a MetalLB Helm chart's
+/// version is the release's.
+pub fn metallb_releases() -> &'static [MetallbRelease] {
+    &LOADED.metallb
+}
+
+/// The row of an Istio version's minor, if meshplan knows it.
+pub fn istio(version: &Version) -> Option<&'static IstioRelease> {
+    istio_releases()
+        .iter()
+        .find(|r| r.minor == (version.major, version.minor))
+}
+
+/// The oldest Istio minor meshplan emits for.
+pub fn oldest_istio() -> &'static IstioRelease {
+    &istio_releases()[0]
+}
+
+/// The newest Istio minor meshplan knows.
+pub fn newest_istio() -> &'static IstioRelease {
+    &istio_releases()[istio_releases().len() - 1]
+}
+
+/// The minors still supported on `today`, oldest first (for a help text).
+pub fn supported_istio(today: Day) -> Vec<&'static IstioRelease> {
+    istio_releases()
+        .iter()
+        .filter(|r| r.released <= today && r.end_of_life.is_none_or(|eol| eol > today))
+        .collect()
+}
 
 /// The first MetalLB release whose Service annotations use the `metallb.io/` prefix
 /// (`metallb.universe.tf/` before): MetalLB 0.14.9's release notes.
@@ -406,7 +276,7 @@ pub fn metallb_release(version: &Version) -> Option<Version> {
     if version.patch.is_some() {
         return Some(version.clone());
     }
-    METALLB
+    metallb_releases()
         .iter()
         .find(|r| r.minor == (version.major, version.minor))
         .map(|r| r.newest.clone())
@@ -418,13 +288,13 @@ mod tests {
 
     #[test]
     fn istio_rows_are_consecutive_minors_with_sane_facts() {
-        for pair in ISTIO.windows(2) {
+        for pair in istio_releases().windows(2) {
             assert_eq!(pair[1].minor, (pair[0].minor.0, pair[0].minor.1 + 1));
             assert!(pair[0].released < pair[1].released);
             assert!(pair[0].kubernetes.0 <= pair[1].kubernetes.0);
             assert!(pair[0].gateway_api <= pair[1].gateway_api);
         }
-        for row in ISTIO {
+        for row in istio_releases() {
             assert!(row.kubernetes.0 <= row.kubernetes.1, "{:?}", row.minor);
             assert!(
                 row.gateway_api_minimum <= row.gateway_api,
@@ -472,9 +342,34 @@ mod tests {
         assert_eq!(metallb_release(&v("0.15")), Some(v("0.15.3")));
         assert_eq!(metallb_release(&v("0.13.7")), Some(v("0.13.7")));
         assert_eq!(metallb_release(&v("0.99")), None);
-        for row in METALLB {
+        for row in metallb_releases() {
             assert_eq!((row.newest.major, row.newest.minor), row.minor);
+            assert!(!row.sources.is_empty());
         }
+    }
+
+    #[test]
+    fn a_broken_table_says_what_is_wrong() {
+        let good = r#"checked = "2026-12-06"
+metallb = []
+[[istio]]
+minor = "1.30"
+released = "2026-05-18"
+kubernetes = ["1.32", "1.36"]
+gateway_api = "1.5.1"
+gateway_api_minimum = "1.5.0"
+dual_stack = "beta"
+ipv6 = "alpha"
+sources = []
+"#;
+        assert!(load(good).is_ok());
+        let error = |from: &str, to: &str| load(&good.replace(from, to)).err().unwrap_or_default();
+        assert!(error(r#""1.5.0""#, r#""1.5""#).contains("`1.5` is not MAJOR.MINOR.PATCH"));
+        assert!(error("2026-05-18", "2026-5-18").contains("not YYYY-MM-DD"));
+        assert!(error(r#""beta""#, r#""gamma""#).contains("gamma"));
+        assert!(error("ipv6", "ipv7").contains("ipv7"));
+        assert!(error(r#"["1.32""#, r#"["2.32""#).contains("Kubernetes is 1.x"));
+        assert!(error("2026-12-06", "2026-12-07").contains("`checked` is not 2026-12-06"));
     }
 
     #[test]

@@ -435,7 +435,7 @@ fn no_plan_can_name_a_retired_location() {
 fn every_version_gets_its_hub_written_out() {
     // Istio 1.30's own default hub is registry.istio.io (retired): every IstioOperator and
     // every Helm values file that selects images must name the hub, for every release.
-    for release in meshplan::releases::ISTIO {
+    for release in meshplan::releases::istio_releases() {
         for installer in ["istioctl", "helm"] {
             let plan = format!(
                 "[mesh]\nid = \"m\"\n[mesh.istio]\nversion = \"{}.{}.1\"\ninstaller = \"{installer}\"\n\

@@ -1,5 +1,5 @@
 //! Rules of the `version` family: versions parse and are supported, and what the release table
-//! (`src/releases.rs`) says about the targeted Istio: its end of life, the Kubernetes releases
+//! (`src/releases.toml`) says about the targeted Istio: its end of life, the Kubernetes releases
 //! it supports, the maturity of the features the plan uses, the Gateway API CRDs it needs.
 
 use miette::{Diagnostic, SourceSpan};
