@@ -1,6 +1,7 @@
 //! Every outside fetch a built tree names comes from the plan: an image reference, a registry
 //! path (`hub`, `imageRepository`, a chart's `image.repository`), a chart repository, an
-//! `oci://` reference or a URL, in any file of the tree of every shipped plan and ok fixture.
+//! `oci://` reference or a URL, in any file of the tree of every shipped plan and every ok and
+//! warn fixture (the err fixtures build no tree).
 //! Each must be on a host the plan names, or on one of the project's defaults; none may name a
 //! location Istio retired in December 2026. A plan that sets mirrors gets only its own hosts.
 //!
@@ -50,7 +51,7 @@ struct Reference {
 
 fn plans() -> Vec<PathBuf> {
     let mut paths = Vec::new();
-    for dir in ["plans", "tests/fixtures/ok"] {
+    for dir in ["plans", "tests/fixtures/ok", "tests/fixtures/warn"] {
         for entry in fs::read_dir(crate_root().join(dir)).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "toml") {
