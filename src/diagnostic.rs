@@ -79,6 +79,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Service(#[from] ServiceError),
+    /// `meshplan::artifacts::*`: where images, charts, CRDs and downloads come from.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Artifacts(#[from] crate::validate::artifacts::ArtifactsError),
 }
 
 impl Error {

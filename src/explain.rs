@@ -99,6 +99,7 @@ pub fn explain(plan: &Plan, mesh: &Mesh) -> Explanation {
             Some(addresses(plan, mesh)),
             Some(pools(plan)),
             (!plan.services.is_empty()).then(|| services(plan)),
+            Some(artifacts(mesh)),
         ]
         .into_iter()
         .flatten()
@@ -107,6 +108,37 @@ pub fn explain(plan: &Plan, mesh: &Mesh) -> Explanation {
         install_steps: mesh.procedure.steps.clone(),
         install_needs: mesh.procedure.needs.clone(),
     }
+}
+
+/// What the install fetches, where from, and where its publisher serves it: what a mirror
+/// needs (`images.txt` and `charts.txt` list the same).
+fn artifacts(mesh: &Mesh) -> Table {
+    let a = &mesh.artifacts;
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    rows.extend(a.images.iter().map(|i| {
+        vec![
+            format!("image ({})", i.used_by),
+            i.image.clone(),
+            i.upstream.clone(),
+        ]
+    }));
+    rows.extend(a.charts.iter().map(|c| {
+        vec![
+            format!("chart {} {}", c.name, c.version),
+            c.repository.clone(),
+            c.upstream.clone(),
+        ]
+    }));
+    rows.extend(
+        a.downloads
+            .iter()
+            .map(|d| vec![d.what.clone(), d.location.clone(), d.upstream.clone()]),
+    );
+    Table::new(
+        "Artifacts (images.txt, charts.txt)",
+        &["artifact", "fetched from", "upstream"],
+        rows,
+    )
 }
 
 fn clusters(plan: &Plan) -> Table {

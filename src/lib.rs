@@ -23,6 +23,7 @@ pub mod model;
 pub mod parallel;
 pub mod parse;
 pub mod raw;
+pub mod releases;
 pub mod render;
 pub mod report;
 pub mod resolve;
@@ -54,11 +55,18 @@ impl Checked {
     }
 }
 
-/// Parses and validates a plan.
+/// Parses and validates a plan, dated the day the release table was checked: what tests and
+/// every caller without a clock get, so findings do not change as time passes.
 pub fn check(source: &Source) -> Checked {
+    check_on(source, releases::CHECKED)
+}
+
+/// Parses and validates a plan; `today` dates the end-of-life rule (`meshplan` passes the
+/// clock's date, or `MESHPLAN_TODAY`).
+pub fn check_on(source: &Source, today: releases::Day) -> Checked {
     match parse::parse(source) {
         Ok(raw) => {
-            let validated = validate::validate(&raw);
+            let validated = validate::validate_on(&raw, today);
             Checked {
                 findings: validated.findings,
                 plan: validated.plan,
@@ -92,6 +100,11 @@ pub fn compile(source: &Source) -> (Checked, Option<Result<render::Output, rende
 /// Decodes a plan file's bytes and checks it; text that is not UTF-8 is a finding, not a
 /// failure.
 pub fn check_bytes(name: &str, bytes: &[u8]) -> (Source, Checked) {
+    check_bytes_on(name, bytes, releases::CHECKED)
+}
+
+/// [`check_bytes`] dated `today` (see [`check_on`]).
+pub fn check_bytes_on(name: &str, bytes: &[u8], today: releases::Day) -> (Source, Checked) {
     let (source, bad_byte) = Source::from_bytes(name, bytes);
     let checked = match bad_byte {
         Some(offset) => Checked {
@@ -103,7 +116,7 @@ pub fn check_bytes(name: &str, bytes: &[u8]) -> (Source, Checked) {
             ],
             plan: None,
         },
-        None => check(&source),
+        None => check_on(&source, today),
     };
     (source, checked)
 }

@@ -77,7 +77,84 @@ fn rendered<T>(cli: &Cli, result: Result<T, meshplan::render::RenderError>) -> R
 fn compile(cli: &Cli, path: &Path) -> Result<Output, ExitCode> {
     let (plan, mesh) = resolved(cli, path)?;
     let explanation = meshplan::explain::explain(&plan, &mesh);
-    rendered(cli, meshplan::render::render(&mesh, &explanation))
+    let mut output = rendered(cli, meshplan::render::render(&mesh, &explanation))?;
+    attach(cli, path, &mesh, &mut output)?;
+    Ok(output)
+}
+
+/// The largest file beside the plan that the tree takes a copy of (Gateway API's
+/// experimental CRDs are about 1.3 MB).
+const MAX_ATTACHMENT_BYTES: u64 = 16 << 20;
+
+/// Copies the files the plan names beside itself (`gateway_api_crds`) into the tree: paths are
+/// relative to the plan's directory (the working directory for a plan from stdin).
+fn attach(
+    cli: &Cli,
+    plan: &Path,
+    mesh: &meshplan::resolve::Mesh,
+    output: &mut Output,
+) -> Result<(), ExitCode> {
+    let dir = match plan.parent() {
+        Some(dir) if plan.as_os_str() != "-" && !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    for attachment in &mesh.artifacts.attachments {
+        let file = dir.join(&attachment.source);
+        let fail = |why: String| {
+            report_error(
+                cli,
+                "meshplan::io::read_attachment",
+                &format!(
+                    "cannot copy `{}` (gateway_api_crds) into the tree: {why}",
+                    file.display()
+                ),
+            );
+            ExitCode::from(2)
+        };
+        let reader = std::fs::File::open(&file).map_err(|e| fail(e.to_string()))?;
+        let mut bytes = Vec::new();
+        reader
+            .take(MAX_ATTACHMENT_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| fail(e.to_string()))?;
+        if bytes.len() as u64 > MAX_ATTACHMENT_BYTES {
+            return Err(fail("larger than 16 MiB".to_owned()));
+        }
+        let text = String::from_utf8(bytes).map_err(|_| fail("not UTF-8 text".to_owned()))?;
+        output.insert(attachment.tree_path.clone(), text);
+    }
+    Ok(())
+}
+
+/// The day findings are dated (the end-of-life rule): `MESHPLAN_TODAY` (`YYYY-MM-DD`), else
+/// the clock's, in UTC.
+fn today(cli: &Cli) -> Option<meshplan::releases::Day> {
+    match std::env::var("MESHPLAN_TODAY") {
+        Ok(text) => {
+            let day = meshplan::releases::Day::parse(&text);
+            if day.is_none() {
+                report_error(
+                    cli,
+                    "meshplan::cli::usage",
+                    &format!("MESHPLAN_TODAY=`{text}` is not a date: write YYYY-MM-DD"),
+                );
+            }
+            day
+        }
+        Err(_) => {
+            let now = time::OffsetDateTime::now_utc().date();
+            Some(meshplan::releases::Day::new(
+                u16::try_from(now.year()).unwrap_or(u16::MAX),
+                u8::from(now.month()),
+                now.day(),
+            ))
+        }
+    }
+}
+
+/// Checks a plan's bytes, dated [`today`]; `None` (after reporting) when the date is invalid.
+fn check_bytes(cli: &Cli, name: &str, bytes: &[u8]) -> Option<(Source, Checked)> {
+    Some(meshplan::check_bytes_on(name, bytes, today(cli)?))
 }
 
 /// One side of a diff, compiled; `name` is the file, or `<stdin>`. (Generated files do not
@@ -102,12 +179,13 @@ impl Compiled {
 
 fn compile_side(cli: &Cli, path: &Path) -> Result<Compiled, ExitCode> {
     let (label, bytes) = read_plan(cli, path).ok_or(ExitCode::from(2))?;
-    let (source, checked) = meshplan::check_bytes(&label, &bytes);
+    let (source, checked) = check_bytes(cli, &label, &bytes).ok_or(ExitCode::from(2))?;
     print_findings(cli, &source, &checked);
     let plan = checked.plan.ok_or(ExitCode::from(2))?;
     let mesh = meshplan::resolve::resolve(&plan, &meshplan::plan_file_name(&source.name));
     let explanation = meshplan::explain::explain(&plan, &mesh);
-    let output = rendered(cli, meshplan::render::render(&mesh, &explanation))?;
+    let mut output = rendered(cli, meshplan::render::render(&mesh, &explanation))?;
+    attach(cli, path, &mesh, &mut output)?;
     Ok(Compiled {
         name: terminal::text(&source.name).into_owned(),
         plan,
@@ -334,7 +412,9 @@ fn run_render(cli: &Cli, path: &Path, name: &str, only: Only) -> ExitCode {
         return ExitCode::from(2);
     };
     let plan_file = meshplan::plan_file_name(&plan_name);
-    let (source, checked) = meshplan::check_bytes(&plan_name, &bytes);
+    let Some((source, checked)) = check_bytes(cli, &plan_name, &bytes) else {
+        return ExitCode::from(2);
+    };
     print_findings(cli, &source, &checked);
     let Some(plan) = checked.plan else {
         return ExitCode::from(1);
@@ -495,7 +575,7 @@ fn run_explain_code(cli: &Cli, code: &str) -> ExitCode {
 /// Reads and checks a plan; `None` (after reporting) when the file cannot be read.
 fn load(cli: &Cli, path: &Path) -> Option<(Source, Checked)> {
     let (label, bytes) = read_plan(cli, path)?;
-    Some(meshplan::check_bytes(&label, &bytes))
+    check_bytes(cli, &label, &bytes)
 }
 
 /// The plan's name as findings show it and its bytes; `-` is standard input, shown as

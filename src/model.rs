@@ -179,8 +179,8 @@ pub struct Mesh {
     pub dataplane: Dataplane,
     /// Istio version.
     pub istio_version: Version,
-    /// Image registry override.
-    pub hub: Option<String>,
+    /// Where the tree's images, charts, CRDs and downloads come from.
+    pub artifacts: Artifacts,
     /// Installer.
     pub installer: Installer,
     /// MetalLB version.
@@ -194,6 +194,56 @@ pub struct Mesh {
     /// GitOps hand-off.
     pub gitops: Option<Gitops>,
 }
+
+/// `[mesh.artifacts]` (and `[mesh.istio] hub`), defaults filled in.
+#[derive(Debug, Clone, Serialize)]
+pub struct Artifacts {
+    /// Istio's images.
+    pub hub: String,
+    /// Istio's chart repository (`https://` or `oci://`).
+    pub istio_charts: String,
+    /// MetalLB's chart repository (`https://` or `oci://`).
+    pub metallb_charts: String,
+    /// MetalLB's images.
+    pub metallb_hub: String,
+    /// The Gateway API CRDs, when the plan names where they come from (else the GitHub
+    /// release of the Gateway API version).
+    pub gateway_api_crds: Option<CrdSource>,
+    /// The Gateway API release, when the plan pins one (else the targeted Istio's).
+    pub gateway_api_version: Option<Version>,
+    /// Where istioctl archives are downloaded from.
+    pub istioctl: String,
+    /// kind's node images.
+    pub kind_hub: String,
+}
+
+/// Where the Gateway API CRDs come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CrdSource {
+    /// An `https://` (or `http://`) URL.
+    Url(String),
+    /// A file beside the plan, as written (relative to the plan's directory).
+    File(String),
+}
+
+/// Istio's images since ever, and the only registry serving them after December 2026.
+pub const DEFAULT_HUB: &str = "docker.io/istio";
+/// Istio's HTTP chart repository from December 2026 (every release; the 1.31 upgrade notes).
+pub const DEFAULT_ISTIO_CHARTS: &str = "https://blob.istio.io/istio-release/charts";
+/// MetalLB's chart repository (GitHub Pages of metallb/metallb).
+pub const DEFAULT_METALLB_CHARTS: &str = "https://metallb.github.io/metallb";
+/// MetalLB's images (`controller`, `speaker`).
+pub const DEFAULT_METALLB_HUB: &str = "quay.io/metallb";
+/// Gateway API releases on GitHub: `<this>/<version>/standard-install.yaml`.
+pub const GATEWAY_API_RELEASES: &str =
+    "https://github.com/kubernetes-sigs/gateway-api/releases/download";
+/// Istio's GitHub releases: `<this>/<version>/istioctl-<version>-<os>-<arch>.tar.gz`.
+pub const DEFAULT_ISTIOCTL: &str = "https://github.com/istio/istio/releases/download";
+/// kind's node images.
+pub const DEFAULT_KIND_HUB: &str = "docker.io/kindest";
+/// Istio's sample images.
+pub const DEFAULT_SAMPLES_HUB: &str = "docker.io/istio";
 
 /// `[mesh.gitops]`.
 #[derive(Debug, Serialize)]
@@ -428,7 +478,7 @@ impl Plan {
                 .as_ref()
                 .map_or(Dataplane::Sidecar, |d| *d.get_ref()),
             istio_version: facts.istio_version.clone()?,
-            hub: text(&istio.hub),
+            artifacts: artifacts(istio, raw_mesh.artifacts.as_ref().map(|a| a.get_ref())),
             installer: istio
                 .installer
                 .as_ref()
@@ -683,6 +733,37 @@ fn samples(raw: Option<&raw::Samples>) -> Samples {
         sleep: raw.sleep.as_ref().is_some_and(|s| *s.get_ref()),
         bookinfo,
     }
+}
+
+fn artifacts(istio: &raw::Istio, raw: Option<&raw::Artifacts>) -> Artifacts {
+    let key =
+        |get: fn(&raw::Artifacts) -> &Option<toml::Spanned<String>>| raw.and_then(|a| text(get(a)));
+    Artifacts {
+        hub: key(|a| &a.hub)
+            .or_else(|| text(&istio.hub))
+            .unwrap_or_else(|| DEFAULT_HUB.to_owned()),
+        // A trailing `/` would double up where a chart name or version is appended.
+        istio_charts: key(|a| &a.istio_charts)
+            .map_or_else(|| DEFAULT_ISTIO_CHARTS.to_owned(), trim_slash),
+        metallb_charts: key(|a| &a.metallb_charts)
+            .map_or_else(|| DEFAULT_METALLB_CHARTS.to_owned(), trim_slash),
+        metallb_hub: key(|a| &a.metallb_hub).unwrap_or_else(|| DEFAULT_METALLB_HUB.to_owned()),
+        gateway_api_crds: key(|a| &a.gateway_api_crds).map(|source| {
+            if crate::validate::artifacts::is_url(&source) {
+                CrdSource::Url(source)
+            } else {
+                CrdSource::File(source)
+            }
+        }),
+        gateway_api_version: key(|a| &a.gateway_api_version)
+            .and_then(|v| Version::parse(v.trim_start_matches('v'))),
+        istioctl: key(|a| &a.istioctl).map_or_else(|| DEFAULT_ISTIOCTL.to_owned(), trim_slash),
+        kind_hub: key(|a| &a.kind_hub).unwrap_or_else(|| DEFAULT_KIND_HUB.to_owned()),
+    }
+}
+
+fn trim_slash(url: String) -> String {
+    url.trim_end_matches('/').to_owned()
 }
 
 fn gitops(raw: &raw::Gitops) -> Gitops {

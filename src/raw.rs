@@ -53,6 +53,51 @@ pub struct Mesh {
     /// `[mesh.gitops]` (addition to the spec): hand the compiled tree to Argo CD or Flux.
     #[schemars(with = "Option<Gitops>")]
     pub gitops: Option<Spanned<Gitops>>,
+    /// `[mesh.artifacts]` (addition): where every image, chart, CRD file and download the
+    /// compiled tree fetches comes from, e.g. a mirror in a closed network.
+    #[schemars(with = "Option<Artifacts>")]
+    pub artifacts: Option<Spanned<Artifacts>>,
+}
+
+/// `[mesh.artifacts]`: the outside sources of the compiled tree. Each key has a default that
+/// serves every Istio release a plan may target.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Artifacts {
+    /// Registry path of Istio's images (`pilot`, `proxyv2`, `install-cni`, `ztunnel`), e.g.
+    /// `registry.example.com/istio`; default `docker.io/istio`. The same setting as
+    /// `[mesh.istio] hub`: set either, or both to the same value.
+    #[schemars(with = "Option<String>")]
+    pub hub: Option<Spanned<String>>,
+    /// Istio's Helm chart repository (`installer = "helm"`): an `https://` repository or an
+    /// `oci://` registry path; default `https://blob.istio.io/istio-release/charts`.
+    #[schemars(with = "Option<String>")]
+    pub istio_charts: Option<Spanned<String>>,
+    /// MetalLB's Helm chart repository (`https://` or `oci://`), for the MetalLB install step;
+    /// default `https://metallb.github.io/metallb`.
+    #[schemars(with = "Option<String>")]
+    pub metallb_charts: Option<Spanned<String>>,
+    /// Registry path holding MetalLB's `controller` and `speaker` images; default
+    /// `quay.io/metallb`.
+    #[schemars(with = "Option<String>")]
+    pub metallb_hub: Option<Spanned<String>>,
+    /// Where the Gateway API CRDs come from (ambient): an `https://` URL of a
+    /// `standard-install.yaml`, or a file beside the plan (a relative path), copied into the
+    /// tree; default the GitHub release of `gateway_api_version`.
+    #[schemars(with = "Option<String>")]
+    pub gateway_api_crds: Option<Spanned<String>>,
+    /// The Gateway API release of those CRDs, e.g. `v1.5.1`; default the release the targeted
+    /// Istio is built with.
+    #[schemars(with = "Option<String>")]
+    pub gateway_api_version: Option<Spanned<String>>,
+    /// Where istioctl release archives come from: a URL under which
+    /// `<version>/istioctl-<version>-<os>-<arch>.tar.gz` lies; default
+    /// `https://github.com/istio/istio/releases/download`.
+    #[schemars(with = "Option<String>")]
+    pub istioctl: Option<Spanned<String>>,
+    /// Registry path of kind's node images (`platform = "kind"`); default `docker.io/kindest`.
+    #[schemars(with = "Option<String>")]
+    pub kind_hub: Option<Spanned<String>>,
 }
 
 /// Istio's data plane.
@@ -101,7 +146,8 @@ pub struct Istio {
     /// Istio version, e.g. `1.24.2`; 1.20 or later.
     #[schemars(with = "String")]
     pub version: Spanned<String>,
-    /// Image registry override, e.g. `docker.io/istio`.
+    /// Registry path of Istio's images, e.g. `docker.io/istio` (the default): the same setting
+    /// as `[mesh.artifacts] hub`.
     #[schemars(with = "Option<String>")]
     pub hub: Option<Spanned<String>>,
     /// `istioctl` (default) or `helm`.
@@ -136,7 +182,8 @@ pub struct MeshMetallb {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MeshSamples {
-    /// Registry for the sample images.
+    /// Registry path for the sample images (helloworld, bookinfo; the curl client from the
+    /// same registry host); default `docker.io/istio`.
     #[schemars(with = "Option<String>")]
     pub hub: Option<Spanned<String>>,
     /// Namespace the samples go to; default `sample`.

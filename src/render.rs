@@ -24,6 +24,8 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/explain-without.txt.j2"),
     ),
     ("install.sh", include_str!("../templates/install.sh.j2")),
+    ("images.txt", include_str!("../templates/images.txt.j2")),
+    ("charts.txt", include_str!("../templates/charts.txt.j2")),
     ("preflight.sh", include_str!("../templates/preflight.sh.j2")),
     (
         "verify-trust.sh",
@@ -182,10 +184,13 @@ pub fn render(mesh: &Mesh, explanation: &Explanation) -> Result<Output, RenderEr
     );
     let mesh_value = Value::from(minijinja::value::Serde(mesh));
     let procedure = Value::from(minijinja::value::Serde(&mesh.procedure));
+    let artifacts = Value::from(minijinja::value::Serde(&mesh.artifacts));
     let mut mesh_files = vec![
         "install.sh".to_owned(),
         "preflight.sh".to_owned(),
         "verify-trust.sh".to_owned(),
+        "images.txt".to_owned(),
+        "charts.txt".to_owned(),
     ];
     if let Some(gitops) = &mesh.gitops {
         mesh_files.push(format!("gitops/{}.yaml", gitops.tool));
@@ -194,6 +199,7 @@ pub fn render(mesh: &Mesh, explanation: &Explanation) -> Result<Output, RenderEr
         let ctx = context! {
             mesh => mesh_value.clone(),
             procedure => procedure.clone(),
+            artifacts => artifacts.clone(),
             clusters => Value::from(minijinja::value::Serde(&mesh.procedure.members)),
         };
         let text = render_one(&env, &file, ctx)?;

@@ -599,7 +599,12 @@ mod tests {
             "addresses = [\"10.64.30.71-10.64.30.73\", \"bad\"]",
             1,
         ));
-        let shown = human(&source, &findings[0], STYLE);
+        // The shipped plan's own warnings (its header names them) come first.
+        let invalid = findings
+            .iter()
+            .find(|f| f.code_str() == "meshplan::cidr::invalid")
+            .unwrap();
+        let shown = human(&source, invalid, STYLE);
         assert!(
             shown.contains("│ addresses = [\"10.64.30.71-10.64.30.73\", \"bad\"]\n"),
             "{shown}"
@@ -630,7 +635,11 @@ mod tests {
             "addresses = [\"10.64.30.71-10.64.30.73\", \"bad\"]",
             1,
         ));
-        let shown = plain(&source, &findings[0]);
+        let invalid = findings
+            .iter()
+            .find(|f| f.code_str() == "meshplan::cidr::invalid")
+            .unwrap();
+        let shown = plain(&source, invalid);
         let number = SHIPPED[..SHIPPED.find(POOL).unwrap()].matches('\n').count() + 1;
         assert!(shown.starts_with("meshplan::cidr::invalid\n"), "{shown}");
         assert!(shown.contains("× `bad` is not a CIDR"), "{shown}");

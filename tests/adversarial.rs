@@ -615,6 +615,13 @@ fn a_file_name_cannot_forge_lines_or_send_escapes() {
 fn an_output_directory_cannot_forge_lines() {
     let dir = scratch_dir("adversarial_forged_dir");
     let plan = copy_plan("plans/three-cloud-metallb.toml", &dir, "p.toml");
+    // Current pins, so that the plan has no warnings of its own (the shipped plan keeps its
+    // seed's Istio 1.24 and Kubernetes 1.25, and says so) and stderr is the two summaries.
+    let text = std::fs::read_to_string(&plan)
+        .unwrap()
+        .replace("version = \"1.24.2\"", "version = \"1.30.3\"")
+        .replace("kubernetes = \"1.25.16\"", "kubernetes = \"1.33.1\"");
+    std::fs::write(&plan, text).unwrap();
     let out_dir = dir.join("t\nfake: up to date");
     let out_path = out_dir.to_str().unwrap();
     let shown = out_path.escape_debug().to_string();

@@ -79,8 +79,15 @@ fn check_certs(dir: &Path) -> (Vec<serde_json::Value>, Option<i32>) {
     let findings = String::from_utf8_lossy(&output.stderr)
         .lines()
         .map(|line| {
-            serde_json::from_str(line)
+            serde_json::from_str::<serde_json::Value>(line)
                 .unwrap_or_else(|_| panic!("not JSON: {line}\n{}", text(&output)))
+        })
+        // The plan's own warnings about its pinned versions (its header names them: Istio 1.24
+        // is past its end of life) are not about the CA directory.
+        .filter(|f| {
+            !f["code"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("meshplan::version::"))
         })
         .collect();
     (findings, output.status.code())
@@ -1189,7 +1196,12 @@ fn directory_modes_are_checked_every_run() {
     }
     let again = certs(&dir, &[]);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
-    assert!(!stderr(&again).contains("warning"), "{}", text(&again));
+    // No warning about the directory (the plan's own, about its pinned Istio, stays).
+    assert!(
+        !stderr(&again).contains("meshplan::cert::"),
+        "{}",
+        text(&again)
+    );
 }
 
 #[test]
@@ -1281,6 +1293,9 @@ fn keys_are_never_written_through_a_symbolic_link() {
     make_ca(PLAN, &real, &[]);
     assert_eq!(codes(&base.join("linked"))[0], "meshplan::cert::link");
     assert!(!base.join("nowhere").exists());
+    // Left behind, the dangling link stops tests/compile.rs's globs, which walk the whole
+    // crate directory (target/ included) from `..`.
+    fs::remove_file(base.join("dangling")).unwrap();
 
     // A key that is a link to another cluster's key (C5) is refused, not "kept".
     let shared = base.join("shared-key");

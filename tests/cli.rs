@@ -131,8 +131,11 @@ fn json_diagnostics_are_one_object_per_line_with_positions() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(findings.len(), 1, "{err}");
-    let finding = &findings[0];
+    // The seed's Istio 1.22 is past its end of life: a warning before the error, by position.
+    assert_eq!(findings.len(), 2, "{err}");
+    assert_eq!(findings[0]["code"], "meshplan::version::istio_eol");
+    assert_eq!(findings[0]["severity"], "warning");
+    let finding = &findings[1];
     assert_eq!(finding["code"], "meshplan::cidr::host_bits");
     assert_eq!(finding["severity"], "error");
     let text = std::fs::read_to_string(
@@ -585,4 +588,84 @@ fn bash_completes_cluster_names_from_the_plan_on_the_line() {
         ["cluster-2"]
     );
     assert!(complete("meshplan render plans/missing.toml --cluster ").is_empty());
+}
+
+/// An ambient plan whose Gateway API CRDs are a file beside it.
+fn plan_with_crd_file(dir: &Path, crds: &str) -> PathBuf {
+    let plan = std::fs::read_to_string("tests/fixtures/ok/closed-network-mirrors.toml")
+        .unwrap()
+        .replace(
+            "gateway_api_crds = \"https://mirror.corp.example/files/gateway-api/v1.5.1/standard-install.yaml\"",
+            &format!("gateway_api_crds = \"{crds}\""),
+        );
+    assert!(plan.contains(crds));
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("plan.toml");
+    std::fs::write(&path, plan).unwrap();
+    path
+}
+
+#[test]
+fn gateway_api_crds_from_a_file_beside_the_plan_are_copied_into_the_tree() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-crd-file");
+    let _ = std::fs::remove_dir_all(&dir);
+    let plan = plan_with_crd_file(&dir, "vendor/standard-install.yaml");
+    std::fs::create_dir_all(dir.join("vendor")).unwrap();
+    let crds = "# Gateway API v1.5.1 standard channel, from the mirror\napiVersion: v1\n";
+    std::fs::write(dir.join("vendor/standard-install.yaml"), crds).unwrap();
+    let out_dir = dir.join("out");
+    let out = meshplan(&[
+        "build",
+        plan.to_str().unwrap(),
+        "-o",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("gateway-api-crds.yaml")).unwrap(),
+        crds
+    );
+    let install = std::fs::read_to_string(out_dir.join("cluster1/scripts/install.sh")).unwrap();
+    assert!(
+        install.contains("apply --server-side -f '../gateway-api-crds.yaml'"),
+        "{install}"
+    );
+    // A missing file is an I/O error naming it, and nothing is built.
+    let missing = plan_with_crd_file(&dir.join("other"), "vendor/nowhere.yaml");
+    let out = meshplan(&[
+        "build",
+        missing.to_str().unwrap(),
+        "-o",
+        dir.join("other/out").to_str().unwrap(),
+        "--diagnostics",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("meshplan::io::read_attachment"), "{err}");
+    assert!(err.contains("nowhere.yaml"), "{err}");
+    assert!(!dir.join("other/out").exists());
+}
+
+#[test]
+fn the_end_of_life_rule_is_dated_by_meshplan_today() {
+    // Istio 1.29 reached its end of life on 2026-10-15.
+    let plan = "tests/fixtures/warn/version_istio_eol.toml";
+    let before = run::meshplan_env(&["check", plan], &[("MESHPLAN_TODAY", "2026-10-14")]);
+    assert_eq!(before.status.code(), Some(0));
+    assert!(
+        !stderr(&before).contains("meshplan::version::istio_eol"),
+        "{}",
+        stderr(&before)
+    );
+    let after = run::meshplan_env(&["check", plan], &[("MESHPLAN_TODAY", "2026-10-15")]);
+    assert_eq!(after.status.code(), Some(0));
+    assert!(
+        stderr(&after).contains("meshplan::version::istio_eol"),
+        "{}",
+        stderr(&after)
+    );
+    let bad = run::meshplan_env(&["check", plan], &[("MESHPLAN_TODAY", "15.10.2026")]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("YYYY-MM-DD"), "{}", stderr(&bad));
 }

@@ -5,6 +5,7 @@
 //! version-dependent choices, how LoadBalancer addresses are pinned, and which files each
 //! cluster's bundle holds. Templates receive this model only and make no decisions.
 
+pub mod artifacts;
 pub mod change;
 mod networking;
 mod platform;
@@ -47,6 +48,9 @@ pub struct Mesh {
     /// The plan's services as istiod sees them (each primary's bundle has its share).
     #[serde(skip)]
     pub services: Vec<services::Service>,
+    /// What the tree fetches (empty when one cluster was resolved alone).
+    #[serde(skip)]
+    pub artifacts: artifacts::Artifacts,
 }
 
 /// Where the GitOps tool finds each cluster's bundle.
@@ -69,10 +73,13 @@ pub struct Gitops {
 pub struct IstioTarget {
     /// Image tag, e.g. `1.24.2`.
     pub tag: String,
-    /// Image registry, when overridden.
-    pub hub: Option<String>,
+    /// Image registry: always written, since Istio 1.30's built-in default
+    /// (`registry.istio.io`) is retired.
+    pub hub: String,
     /// `istioctl` or `helm`.
     pub installer: &'static str,
+    /// Where the Helm charts come from (`installer = "helm"`).
+    pub charts: Option<IstioCharts>,
     /// `networking.istio.io/v1` from 1.22, `v1beta1` before.
     pub networking_api: &'static str,
     /// Whether `values.global.externalIstiod` sets istiod's env (1.23+).
@@ -82,8 +89,21 @@ pub struct IstioTarget {
     pub helm_remote_profile: bool,
     /// The ambient data plane (ztunnel, no sidecars), when the plan asks for it.
     pub ambient: Option<Ambient>,
-    /// The Helm repository of Istio's charts (Helm installs).
-    pub helm_repo: &'static str,
+}
+
+/// Istio's Helm charts, as `helm upgrade --install` names them.
+#[derive(Debug, Serialize)]
+pub struct IstioCharts {
+    /// The repository `helm repo add istio` registers (`None` for an OCI registry).
+    pub repository: Option<String>,
+    /// `istio/base`.
+    pub base: String,
+    /// `istio/gateway`.
+    pub gateway: String,
+    /// `istio/cni`.
+    pub cni: String,
+    /// `istio/ztunnel`.
+    pub ztunnel: String,
 }
 
 /// What an ambient mesh installs beyond istiod.
@@ -91,36 +111,30 @@ pub struct IstioTarget {
 pub struct Ambient {
     /// istiod's `AMBIENT_ENABLE_MULTI_NETWORK`: the mesh spans several networks.
     pub multi_network: bool,
-    /// The Gateway API release whose CRDs the target Istio is documented with.
-    pub gateway_api_version: &'static str,
-    /// Where its standard-channel CRDs are published.
+    /// The Gateway API release whose CRDs the install applies (`v1.5.1`): the plan's, else
+    /// the one the targeted Istio is built with (the release table).
+    pub gateway_api_version: String,
+    /// Where a cluster's install script applies them from: a URL, or the tree's copy of a file
+    /// beside the plan (relative to the cluster's directory).
     pub gateway_api_crds: String,
-}
-
-/// The Gateway API release each Istio release's ambient guides install (1.27: v1.3.0; 1.28 and
-/// 1.29: v1.4.0; 1.30 tests against v1.5.1, tests/integration/pilot/testdata/gateway-api-crd.yaml).
-fn gateway_api_version(version: &Version) -> &'static str {
-    if version.at_least(1, 30) {
-        "v1.5.1"
-    } else if version.at_least(1, 28) {
-        "v1.4.0"
-    } else {
-        "v1.3.0"
-    }
 }
 
 fn ambient(plan: &Plan, multi_network: bool) -> Option<Ambient> {
     if plan.mesh.dataplane != Dataplane::Ambient {
         return None;
     }
-    let version = gateway_api_version(&plan.mesh.istio_version);
+    let version = artifacts::gateway_api_version(plan)?;
     Some(Ambient {
         multi_network,
-        gateway_api_version: version,
-        gateway_api_crds: format!(
-            "https://github.com/kubernetes-sigs/gateway-api/releases/download/{version}/standard-install.yaml"
-        ),
+        gateway_api_version: format!("v{version}"),
+        gateway_api_crds: artifacts::gateway_api_crds(plan, &version).0,
     })
+}
+
+/// The source of Istio's charts (`installer = "helm"`).
+fn istio_chart_source(plan: &Plan) -> Option<artifacts::ChartSource> {
+    (plan.mesh.installer == Installer::Helm)
+        .then(|| artifacts::ChartSource::new(&plan.mesh.artifacts.istio_charts, "istio"))
 }
 
 /// One network in `meshNetworks`.
@@ -261,8 +275,8 @@ pub struct Cluster {
     /// A primary serving remotes (`externalIstiod`).
     pub external_istiod: bool,
     /// The Helm chart installing istiod here: `istio/istiod`, or `istio/istiod-remote` for a
-    /// remote before Istio 1.24.
-    pub helm_istiod_chart: &'static str,
+    /// remote before Istio 1.24 (from the plan's chart repository).
+    pub helm_istiod_chart: String,
     /// East-west gateway with its pinned address.
     pub eastwest: Option<Pin>,
     /// Ingress gateway with its pinned address.
@@ -313,6 +327,11 @@ pub fn resolve(plan: &Plan, plan_file: &str) -> Mesh {
         .map(|(c, bundle)| procedure_facts(c, bundle))
         .collect();
     mesh.procedure = procedure::procedure(plan, &facts);
+    mesh.artifacts = artifacts::collect(
+        plan,
+        &mesh.clusters,
+        mesh.procedure.preflight.istioctl_version.is_some(),
+    );
     mesh.procedure.needs.hosts = procedure::hosts(
         &mesh.procedure.steps,
         &fetched_urls(&mesh),
@@ -321,44 +340,51 @@ pub fn resolve(plan: &Plan, plan_file: &str) -> Mesh {
     mesh
 }
 
-/// URLs the clusters' scripts fetch from the operator's machine, with why.
+/// URLs the clusters' scripts fetch from the operator's machine, with why: Istio's chart
+/// repository (Helm installs), the Gateway API CRDs (ambient), istioctl's archive (preflight.sh
+/// names it), as in [`artifacts::collect`]. MetalLB's chart is fetched by a by-hand step,
+/// which names it.
 fn fetched_urls(mesh: &Mesh) -> Vec<(&str, &'static str)> {
     let mut urls = Vec::new();
-    if mesh.istio.installer == "helm" {
-        urls.push((mesh.istio.helm_repo, "Istio's Helm charts"));
+    if let Some(charts) = &mesh.istio.charts {
+        urls.push((
+            charts.repository.as_deref().unwrap_or(charts.base.as_str()),
+            "Istio's Helm charts",
+        ));
     }
     if let Some(ambient) = &mesh.istio.ambient {
         urls.push((ambient.gateway_api_crds.as_str(), "the Gateway API CRDs"));
     }
+    if mesh.procedure.preflight.istioctl_version.is_some() {
+        urls.push((
+            mesh.procedure.preflight.istioctl_from.as_str(),
+            "istioctl, unless it is on PATH",
+        ));
+    }
     urls
 }
 
-/// The registries the clusters' nodes pull from: Istio's hub, and the samples' images.
+/// The registries the clusters' nodes pull from: every image in [`artifacts::collect`] but
+/// kind's node image (pulled where `kind create cluster` runs).
 fn image_registries(mesh: &Mesh) -> Vec<(String, &'static str)> {
     let registry = |image: &str| image.split('/').next().unwrap_or(image).to_owned();
-    let mut registries = vec![(
-        registry(mesh.istio.hub.as_deref().unwrap_or(DEFAULT_ISTIO_HUB)),
-        "Istio's images",
-    )];
-    for samples in mesh.clusters.iter().filter_map(|c| c.samples.as_ref()) {
-        let images = samples
-            .helloworld
-            .iter()
-            .map(|h| h.image.as_str())
-            .chain(samples.sleep_image.as_deref())
-            .chain(samples.bookinfo.iter().map(|w| w.image.as_str()));
-        for image in images {
-            let entry = (registry(image), "the sample workloads' images");
-            if !registries.contains(&entry) {
-                registries.push(entry);
-            }
+    let mut registries: Vec<(String, &'static str)> = Vec::new();
+    for image in &mesh.artifacts.images {
+        let why = match image.used_by {
+            "kind" => continue,
+            "samples" => "the sample workloads' images",
+            "MetalLB" => "MetalLB's images",
+            _ => "Istio's images",
+        };
+        let entry = (registry(&image.image), why);
+        if !registries.contains(&entry) {
+            registries.push(entry);
         }
     }
+    // Istio's first, as the install pulls them first.
+    registries.sort_by_key(|(_, why)| *why != "Istio's images");
     registries
 }
-
-/// Where Istio's images come from when the plan names no hub.
-const DEFAULT_ISTIO_HUB: &str = "docker.io/istio";
 
 fn procedure_facts<'a>(c: &'a model::Cluster, bundle: &Cluster) -> procedure::ClusterFacts<'a> {
     let has = |file: &str| bundle.files.iter().any(|f| f == file);
@@ -428,6 +454,7 @@ fn mesh(plan: &Plan, plan_file: &str) -> Mesh {
         procedure: procedure::Procedure::default(),
         gitops: plan.mesh.gitops.as_ref().map(|g| gitops(plan, g)),
         services: services::services(plan),
+        artifacts: artifacts::Artifacts::default(),
     }
 }
 
@@ -458,11 +485,18 @@ fn istio_target(plan: &Plan, version: &Version, multi_network: bool) -> IstioTar
     IstioTarget {
         ambient: ambient(plan, multi_network),
         tag: version.to_string(),
-        hub: mesh.hub.clone(),
+        hub: mesh.artifacts.hub.clone(),
         installer: match mesh.installer {
             Installer::Istioctl => "istioctl",
             Installer::Helm => "helm",
         },
+        charts: istio_chart_source(plan).map(|source| IstioCharts {
+            repository: source.repository.clone(),
+            base: source.chart("base"),
+            gateway: source.chart("gateway"),
+            cni: source.chart("cni"),
+            ztunnel: source.chart("ztunnel"),
+        }),
         networking_api: if version.at_least(1, 22) {
             "networking.istio.io/v1"
         } else {
@@ -470,7 +504,6 @@ fn istio_target(plan: &Plan, version: &Version, multi_network: bool) -> IstioTar
         },
         global_external_istiod: version.at_least(1, 23),
         helm_remote_profile: version.at_least(1, 24),
-        helm_repo: procedure::ISTIO_HELM_REPO,
     }
 }
 
@@ -604,7 +637,7 @@ fn is_private(ip: IpAddr) -> bool {
 /// MetalLB annotation prefix by version: `metallb.io/` from 0.14.9.
 fn metallb_annotation(plan: &Plan) -> &'static str {
     let v = &plan.mesh.metallb_version;
-    if (v.major, v.minor, v.patch.unwrap_or(0)) >= (0, 14, 9) {
+    if (v.major, v.minor, v.patch.unwrap_or(0)) >= crate::releases::METALLB_IO_ANNOTATIONS {
         "metallb.io/loadBalancerIPs"
     } else {
         "metallb.universe.tf/loadBalancerIPs"
@@ -646,11 +679,15 @@ fn cluster(plan: &Plan, c: &model::Cluster, mesh: &Mesh) -> Cluster {
         injection_path: (!is_primary)
             .then(|| format!("/inject/cluster/{}/net/{}", c.name, c.network)),
         external_istiod: serves_remotes,
-        helm_istiod_chart: if is_primary || plan.mesh.istio_version.at_least(1, 24) {
-            "istio/istiod"
-        } else {
-            "istio/istiod-remote"
-        },
+        helm_istiod_chart: istio_chart_source(plan)
+            .map(|source| {
+                source.chart(if is_primary || plan.mesh.istio_version.at_least(1, 24) {
+                    "istiod"
+                } else {
+                    "istiod-remote"
+                })
+            })
+            .unwrap_or_default(),
         eastwest: eastwest_address(c).map(|address| eastwest_pin(plan, c, address)),
         ingress: c
             .lb

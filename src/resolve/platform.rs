@@ -54,7 +54,7 @@ pub struct KindConfig {
     /// Node roles (`control-plane`/`worker`), control planes first; one control plane when
     /// the plan lists no nodes.
     pub nodes: Vec<&'static str>,
-    /// `kindest/node:v<version>` when the plan gives a full Kubernetes release.
+    /// `<kind hub>/node:v<version>` when the plan gives a full Kubernetes release.
     pub image: Option<String>,
 }
 
@@ -112,7 +112,11 @@ pub struct GkeFirewall {
 pub fn platform(plan: &Plan, c: &model::Cluster, strict_arp: bool) -> Option<Platform> {
     match c.platform {
         Kind::Generic => None,
-        Kind::Kind => Some(Platform::Kind(kind(c, strict_arp))),
+        Kind::Kind => Some(Platform::Kind(kind(
+            c,
+            strict_arp,
+            &plan.mesh.artifacts.kind_hub,
+        ))),
         Kind::Kubeadm => Some(Platform::Kubeadm(kubeadm(c, strict_arp))),
         Kind::Icp => Some(Platform::Icp(IcpConfig {
             network_cidr: c.pod_cidr,
@@ -132,7 +136,7 @@ fn host_and_port(c: &model::Cluster) -> Option<(String, Option<u16>)> {
     Some((host, url.port()))
 }
 
-fn kind(c: &model::Cluster, strict_arp: bool) -> KindConfig {
+fn kind(c: &model::Cluster, strict_arp: bool, hub: &str) -> KindConfig {
     let (address, port) = host_and_port(c).map_or((None, None), |(h, p)| (Some(h), p));
     let mut nodes: Vec<&'static str> = c
         .nodes
@@ -163,12 +167,16 @@ fn kind(c: &model::Cluster, strict_arp: bool) -> KindConfig {
         kube_proxy_mode: proxy_mode(c),
         strict_arp,
         nodes,
-        image: c
-            .kubernetes
-            .as_ref()
-            .filter(|v| v.patch.is_some())
-            .map(|v| format!("kindest/node:v{v}")),
+        image: kind_node_image(c, hub),
     }
+}
+
+/// kind's node image for the cluster's Kubernetes, when the plan gives a full release.
+pub(super) fn kind_node_image(c: &model::Cluster, hub: &str) -> Option<String> {
+    c.kubernetes
+        .as_ref()
+        .filter(|v| v.patch.is_some())
+        .map(|v| format!("{hub}/node:v{v}"))
 }
 
 fn proxy_mode(c: &model::Cluster) -> &'static str {

@@ -19,7 +19,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::model::{self, Plan};
+use crate::model::{self, Plan, Version};
 use crate::raw::{Dataplane, Installer, Platform, Role};
 
 /// The procedure and the checks that come before it.
@@ -114,10 +114,26 @@ pub struct Preflight {
     pub certs: Vec<String>,
     /// Clusters that need MetalLB installed first.
     pub metallb: Vec<MetallbCheck>,
+    /// Where istioctl archives of the targeted version lie (`[mesh.artifacts] istioctl`).
+    pub istioctl_from: String,
+    /// The Kubernetes releases the targeted Istio supports, and the contexts to ask (`None`
+    /// when the release table does not know the Istio minor).
+    pub kubernetes: Option<KubernetesCheck>,
     /// GKE network tags a node must carry (the firewall rule's targets).
     pub gke_tags: Vec<GkeCheck>,
     /// GKE internal load-balancer addresses that should be reserved.
     pub gke_addresses: Vec<GkeCheck>,
+}
+
+/// Every cluster's API server must run a Kubernetes the targeted Istio supports.
+#[derive(Debug, Serialize)]
+pub struct KubernetesCheck {
+    /// The Istio minor, `1.24`.
+    pub istio: String,
+    /// The oldest supported Kubernetes minor (`1.x`).
+    pub oldest: u64,
+    /// The newest supported Kubernetes minor (`1.x`).
+    pub newest: u64,
 }
 
 /// One GKE look-up: a network tag or an address in a project.
@@ -150,12 +166,6 @@ pub const KUBECTL_MIN_MINOR: u64 = 25;
 /// The oldest bash every generated script runs on (macOS's /bin/bash): tests/compile.rs refuses
 /// anything newer in any generated script, and MESHPLAN_OLD_BASH runs them under real ones.
 pub const BASH_MIN: &str = "3.2";
-
-/// The Helm repository of Istio's charts.
-pub const ISTIO_HELM_REPO: &str = "https://istio-release.storage.googleapis.com/charts";
-
-/// The Helm repository of MetalLB's chart.
-const METALLB_HELM_REPO: &str = "https://metallb.github.io/metallb";
 
 /// Where a remote reaches its primary's istiod: xDS and certificates, and the webhooks.
 pub const ISTIOD_PORTS: [u16; 2] = [15012, 15017];
@@ -487,34 +497,17 @@ fn prerequisites(steps: &mut Steps, plan: &Plan, clusters: &[ClusterFacts]) {
     );
     for c in clusters.iter().filter(|c| c.plan.metallb.is_some()) {
         let p = c.plan;
-        let mut install = words(&[
-            "helm",
-            "upgrade",
-            "--install",
-            "metallb",
-            "metallb/metallb",
-            "--namespace",
-        ]);
-        install.push(plan.mesh.metallb_namespace.clone());
-        install.extend(words(&["--create-namespace", "--kube-context"]));
-        install.push(p.context.clone());
-        if plan.mesh.metallb_version.patch.is_some() {
-            install.extend(words(&[
-                "--version",
-                &plan.mesh.metallb_version.to_string(),
-            ]));
-        }
+        let release = super::artifacts::metallb_release(plan);
         steps.push(
             Some(&p.name),
             format!(
                 "{}: install MetalLB {} into namespace {} (Helm as here, or its manifest); \
                  preflight.sh checks its CRDs",
-                p.name, plan.mesh.metallb_version, plan.mesh.metallb_namespace
+                p.name,
+                release.as_ref().unwrap_or(&plan.mesh.metallb_version),
+                plan.mesh.metallb_namespace
             ),
-            vec![
-                words(&["helm", "repo", "add", "metallb", METALLB_HELM_REPO]),
-                install,
-            ],
+            metallb_install(plan, &p.context, release.as_ref()),
             true,
         );
     }
@@ -555,6 +548,36 @@ fn prerequisites(steps: &mut Steps, plan: &Plan, clusters: &[ClusterFacts]) {
             words(&["bash", &format!("{name}/platform/gke-firewall.sh")]),
         );
     }
+}
+
+/// `helm repo add` (an HTTP repository) and `helm upgrade --install` of MetalLB's chart, from
+/// the plan's repository, pinned to its release, with its images from the plan's hub.
+fn metallb_install(plan: &Plan, context: &str, release: Option<&Version>) -> Vec<Vec<String>> {
+    let artifacts = &plan.mesh.artifacts;
+    let source = super::artifacts::ChartSource::new(&artifacts.metallb_charts, "metallb");
+    let mut commands = Vec::new();
+    if let Some(repository) = &source.repository {
+        commands.push(words(&["helm", "repo", "add", "metallb", repository]));
+    }
+    let mut install = words(&["helm", "upgrade", "--install", "metallb"]);
+    install.push(source.chart("metallb"));
+    install.push("--namespace".to_owned());
+    install.push(plan.mesh.metallb_namespace.clone());
+    install.extend(words(&["--create-namespace", "--kube-context", context]));
+    if let Some(release) = release {
+        install.extend(words(&["--version", &release.to_string()]));
+    }
+    if artifacts.metallb_hub != crate::model::DEFAULT_METALLB_HUB {
+        for image in ["controller", "speaker"] {
+            install.push("--set".to_owned());
+            install.push(format!(
+                "{image}.image.repository={}/{image}",
+                artifacts.metallb_hub
+            ));
+        }
+    }
+    commands.push(install);
+    commands
 }
 
 /// What preflight.sh checks, as the step's title says it.
@@ -620,6 +643,17 @@ fn preflight(plan: &Plan, clusters: &[ClusterFacts]) -> Preflight {
                 context: c.context.clone(),
             })
             .collect(),
+        istioctl_from: format!(
+            "{}/{}/",
+            plan.mesh.artifacts.istioctl, plan.mesh.istio_version
+        ),
+        kubernetes: crate::releases::istio(&plan.mesh.istio_version).map(|release| {
+            KubernetesCheck {
+                istio: format!("{}.{}", release.minor.0, release.minor.1),
+                oldest: release.kubernetes.0,
+                newest: release.kubernetes.1,
+            }
+        }),
         gke_tags: clusters
             .iter()
             .filter(|c| c.gke_firewall)
@@ -727,9 +761,11 @@ fn needs(plan: &Plan, steps: &[Step], preflight: &Preflight) -> Needs {
     }
 }
 
-/// The host of an `https://` URL.
+/// The host of an `https://`, `http://` or `oci://` URL.
 pub fn url_host(word: &str) -> Option<&str> {
-    let rest = word.strip_prefix("https://")?;
+    let rest = ["https://", "http://", "oci://"]
+        .iter()
+        .find_map(|scheme| word.strip_prefix(scheme))?;
     rest.split(['/', ':']).next().filter(|h| !h.is_empty())
 }
 

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::model::{self, Plan};
+use crate::model::{self, DEFAULT_SAMPLES_HUB, Plan};
 use crate::raw::{Bookinfo, Dataplane};
 
 /// Image tag of Istio's bookinfo examples.
@@ -63,20 +63,41 @@ fn registry(hub: &str) -> &str {
     }
 }
 
-fn bookinfo_workload(hub: &str, w: Bookinfo) -> Workload {
-    let (app, version) = match w {
+/// The image of the helloworld sample: it answers with `$SERVICE_VERSION`, so one image serves
+/// any version label.
+pub(super) fn helloworld_image(hub: &str) -> String {
+    format!("{hub}/examples-helloworld-v1:1.0")
+}
+
+/// The curl client's image, from the samples hub's registry.
+pub(super) fn curl_image(hub: &str) -> String {
+    format!("{}/{CURL_IMAGE}", registry(hub))
+}
+
+/// The image of one bookinfo workload.
+pub(super) fn bookinfo_image(hub: &str, w: Bookinfo) -> String {
+    let (app, version) = bookinfo_app(w);
+    format!("{hub}/examples-bookinfo-{app}-{version}:{BOOKINFO_TAG}")
+}
+
+fn bookinfo_app(w: Bookinfo) -> (&'static str, &'static str) {
+    match w {
         Bookinfo::Productpage => ("productpage", "v1"),
         Bookinfo::Details => ("details", "v1"),
         Bookinfo::Ratings => ("ratings", "v1"),
         Bookinfo::ReviewsV1 => ("reviews", "v1"),
         Bookinfo::ReviewsV2 => ("reviews", "v2"),
         Bookinfo::ReviewsV3 => ("reviews", "v3"),
-    };
+    }
+}
+
+fn bookinfo_workload(hub: &str, w: Bookinfo) -> Workload {
+    let (app, version) = bookinfo_app(w);
     Workload {
         name: format!("{app}-{version}"),
         app,
         version: version.to_owned(),
-        image: format!("{hub}/examples-bookinfo-{app}-{version}:{BOOKINFO_TAG}"),
+        image: bookinfo_image(hub, w),
     }
 }
 
@@ -104,7 +125,7 @@ pub fn samples(plan: &Plan, c: &model::Cluster, has_ingress: bool) -> Option<Sam
         .mesh
         .samples_hub
         .as_deref()
-        .unwrap_or("docker.io/istio");
+        .unwrap_or(DEFAULT_SAMPLES_HUB);
     let mesh_versions: Vec<String> = plan
         .clusters
         .iter()
@@ -128,10 +149,9 @@ pub fn samples(plan: &Plan, c: &model::Cluster, has_ingress: bool) -> Option<Sam
             name: format!("helloworld-{}", dns_label(version)),
             app: "helloworld",
             version: version.clone(),
-            // The sample app answers with $SERVICE_VERSION, so one image serves any label.
-            image: format!("{hub}/examples-helloworld-v1:1.0"),
+            image: helloworld_image(hub),
         }),
-        sleep_image: s.sleep.then(|| format!("{}/{CURL_IMAGE}", registry(hub))),
+        sleep_image: s.sleep.then(|| curl_image(hub)),
         bookinfo_services: if s.bookinfo.is_empty() {
             Vec::new()
         } else {

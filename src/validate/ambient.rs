@@ -13,11 +13,7 @@ use super::{Facts, Findings};
 use crate::diagnostic::at;
 use crate::model::{Version, lb_via};
 use crate::raw::{Dataplane, LbVia, Role};
-
-/// The first release with ambient multicluster (alpha).
-const FIRST_AMBIENT_MULTICLUSTER: (u64, u64) = (1, 27);
-/// The first release where ambient multicluster is beta.
-const BETA_AMBIENT_MULTICLUSTER: (u64, u64) = (1, 29);
+use crate::releases::{self, Maturity};
 
 /// Findings about an ambient mesh.
 #[derive(Debug, Error, Diagnostic)]
@@ -132,18 +128,17 @@ fn version_has_ambient_multicluster(
     version: &Version,
     out: &mut Findings,
 ) {
-    let (major, minor) = FIRST_AMBIENT_MULTICLUSTER;
-    let (beta_major, beta_minor) = BETA_AMBIENT_MULTICLUSTER;
-    if !version.at_least(major, minor) {
-        out.push(AmbientError::Unsupported {
+    // The release table's maturity; a release newer than the table is taken as beta.
+    match releases::istio(version).map(|r| r.ambient_multicluster) {
+        Some(None) => out.push(AmbientError::Unsupported {
             version: version.to_string(),
             at: at(written),
-        });
-    } else if !version.at_least(beta_major, beta_minor) {
-        out.push(AmbientError::Alpha {
+        }),
+        Some(Some(maturity)) if maturity <= Maturity::Alpha => out.push(AmbientError::Alpha {
             version: version.to_string(),
             at: at(written),
-        });
+        }),
+        _ => {}
     }
 }
 

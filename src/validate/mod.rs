@@ -18,8 +18,10 @@
 //! | `version`  | `version.rs`  | Istio, MetalLB and Kubernetes versions                  |
 //! | several    | `ambient.rs`  | what `dataplane = "ambient"` needs                      |
 //! | `service`  | `service.rs`  | `[[service]]`: clusters, ports, failover, outlier, scope |
+//! | `artifacts`| `artifacts.rs`| `[mesh.artifacts]`: hubs, chart repositories, URLs      |
 
 pub mod ambient;
+pub mod artifacts;
 pub mod cidr;
 pub mod delivery;
 pub mod facts;
@@ -38,6 +40,7 @@ use crate::diagnostic::{Error, at};
 use crate::model;
 use crate::parse::PlanError;
 use crate::raw;
+use crate::releases::{self, Day};
 
 pub use facts::Facts;
 
@@ -71,8 +74,14 @@ pub struct Validated {
     pub plan: Option<model::Plan>,
 }
 
-/// Runs every rule over the plan.
+/// Runs every rule over the plan, dated the day the release table was checked (so findings do
+/// not change as time passes).
 pub fn validate(plan: &raw::Plan) -> Validated {
+    validate_on(plan, releases::CHECKED)
+}
+
+/// Runs every rule over the plan; `today` dates the end-of-life rule.
+pub fn validate_on(plan: &raw::Plan, today: Day) -> Validated {
     let mut out = Findings::default();
     lists_are_not_empty(plan, &mut out);
     let facts = Facts::gather(plan, &mut out);
@@ -86,9 +95,10 @@ pub fn validate(plan: &raw::Plan) -> Validated {
     role::check(&facts, &mut out);
     network::check(&facts, &mut out);
     platform::check(&facts, &mut out);
-    version::check(&facts, &mut out);
+    version::check(&facts, today, &mut out);
     ambient::check(&facts, &mut out);
     service::check(&facts, &mut out);
+    artifacts::check(&facts, &mut out);
     let plan = if out.has_errors() {
         None
     } else {

@@ -1,4 +1,6 @@
-//! Rules of the `version` family: versions parse and are supported.
+//! Rules of the `version` family: versions parse and are supported, and what the release table
+//! (`src/releases.toml`) says about the targeted Istio: its end of life, the Kubernetes releases
+//! it supports, the maturity of the features the plan uses, the Gateway API CRDs it needs.
 
 use miette::{Diagnostic, SourceSpan};
 use thiserror::Error;
@@ -7,11 +9,12 @@ use toml::Spanned;
 use super::{Facts, Findings};
 use crate::diagnostic::at;
 use crate::model::Version;
+use crate::releases::{self, Day, IstioRelease, Maturity};
 
 /// The oldest Istio whose multicluster flow meshplan emits.
 pub const OLDEST_ISTIO: Version = Version::new(1, 20, Some(0));
-/// The newest Istio release whose guides and charts meshplan was checked against (1.30.3).
-pub const NEWEST_ISTIO: Version = Version::new(1, 30, None);
+/// The newest Istio minor meshplan knows (the release table's last row).
+pub const NEWEST_ISTIO: Version = Version::new(1, 31, None);
 /// MetalLB's CRD configuration (IPAddressPool, L2Advertisement) exists from 0.13.
 pub const OLDEST_METALLB: Version = Version::new(0, 13, None);
 /// The MetalLB version assumed when the plan names none.
@@ -99,6 +102,85 @@ pub enum VersionError {
         at: SourceSpan,
     },
 
+    /// An Istio release past its end of life.
+    #[error("Istio {minor} reached its end of life on {end_of_life}")]
+    #[diagnostic(code(meshplan::version::istio_eol), severity(Warning))]
+    IstioEol {
+        /// `1.24`.
+        minor: String,
+        /// The date.
+        end_of_life: Day,
+        #[label("no more fixes, security fixes included, since {end_of_life}")]
+        at: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    /// A cluster's Kubernetes outside the targeted Istio's supported range.
+    #[error(
+        "Kubernetes {kubernetes} of `{cluster}` is outside what Istio {minor} supports, 1.{oldest} to 1.{newest}"
+    )]
+    #[diagnostic(
+        code(meshplan::version::kubernetes_unsupported),
+        severity(Warning),
+        help(
+            "istioctl installs anyway, with a warning (\"you might experience problems\"); Istio tests {minor} on Kubernetes 1.{oldest} to 1.{newest} only. Upgrade the cluster, or target an Istio whose range includes {kubernetes} (istio.io/latest/docs/releases/supported-releases)"
+        )
+    )]
+    KubernetesUnsupported {
+        /// The cluster.
+        cluster: String,
+        /// As written.
+        kubernetes: String,
+        /// `1.24`.
+        minor: String,
+        /// Oldest supported Kubernetes minor.
+        oldest: u64,
+        /// Newest supported Kubernetes minor.
+        newest: u64,
+        #[label("Istio {minor} supports 1.{oldest} to 1.{newest}")]
+        at: SourceSpan,
+    },
+
+    /// A feature the plan uses is alpha (or earlier) on the targeted Istio.
+    #[error("{feature} is {maturity} in Istio {minor}")]
+    #[diagnostic(code(meshplan::version::feature_alpha), severity(Warning))]
+    FeatureAlpha {
+        /// What the plan uses.
+        feature: &'static str,
+        /// Its maturity there.
+        maturity: Maturity,
+        /// `1.24`.
+        minor: String,
+        #[label("{feature} here")]
+        at: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    /// Gateway API CRDs older than the targeted Istio processes.
+    #[error(
+        "Gateway API {pinned} is older than {minimum}, the oldest whose CRDs Istio {minor} processes"
+    )]
+    #[diagnostic(
+        code(meshplan::version::gateway_api_below_minimum),
+        help(
+            "istiod silently stops processing the kinds whose CRDs are below its minimum (Istio 1.30: TLSRoute and ReferenceGrant; istioctl analyze reports IST0176); set gateway_api_version to {minimum} or later (Istio {minor} is built with {default}), or remove it for that default"
+        )
+    )]
+    GatewayApiBelowMinimum {
+        /// As pinned.
+        pinned: String,
+        /// The table's minimum.
+        minimum: String,
+        /// The table's default.
+        default: String,
+        /// `1.30`.
+        minor: String,
+        #[label("below {minimum}")]
+        at: SourceSpan,
+    },
+
     /// MetalLB older than its CRD configuration.
     #[error("MetalLB {value} is older than {OLDEST_METALLB}")]
     #[diagnostic(
@@ -140,13 +222,19 @@ pub fn parse(
     parsed
 }
 
-/// Runs the `version` rules.
-pub fn check(facts: &Facts, out: &mut Findings) {
+/// Runs the `version` rules; `today` dates the end-of-life rule.
+pub fn check(facts: &Facts, today: Day, out: &mut Findings) {
     let mesh = facts.plan.mesh.get_ref();
     let istio = &mesh.istio.get_ref().version;
     if let Some(version) = &facts.istio_version {
         istio_is_supported(istio, version, out);
         tls_server_name_is_supported(facts, version, out);
+        if let Some(release) = releases::istio(version) {
+            istio_is_not_past_end_of_life(istio, release, today, out);
+            kubernetes_is_in_range(facts, release, out);
+            ipv6_is_not_alpha(facts, release, out);
+            gateway_api_is_recent_enough(facts, release, out);
+        }
     }
     if let (Some(version), Some(written)) = (
         &facts.metallb_version,
@@ -175,6 +263,108 @@ fn istio_is_supported(written: &Spanned<String>, version: &Version, out: &mut Fi
     } else {
         out.push(VersionError::IstioUnsupported {
             value: written.get_ref().clone(),
+            at: at(written),
+        });
+    }
+}
+
+fn minor(release: &IstioRelease) -> String {
+    format!("{}.{}", release.minor.0, release.minor.1)
+}
+
+fn istio_is_not_past_end_of_life(
+    written: &Spanned<String>,
+    release: &IstioRelease,
+    today: Day,
+    out: &mut Findings,
+) {
+    let Some(end_of_life) = release.end_of_life.filter(|eol| *eol <= today) else {
+        return;
+    };
+    let supported: Vec<String> = releases::supported_istio(today)
+        .into_iter()
+        .map(minor)
+        .collect();
+    let help = if supported.is_empty() {
+        "target a supported release (istio.io/latest/docs/releases/supported-releases)".to_owned()
+    } else {
+        format!(
+            "target a supported release: {} in meshplan's release table of {} (istio.io/latest/docs/releases/supported-releases)",
+            supported.join(" or "),
+            releases::CHECKED
+        )
+    };
+    out.push(VersionError::IstioEol {
+        minor: minor(release),
+        end_of_life,
+        at: at(written),
+        help,
+    });
+}
+
+fn kubernetes_is_in_range(facts: &Facts, release: &IstioRelease, out: &mut Findings) {
+    let (oldest, newest) = release.kubernetes;
+    for cluster in &facts.clusters {
+        let (Some(version), Some(written)) =
+            (&cluster.kubernetes, &cluster.raw.get_ref().kubernetes)
+        else {
+            continue;
+        };
+        if version.major == 1 && (oldest..=newest).contains(&version.minor) {
+            continue;
+        }
+        out.push(VersionError::KubernetesUnsupported {
+            cluster: cluster.name().to_owned(),
+            kubernetes: written.get_ref().clone(),
+            minor: minor(release),
+            oldest,
+            newest,
+            at: at(written),
+        });
+    }
+}
+
+/// Istio's "IPv6 Support for Kubernetes" (single-stack) has stayed alpha (`core.ipv6`).
+fn ipv6_is_not_alpha(facts: &Facts, release: &IstioRelease, out: &mut Findings) {
+    if release.ipv6 > Maturity::Alpha {
+        return;
+    }
+    let ipv6 = facts.clusters.iter().find_map(|c| {
+        c.pod_cidr
+            .as_ref()
+            .filter(|cidr| cidr.get_ref().addr().is_ipv6())
+    });
+    if let Some(cidr) = ipv6 {
+        out.push(VersionError::FeatureAlpha {
+            feature: "IPv6 (single-stack) support",
+            maturity: release.ipv6,
+            minor: minor(release),
+            at: at(cidr),
+            help: "Istio's feature status lists IPv6 for Kubernetes as alpha: it works end to end, but is not supported for production (istio/enhancements features.yaml, core.ipv6); plan IPv4 clusters, or accept the risk".to_owned(),
+        });
+    }
+}
+
+fn gateway_api_is_recent_enough(facts: &Facts, release: &IstioRelease, out: &mut Findings) {
+    let Some(written) = facts
+        .plan
+        .mesh
+        .get_ref()
+        .artifacts
+        .as_ref()
+        .and_then(|a| a.get_ref().gateway_api_version.as_ref())
+    else {
+        return;
+    };
+    // A release without a patch number is `artifacts::invalid`, not compared here.
+    let pinned =
+        Version::parse(written.get_ref().trim_start_matches('v')).filter(|v| v.patch.is_some());
+    if pinned.is_some_and(|v| v < release.gateway_api_minimum) {
+        out.push(VersionError::GatewayApiBelowMinimum {
+            pinned: written.get_ref().clone(),
+            minimum: format!("v{}", release.gateway_api_minimum),
+            default: format!("v{}", release.gateway_api),
+            minor: minor(release),
             at: at(written),
         });
     }
