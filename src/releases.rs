@@ -314,7 +314,7 @@ mod tests {
     fn the_issue_facts_are_in_the_table() {
         let row = |minor| istio(&Version::new(1, minor, Some(0))).unwrap();
         assert_eq!(row(27).kubernetes, (29, 33));
-        assert_eq!(row(28).kubernetes, (30, 34));
+        assert_eq!(row(28).kubernetes, (29, 35));
         assert_eq!(row(29).kubernetes, (31, 35));
         assert_eq!(row(30).kubernetes, (32, 36));
         assert_eq!(row(31).kubernetes, (32, 36));
