@@ -10,6 +10,7 @@ mod platform;
 pub mod procedure;
 mod samples;
 pub mod services;
+pub mod traffic;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -46,6 +47,9 @@ pub struct Mesh {
     /// The plan's services as istiod sees them (each primary's bundle has its share).
     #[serde(skip)]
     pub services: Vec<services::Service>,
+    /// The sample services of the traffic model, which the verify scripts follow.
+    #[serde(skip)]
+    pub sample_services: Vec<traffic::ServiceDef>,
 }
 
 /// Where the GitOps tool finds each cluster's bundle.
@@ -427,6 +431,7 @@ fn mesh(plan: &Plan, plan_file: &str) -> Mesh {
         procedure: procedure::Procedure::default(),
         gitops: plan.mesh.gitops.as_ref().map(|g| gitops(plan, g)),
         services: services::services(plan),
+        sample_services: traffic::sample_definitions(plan),
     }
 }
 
@@ -672,7 +677,18 @@ fn cluster(plan: &Plan, c: &model::Cluster, mesh: &Mesh) -> Cluster {
         routes: networking::routes(plan, c),
         platform: platform::platform(plan, c, strict_arp),
         default_ingress,
-        samples: samples::samples(plan, c, default_ingress || c.lb.ingress.is_some()),
+        samples: plan
+            .clusters
+            .iter()
+            .position(|o| o.name == c.name)
+            .and_then(|index| {
+                samples::samples(
+                    plan,
+                    index,
+                    default_ingress || c.lb.ingress.is_some(),
+                    &mesh.sample_services,
+                )
+            }),
         services: services::config_for(&mesh.services, is_primary),
         phases: Vec::new(),
         files: Vec::new(),
@@ -801,15 +817,12 @@ fn files(c: &Cluster, installer: Installer, ambient: bool) -> Vec<String> {
         files.push("scripts/routes.sh".to_owned());
         files.push("scripts/routes-undo.sh".to_owned());
     }
-    if c.samples
-        .as_ref()
-        .is_some_and(|s| s.sleep_image.is_some() && !s.mesh_versions.is_empty())
-    {
+    if c.samples.as_ref().is_some_and(|s| s.verify.is_some()) {
         files.push("scripts/verify.sh".to_owned());
     }
     if c.samples
         .as_ref()
-        .is_some_and(|s| s.bookinfo_ingress && !s.reviews_versions.is_empty())
+        .is_some_and(|s| s.verify_bookinfo.is_some())
     {
         files.push("scripts/verify-bookinfo.sh".to_owned());
     }
