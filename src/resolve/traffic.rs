@@ -32,6 +32,10 @@ use crate::raw::{Bookinfo, Dataplane, LbVia, Scope};
 /// The model of every service, for every client cluster.
 #[derive(Debug, Serialize)]
 pub struct Traffic {
+    /// The plan file name.
+    pub plan_file: String,
+    /// Mesh ID.
+    pub mesh_id: String,
     /// `sidecar` or `ambient`.
     pub dataplane: &'static str,
     /// Services: the plan's `[[service]]` in plan order, then the samples' own.
@@ -406,7 +410,7 @@ pub fn view(plan: &Plan, def: &ServiceDef, client: usize) -> ClientView {
                 why: if ambient {
                     "cluster-local: not labelled istio.io/global".to_owned()
                 } else {
-                    "cluster-local (serviceSettings.clusterLocal)".to_owned()
+                    "cluster-local: serviceSettings.clusterLocal".to_owned()
                 },
             });
             continue;
@@ -463,7 +467,7 @@ pub fn view(plan: &Plan, def: &ServiceDef, client: usize) -> ClientView {
 
 /// The whole model, optionally only for client `from` and service `service` (`name.namespace`
 /// or `name`).
-pub fn traffic(plan: &Plan, from: Option<&str>, service: Option<&str>) -> Traffic {
+pub fn traffic(plan: &Plan, plan_file: &str, from: Option<&str>, service: Option<&str>) -> Traffic {
     let services = definitions(plan)
         .into_iter()
         .filter(|d| service.is_none_or(|s| s == d.id() || s == d.name))
@@ -483,6 +487,8 @@ pub fn traffic(plan: &Plan, from: Option<&str>, service: Option<&str>) -> Traffi
         })
         .collect();
     Traffic {
+        plan_file: plan_file.to_owned(),
+        mesh_id: plan.mesh.id.clone(),
         dataplane: match plan.mesh.dataplane {
             Dataplane::Sidecar => "sidecar",
             Dataplane::Ambient => "ambient",
