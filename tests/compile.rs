@@ -462,6 +462,7 @@ fn every_code_is_documented_and_has_a_fixture() {
         "meshplan::io::plan_too_large",
         "meshplan::io::write_output",
         "meshplan::cli::unknown_cluster",
+        "meshplan::cli::unknown_service",
         "meshplan::cli::nothing_to_render",
         "meshplan::render::template",
         "meshplan::certs::refused",
