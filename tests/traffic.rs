@@ -350,3 +350,46 @@ fn every_verify_script_expects_what_the_model_says_its_cluster_reaches() {
     }
     assert!(checked >= 10, "only {checked} verify scripts");
 }
+
+/// Ambient: a `[[service]]` making the helloworld sample cluster-scoped leaves its Service
+/// unlabelled `istio.io/global` (ztunnel then keeps it in its cluster), and each cluster's
+/// verify.sh expects its own version only.
+#[test]
+fn an_ambient_cluster_scoped_sample_is_never_labelled_global() {
+    let text = fs::read_to_string(root().join("plans/ambient-multi-network.toml")).unwrap();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("traffic-ambient");
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    let build = |name: &str, extra: &str| -> PathBuf {
+        let plan = dir.join(format!("{name}.toml"));
+        fs::write(&plan, format!("{text}\n{extra}")).unwrap();
+        let out = dir.join(name);
+        ok(&[
+            "build",
+            plan.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "-q",
+        ]);
+        out
+    };
+    let global = build("global", "");
+    let local = build(
+        "local",
+        "[[service]]\nname = \"helloworld\"\nnamespace = \"sample\"\nport = 5000\n\
+         clusters = [\"cluster1\", \"cluster2\"]\nscope = \"cluster\"\n",
+    );
+    let samples = |out: &Path| fs::read_to_string(out.join("cluster1/samples.yaml")).unwrap();
+    assert!(samples(&global).contains("istio.io/global: \"true\""));
+    assert!(
+        !samples(&local).contains("istio.io/global"),
+        "{}",
+        samples(&local)
+    );
+    assert_eq!(
+        expected(&global.join("cluster1/scripts/verify.sh")),
+        ["v1", "v2"]
+    );
+    assert_eq!(expected(&local.join("cluster1/scripts/verify.sh")), ["v1"]);
+    assert_eq!(expected(&local.join("cluster2/scripts/verify.sh")), ["v2"]);
+}

@@ -22,7 +22,7 @@
 //! A cluster counts in its own locality (`region`, `zone`, `subzone`); nodes that override it
 //! are not split out. The samples' services (helloworld, bookinfo) take their endpoints from
 //! where the samples run, and their settings from a `[[service]]` of the same name in the
-//! samples' namespace.
+//! samples' namespace, whose `clusters` are endpoints too.
 
 use serde::Serialize;
 
@@ -241,8 +241,18 @@ fn plan_service<'a>(plan: &'a Plan, name: &str) -> Option<&'a model::Service> {
 pub fn sample_definitions(plan: &Plan) -> Vec<ServiceDef> {
     sample_services(plan)
         .into_iter()
-        .map(|(name, port, endpoints, callers)| {
+        .map(|(name, port, mut endpoints, callers)| {
             let planned = plan_service(plan, name);
+            // The plan's `clusters` count too: endpoints of its own may run there.
+            if let Some(planned) = planned {
+                for (i, c) in plan.clusters.iter().enumerate() {
+                    if planned.clusters.contains(&c.name) && !endpoints.iter().any(|(e, _)| *e == i)
+                    {
+                        endpoints.push((i, Vec::new()));
+                    }
+                }
+                endpoints.sort_by_key(|(i, _)| *i);
+            }
             ServiceDef {
                 name: name.to_owned(),
                 namespace: plan.mesh.samples_namespace.clone(),
@@ -268,7 +278,7 @@ pub fn sample_definitions(plan: &Plan) -> Vec<ServiceDef> {
 }
 
 /// Every service of the plan, with where it runs: `[[service]]` in plan order (a sample
-/// service among them runs where the samples run), then the sample services no `[[service]]`
+/// service among them runs where the samples run and in its `clusters`), then the sample services no `[[service]]`
 /// names.
 pub fn definitions(plan: &Plan) -> Vec<ServiceDef> {
     let index: std::collections::HashMap<&str, usize> = plan
@@ -396,15 +406,46 @@ fn raw_priority(
     }
 }
 
+/// Where a client stands.
+#[derive(Debug, Clone)]
+pub struct Client<'a> {
+    /// Its cluster (an index into `plan.clusters`), when it is one.
+    pub cluster: Option<usize>,
+    /// Its name in the output.
+    pub name: String,
+    /// Its locality.
+    pub locality: &'a model::Locality,
+    /// Its network.
+    pub network: &'a str,
+}
+
 /// What client cluster `client` (an index into `plan.clusters`) reaches of `def`.
 pub fn view(plan: &Plan, def: &ServiceDef, client: usize) -> ClientView {
     let me = &plan.clusters[client];
+    view_from(
+        plan,
+        def,
+        &Client {
+            cluster: Some(client),
+            name: me.name.clone(),
+            locality: &me.locality,
+            network: &me.network,
+        },
+        &[],
+    )
+}
+
+/// What `client` reaches of `def` when the clusters in `lost` (indexes) are gone.
+pub fn view_from(plan: &Plan, def: &ServiceDef, client: &Client, lost: &[usize]) -> ClientView {
     let ambient = plan.mesh.dataplane == Dataplane::Ambient;
     let mut tiers: Vec<(u8, String, Vec<Endpoint>)> = Vec::new();
     let mut unreachable = Vec::new();
     for (i, versions) in &def.endpoints {
+        if lost.contains(i) {
+            continue;
+        }
         let there = &plan.clusters[*i];
-        if def.scope == Scope::Cluster && *i != client {
+        if def.scope == Scope::Cluster && Some(*i) != client.cluster {
             unreachable.push(Unreachable {
                 cluster: there.name.clone(),
                 why: if ambient {
@@ -415,7 +456,7 @@ pub fn view(plan: &Plan, def: &ServiceDef, client: usize) -> ClientView {
             });
             continue;
         }
-        let via = if there.network == me.network {
+        let via = if there.network == client.network {
             Vec::new()
         } else {
             let gateways = gateways_of(plan, &there.network);
@@ -433,7 +474,7 @@ pub fn view(plan: &Plan, def: &ServiceDef, client: usize) -> ClientView {
         } else if ambient {
             (0, "ztunnel: no locality preference".to_owned())
         } else if def.outlier {
-            raw_priority(&me.locality, &there.locality, &def.failover)
+            raw_priority(client.locality, &there.locality, &def.failover)
         } else {
             (0, "no locality preference".to_owned())
         };
@@ -450,8 +491,8 @@ pub fn view(plan: &Plan, def: &ServiceDef, client: usize) -> ClientView {
     }
     tiers.sort_by_key(|(p, ..)| *p);
     ClientView {
-        client: me.name.clone(),
-        locality: locality_text(&me.locality),
+        client: client.name.clone(),
+        locality: locality_text(client.locality),
         tiers: tiers
             .into_iter()
             .enumerate()
