@@ -199,15 +199,15 @@ fn ambient_plan(name: &str, extra: &str) -> String {
     path.to_str().unwrap().to_owned()
 }
 
-/// Ambient without a waypoint: ztunnel does no locality failover, so losing a region is not
-/// reported as a failover to the planned region (it was, before the traffic model).
+/// Ambient without a waypoint: ztunnel does no locality failover (a plan asking for one is
+/// refused, `meshplan::service::ambient_needs_waypoint`), so losing a region is reported as
+/// ztunnel spreading over what is left, not as Istio's sidecar behaviour.
 #[test]
 fn ambient_reports_no_failover_that_ztunnel_does_not_do() {
     let plan = ambient_plan(
         "ambient-failover",
         "[[service]]\nname = \"reviews\"\nnamespace = \"shop\"\nport = 9080\n\
-         clusters = [\"cluster1\", \"cluster2\"]\n\
-         failover = [{ from = \"eu-west\", to = \"eu-north\" }]\n",
+         clusters = [\"cluster1\", \"cluster2\"]\n",
     );
     let w = json(&plan, &["cluster1"]);
     let route = &w["failovers"][0];
@@ -218,4 +218,17 @@ fn ambient_reports_no_failover_that_ztunnel_does_not_do() {
         "{w:#}"
     );
     assert_eq!(route["clusters"], serde_json::json!(["cluster2"]));
+    let refused = meshplan(&[
+        "check",
+        &ambient_plan(
+            "ambient-outlier",
+            "[[service]]\nname = \"reviews\"\nnamespace = \"shop\"\nport = 9080\n\
+             clusters = [\"cluster1\", \"cluster2\"]\n[service.outlier]\nconsecutive_5xx = 2\n",
+        ),
+    ]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("meshplan::service::ambient_needs_waypoint")
+    );
 }
