@@ -94,6 +94,10 @@ pub struct IstioTarget {
 pub struct Ambient {
     /// istiod's `AMBIENT_ENABLE_MULTI_NETWORK`: the mesh spans several networks.
     pub multi_network: bool,
+    /// istiod's `AMBIENT_ENABLE_BAGGAGE` (Istio 1.29+, with `multi_network`): peer metadata in
+    /// HBONE baggage, so cross-network telemetry names both sides, as Istio's 1.29 multicluster
+    /// ambient install guides set it.
+    pub baggage: bool,
     /// The Gateway API release whose CRDs the target Istio is documented with.
     pub gateway_api_version: &'static str,
     /// Where its standard-channel CRDs are published.
@@ -119,6 +123,7 @@ fn ambient(plan: &Plan, multi_network: bool) -> Option<Ambient> {
     let version = gateway_api_version(&plan.mesh.istio_version);
     Some(Ambient {
         multi_network,
+        baggage: multi_network && plan.mesh.istio_version.at_least(1, 29),
         gateway_api_version: version,
         gateway_api_crds: format!(
             "https://github.com/kubernetes-sigs/gateway-api/releases/download/{version}/standard-install.yaml"
