@@ -301,6 +301,9 @@ fn services(plan: &Plan) -> Table {
     )
 }
 
+/// How many other clusters the verify table names before "and N more".
+const WAITS_SHOWN: usize = 3;
+
 /// What each cluster's verify scripts expect: the first tier of the traffic model
 /// (`meshplan explain --traffic`), only for plans with a verify script.
 fn verify_expectations(mesh: &Mesh) -> Option<Table> {
@@ -317,11 +320,19 @@ fn verify_expectations(mesh: &Mesh) -> Option<Table> {
             let Some(expect) = expect else {
                 continue;
             };
-            let waits: Vec<String> = expect
+            // A few clusters by name; the scripts list them all.
+            let mut waits: Vec<String> = expect
                 .waits
                 .iter()
+                .take(WAITS_SHOWN)
                 .map(|w| format!("{} ({})", w.cluster, w.deployments.join(", ")))
                 .collect();
+            if expect.waits.len() > WAITS_SHOWN {
+                waits.push(format!(
+                    "and {} more clusters",
+                    expect.waits.len() - WAITS_SHOWN
+                ));
+            }
             rows.push(vec![
                 c.name.clone(),
                 script.to_owned(),

@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use std::collections::{BTreeMap, HashSet};
+
 use super::traffic::{self, ServiceDef};
 use crate::model::Plan;
 use crate::raw::{Bookinfo, Dataplane, Scope};
@@ -199,24 +201,22 @@ fn helloworld_deployment(version: &str) -> String {
     format!("helloworld-{}", dns_label(version))
 }
 
+/// Deployments to wait for, by cluster index.
+type Waits = BTreeMap<usize, Vec<String>>;
+
 /// Adds `deployment` in cluster `i` to `waits`, unless `i` is the client's own cluster (its
 /// verify script waits for all of its own).
-fn add_wait(client: usize, i: usize, deployment: String, waits: &mut Vec<(usize, Vec<String>)>) {
+fn add_wait(client: usize, i: usize, deployment: String, waits: &mut Waits) {
     if i == client {
         return;
     }
-    match waits.iter_mut().find(|(c, _)| *c == i) {
-        Some((_, deployments)) => {
-            if !deployments.contains(&deployment) {
-                deployments.push(deployment);
-            }
-        }
-        None => waits.push((i, vec![deployment])),
+    let deployments = waits.entry(i).or_default();
+    if !deployments.contains(&deployment) {
+        deployments.push(deployment);
     }
 }
 
-fn remote_waits(plan: &Plan, mut waits: Vec<(usize, Vec<String>)>) -> Vec<RemoteWait> {
-    waits.sort_by_key(|(i, _)| *i);
+fn remote_waits(plan: &Plan, waits: Waits) -> Vec<RemoteWait> {
     waits
         .into_iter()
         .filter_map(|(i, deployments)| {
@@ -230,19 +230,16 @@ fn remote_waits(plan: &Plan, mut waits: Vec<(usize, Vec<String>)>) -> Vec<Remote
         .collect()
 }
 
-fn cluster_index(plan: &Plan, name: &str) -> Option<usize> {
-    plan.clusters.iter().position(|c| c.name == name)
-}
-
 /// verify.sh: the helloworld versions of the sleep client's first tier.
 fn verify_helloworld(plan: &Plan, client: usize, def: &ServiceDef) -> Option<Expect> {
     let view = traffic::view(plan, def, client);
     let mut versions = Vec::new();
-    let mut waits = Vec::new();
+    let mut seen = HashSet::new();
+    let mut waits = Waits::new();
     for e in view.first_tier() {
-        let i = cluster_index(plan, &e.cluster)?;
+        let i = e.index;
         for v in &e.versions {
-            if !versions.contains(v) {
+            if seen.insert(v.as_str()) {
                 versions.push(v.clone());
             }
             add_wait(client, i, helloworld_deployment(v), &mut waits);
@@ -255,7 +252,7 @@ fn verify_helloworld(plan: &Plan, client: usize, def: &ServiceDef) -> Option<Exp
         .endpoints
         .iter()
         .flat_map(|(_, vs)| vs.iter())
-        .filter(|v| !versions.contains(v))
+        .filter(|v| !seen.contains(v.as_str()))
         .cloned()
         .collect();
     Some(Expect {
@@ -277,12 +274,12 @@ fn verify_bookinfo<'a>(
     let reviews = def("reviews")?;
     let ratings = def("ratings");
     let mut versions: Vec<String> = Vec::new();
-    let mut waits = Vec::new();
+    let mut waits = Waits::new();
     for page in traffic::view(plan, productpage, client).first_tier() {
-        let p = cluster_index(plan, &page.cluster)?;
+        let p = page.index;
         let mut shown = false;
         for review in traffic::view(plan, reviews, p).first_tier() {
-            let r = cluster_index(plan, &review.cluster)?;
+            let r = review.index;
             let stars = ratings.map(|d| traffic::view(plan, d, r));
             for v in &review.versions {
                 let rated = match (v.as_str(), &stars) {
@@ -295,9 +292,7 @@ fn verify_bookinfo<'a>(
                 }
                 if v != "v1" {
                     for rating in stars.iter().flat_map(|view| view.first_tier()) {
-                        if let Some(i) = cluster_index(plan, &rating.cluster) {
-                            add_wait(client, i, "ratings-v1".to_owned(), &mut waits);
-                        }
+                        add_wait(client, rating.index, "ratings-v1".to_owned(), &mut waits);
                     }
                 }
                 if !versions.contains(v) {

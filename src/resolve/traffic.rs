@@ -91,6 +91,9 @@ pub struct Tier {
 /// A cluster's endpoints of a service.
 #[derive(Debug, Clone, Serialize)]
 pub struct Endpoint {
+    /// The cluster's index in `plan.clusters`.
+    #[serde(skip)]
+    pub index: usize,
     /// The cluster they run in.
     pub cluster: String,
     /// Its locality.
@@ -479,6 +482,7 @@ pub fn view_from(plan: &Plan, def: &ServiceDef, client: &Client, lost: &[usize])
             (0, "no locality preference".to_owned())
         };
         let endpoint = Endpoint {
+            index: *i,
             cluster: there.name.clone(),
             locality: locality_text(&there.locality),
             versions: versions.clone(),
