@@ -195,8 +195,7 @@ fn service_loss(plan: &Plan, def: &ServiceDef, lost: &[usize], out: &mut WhatIf)
         let regions: BTreeSet<Option<&str>> = first
             .iter()
             .flat_map(|t| t.endpoints.iter())
-            .filter_map(|e| plan.clusters.iter().find(|c| c.name == e.cluster))
-            .map(|c| c.locality.region.as_deref())
+            .map(|e| plan.clusters[e.index].locality.region.as_deref())
             .collect();
         let single = match regions.iter().next() {
             Some(Some(r)) if regions.len() == 1 => Some((*r).to_owned()),

@@ -24,6 +24,8 @@
 //! where the samples run, and their settings from a `[[service]]` of the same name in the
 //! samples' namespace, whose `clusters` are endpoints too.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use crate::model::{self, Failover, Plan};
@@ -284,7 +286,7 @@ pub fn sample_definitions(plan: &Plan) -> Vec<ServiceDef> {
 /// service among them runs where the samples run and in its `clusters`), then the sample services no `[[service]]`
 /// names.
 pub fn definitions(plan: &Plan) -> Vec<ServiceDef> {
-    let index: std::collections::HashMap<&str, usize> = plan
+    let index: HashMap<&str, usize> = plan
         .clusters
         .iter()
         .enumerate()
@@ -354,31 +356,35 @@ pub fn routing(plan: &Plan, def: &ServiceDef) -> &'static str {
     }
 }
 
-/// The east-west gateways (`address:port`) of a network, in plan order.
-fn gateways_of(plan: &Plan, network: &str) -> Vec<String> {
+/// The east-west gateways (`address:port`) of every network, in plan order: one pass over the
+/// clusters.
+fn gateways_by_network(plan: &Plan) -> HashMap<&str, Vec<String>> {
     let ambient = plan.mesh.dataplane == Dataplane::Ambient;
-    plan.clusters
-        .iter()
-        .filter(|c| c.network == network)
-        .filter_map(|c| {
-            let address =
-                c.lb.eastwest
-                    .map(|ip| match ip {
-                        std::net::IpAddr::V4(v4) => v4.to_string(),
-                        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-                    })
-                    .or_else(|| c.lb.eastwest_hostname.clone())?;
-            // Ambient's east-west gateway takes HBONE on 15008; the sidecar one 15443.
-            let port = if ambient {
-                15008
-            } else if c.lb.via == LbVia::NodePort {
-                c.lb.eastwest_node_port
-            } else {
-                15443
-            };
-            Some(format!("{address}:{port}"))
-        })
-        .collect()
+    let mut out: HashMap<&str, Vec<String>> = HashMap::new();
+    for c in &plan.clusters {
+        let Some(address) =
+            c.lb.eastwest
+                .map(|ip| match ip {
+                    std::net::IpAddr::V4(v4) => v4.to_string(),
+                    std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                })
+                .or_else(|| c.lb.eastwest_hostname.clone())
+        else {
+            continue;
+        };
+        // Ambient's east-west gateway takes HBONE on 15008; the sidecar one 15443.
+        let port = if ambient {
+            15008
+        } else if c.lb.via == LbVia::NodePort {
+            c.lb.eastwest_node_port
+        } else {
+            15443
+        };
+        out.entry(c.network.as_str())
+            .or_default()
+            .push(format!("{address}:{port}"));
+    }
+    out
 }
 
 /// Istio's priority of an endpoint in `to` for a client in `from`, before renumbering, with why.
@@ -443,6 +449,7 @@ pub fn view_from(plan: &Plan, def: &ServiceDef, client: &Client, lost: &[usize])
     let ambient = plan.mesh.dataplane == Dataplane::Ambient;
     let mut tiers: Vec<(u8, String, Vec<Endpoint>)> = Vec::new();
     let mut unreachable = Vec::new();
+    let mut gateways: Option<HashMap<&str, Vec<String>>> = None;
     for (i, versions) in &def.endpoints {
         if lost.contains(i) {
             continue;
@@ -462,7 +469,11 @@ pub fn view_from(plan: &Plan, def: &ServiceDef, client: &Client, lost: &[usize])
         let via = if there.network == client.network {
             Vec::new()
         } else {
-            let gateways = gateways_of(plan, &there.network);
+            let gateways = gateways
+                .get_or_insert_with(|| gateways_by_network(plan))
+                .get(there.network.as_str())
+                .cloned()
+                .unwrap_or_default();
             if gateways.is_empty() {
                 unreachable.push(Unreachable {
                     cluster: there.name.clone(),
