@@ -191,7 +191,7 @@ pub enum Command {
     },
     /// Print the planning tables (clusters, networks, addresses, pools) and a topology diagram.
     #[command(
-        after_help = "Examples:\n  meshplan explain plans/three-cloud-metallb.toml\n  meshplan explain plan.toml --format markdown >> pr-description.md\n  meshplan explain plan.toml --without east-primary --without east-remote\n  meshplan explain plan.toml --without east-primary --format json | jq .no_endpoints"
+        after_help = "Examples:\n  meshplan explain plans/three-cloud-metallb.toml\n  meshplan explain plan.toml --format markdown >> pr-description.md\n  meshplan explain plan.toml --without east-primary --without east-remote\n  meshplan explain plan.toml --without east-primary --format json | jq .no_endpoints\n  meshplan explain plan.toml --traffic --from east-primary --service reviews"
     )]
     Explain {
         #[command(flatten)]
@@ -205,8 +205,19 @@ pub enum Command {
         /// What if this cluster goes down: services left without endpoints, where the others
         /// fail over, remotes that lose their control plane, networks left without an
         /// east-west gateway. Repeat for several clusters.
-        #[arg(long, value_name = "CLUSTER", add = ArgValueCompleter::new(completion::cluster_names))]
+        #[arg(long, value_name = "CLUSTER", conflicts_with = "traffic", add = ArgValueCompleter::new(completion::cluster_names))]
         without: Vec<String>,
+        /// What each client cluster reaches of each service (`[[service]]` and the samples),
+        /// in the priority tiers its proxies use, with the east-west gateway each remote
+        /// endpoint is reached through: the model the verify scripts check.
+        #[arg(long)]
+        traffic: bool,
+        /// With `--traffic`: only this client cluster.
+        #[arg(long, value_name = "CLUSTER", requires = "traffic")]
+        from: Option<String>,
+        /// With `--traffic`: only this service (`name` or `name.namespace`).
+        #[arg(long, value_name = "NAME", requires = "traffic")]
+        service: Option<String>,
     },
     /// Print what a diagnostic code means, its cause and its fix (docs/diagnostics.md).
     #[command(

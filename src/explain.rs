@@ -99,6 +99,7 @@ pub fn explain(plan: &Plan, mesh: &Mesh) -> Explanation {
             Some(addresses(plan, mesh)),
             Some(pools(plan)),
             (!plan.services.is_empty()).then(|| services(plan)),
+            verify_expectations(mesh),
             Some(artifacts(mesh)),
         ]
         .into_iter()
@@ -330,6 +331,70 @@ fn services(plan: &Plan) -> Table {
         ],
         rows,
     )
+}
+
+/// How many other clusters the verify table names before "and N more".
+const WAITS_SHOWN: usize = 3;
+
+/// What each cluster's verify scripts expect: the first tier of the traffic model
+/// (`meshplan explain --traffic`), only for plans with a verify script.
+fn verify_expectations(mesh: &Mesh) -> Option<Table> {
+    let mut rows = Vec::new();
+    for c in &mesh.clusters {
+        let Some(samples) = &c.samples else {
+            continue;
+        };
+        let checks = [
+            ("verify.sh", "helloworld", &samples.verify),
+            ("verify-bookinfo.sh", "reviews", &samples.verify_bookinfo),
+        ];
+        for (script, service, expect) in checks {
+            let Some(expect) = expect else {
+                continue;
+            };
+            // A few clusters by name; the scripts list them all.
+            let mut waits: Vec<String> = expect
+                .waits
+                .iter()
+                .take(WAITS_SHOWN)
+                .map(|w| format!("{} ({})", w.cluster, w.deployments.join(", ")))
+                .collect();
+            if expect.waits.len() > WAITS_SHOWN {
+                waits.push(format!(
+                    "and {} more clusters",
+                    expect.waits.len() - WAITS_SHOWN
+                ));
+            }
+            rows.push(vec![
+                c.name.clone(),
+                script.to_owned(),
+                format!("{service} {}", expect.versions.join(", ")),
+                if expect.not_expected.is_empty() {
+                    "-".to_owned()
+                } else {
+                    expect.not_expected.join(", ")
+                },
+                if waits.is_empty() {
+                    "-".to_owned()
+                } else {
+                    waits.join("; ")
+                },
+            ]);
+        }
+    }
+    (!rows.is_empty()).then(|| {
+        Table::new(
+            "Verify expectations (first tier of `meshplan explain --traffic`)",
+            &[
+                "cluster",
+                "script",
+                "expects",
+                "must not answer",
+                "also waits for",
+            ],
+            rows,
+        )
+    })
 }
 
 fn entry_contains(entry: &str, ip: IpAddr) -> bool {

@@ -26,6 +26,14 @@ fn main() -> ExitCode {
         Command::Explain {
             plan,
             format,
+            traffic: true,
+            from,
+            service,
+            ..
+        } => run_traffic(&cli, plan, *format, from.as_deref(), service.as_deref()),
+        Command::Explain {
+            plan,
+            format,
             without,
             ..
         } if !without.is_empty() => run_what_if(&cli, plan, *format, without),
@@ -297,6 +305,63 @@ fn run_what_if(cli: &Cli, path: &Path, format: Format, without: &[String]) -> Ex
         _ => rendered(
             cli,
             meshplan::render::render_what_if(&what_if, format == Format::Markdown),
+        ),
+    };
+    match text {
+        Ok(text) => print_stream(&text),
+        Err(code) => code,
+    }
+}
+
+/// `explain --traffic`: the traffic model, from the validated plan alone.
+fn run_traffic(
+    cli: &Cli,
+    path: &Path,
+    format: Format,
+    from: Option<&str>,
+    service: Option<&str>,
+) -> ExitCode {
+    let Some((source, checked)) = load(cli, path) else {
+        return ExitCode::from(2);
+    };
+    print_findings(cli, &source, &checked);
+    let Some(plan) = checked.plan else {
+        return ExitCode::from(1);
+    };
+    if let Some(name) = from
+        && !plan.clusters.iter().any(|c| c.name == name)
+    {
+        return unknown_cluster(cli, &plan, name);
+    }
+    let plan_file = meshplan::plan_file_name(&source.name);
+    let traffic = meshplan::resolve::traffic::traffic(&plan, &plan_file, from, service);
+    if let Some(name) = service
+        && traffic.services.is_empty()
+    {
+        let all = meshplan::resolve::traffic::traffic(&plan, &plan_file, Some(""), None);
+        let names: Vec<String> = all.services.iter().map(|s| s.service.clone()).collect();
+        let hint = meshplan::suggest::nearest(name, names.iter().map(String::as_str))
+            .map(|best| format!("did you mean `{best}`? "))
+            .unwrap_or_default();
+        report_error(
+            cli,
+            "meshplan::cli::unknown_service",
+            &format!(
+                "no service `{name}` in the plan or its samples; {hint}services: {}",
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            ),
+        );
+        return ExitCode::from(1);
+    }
+    let text = match format {
+        Format::Json => Ok(json(&traffic)),
+        _ => rendered(
+            cli,
+            meshplan::render::render_traffic(&traffic, format == Format::Markdown),
         ),
     };
     match text {

@@ -14,6 +14,14 @@ use crate::resolve::{Cluster, Mesh};
 /// Every template, by name (its path under `templates/` without `.j2`).
 pub const TEMPLATES: &[(&str, &str)] = &[
     ("explain.md", include_str!("../templates/explain.md.j2")),
+    (
+        "explain-traffic.md",
+        include_str!("../templates/explain-traffic.md.j2"),
+    ),
+    (
+        "explain-traffic.txt",
+        include_str!("../templates/explain-traffic.txt.j2"),
+    ),
     ("explain.txt", include_str!("../templates/explain.txt.j2")),
     (
         "explain-without.md",
@@ -291,6 +299,27 @@ pub fn render_explanation(
     markdown: bool,
 ) -> Result<String, RenderError> {
     render_explanation_with(&environment()?, explanation, markdown)
+}
+
+/// Renders `explain --traffic` as text or markdown.
+pub fn render_traffic(
+    traffic: &crate::resolve::traffic::Traffic,
+    markdown: bool,
+) -> Result<String, RenderError> {
+    let name = if markdown {
+        "explain-traffic.md"
+    } else {
+        "explain-traffic.txt"
+    };
+    let mut text = render_one(
+        &environment()?,
+        name,
+        context! { t => Value::from(minijinja::value::Serde(traffic)) },
+    )?;
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    Ok(text)
 }
 
 /// Renders `explain --without` as text or markdown.

@@ -5,9 +5,11 @@
 //!
 //! - services with no endpoint left anywhere;
 //! - services that keep endpoints elsewhere, per lost region: where their clients in that
-//!   region go. With outlier detection Istio's locality load balancing is on: same region
-//!   first, then the `failover` region, then any other. Without it there is no locality
-//!   preference, and nothing ejects the lost endpoints quickly;
+//!   region go, as the traffic model (`crate::resolve::traffic`, `explain --traffic`) says for a
+//!   client there once the lost clusters are gone: its first tier. With outlier detection
+//!   Istio's locality load balancing is on: same region first, then the `failover` region, then
+//!   any other. Without it there is no locality preference, and nothing ejects the lost
+//!   endpoints quickly; in ambient mode, without a waypoint, ztunnel does no failover at all;
 //! - remotes whose primary is lost: their proxies keep the configuration and certificates they
 //!   have until those expire, but nothing new is injected or configured;
 //! - networks whose every east-west gateway is lost: the clusters left there cannot be reached
@@ -21,7 +23,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::Serialize;
 
 use crate::model::{self, Plan};
-use crate::raw::{Role, Scope};
+use crate::raw::{Dataplane, Role, Scope};
+use crate::resolve::traffic::{self, ServiceDef};
 
 /// What losing the clusters means.
 #[derive(Debug, Serialize)]
@@ -124,79 +127,101 @@ pub fn what_if(plan: &Plan, plan_file: &str, without: &[String]) -> Result<WhatI
         remotes_without_control_plane: orphan_remotes(plan, &lost),
         networks_without_eastwest: networks_without_eastwest(plan, &lost),
     };
-    for service in &plan.services {
-        service_loss(service, &clusters, &lost, &mut out);
+    let lost_index: Vec<usize> = plan
+        .clusters
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| lost.contains(c.name.as_str()))
+        .map(|(i, _)| i)
+        .collect();
+    // The traffic model's services: `[[service]]` first, in plan order.
+    let defs = traffic::definitions(plan);
+    for def in defs.iter().take(plan.services.len()) {
+        service_loss(plan, def, &lost_index, &mut out);
     }
     Ok(out)
 }
 
-fn region_of<'a>(clusters: &HashMap<&str, &'a model::Cluster>, name: &str) -> Option<&'a str> {
-    clusters
-        .get(name)
-        .and_then(|c| c.locality.region.as_deref())
-}
-
-fn service_loss(
-    s: &model::Service,
-    clusters: &HashMap<&str, &model::Cluster>,
-    lost: &BTreeSet<&str>,
-    out: &mut WhatIf,
-) {
-    let (gone, left): (Vec<&String>, Vec<&String>) =
-        s.clusters.iter().partition(|c| lost.contains(c.as_str()));
+fn service_loss(plan: &Plan, def: &ServiceDef, lost: &[usize], out: &mut WhatIf) {
+    let (gone, left): (Vec<usize>, Vec<usize>) = def
+        .endpoints
+        .iter()
+        .map(|(i, _)| *i)
+        .partition(|i| lost.contains(i));
     if gone.is_empty() {
         return;
     }
+    let name = |i: &usize| plan.clusters[*i].name.clone();
     if left.is_empty() {
         out.no_endpoints.push(LostService {
-            service: s.id(),
-            scope: match s.scope {
+            service: def.id(),
+            scope: match def.scope {
                 Scope::Mesh => "mesh",
                 Scope::Cluster => "cluster",
             },
-            clusters: s.clusters.clone(),
+            clusters: def.endpoints.iter().map(|(i, _)| name(i)).collect(),
         });
         return;
     }
     // A cluster-local service's clients are in its own cluster: lost with it.
-    if s.scope == Scope::Cluster {
+    if def.scope == Scope::Cluster {
         return;
     }
-    let mut by_region: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for name in &gone {
-        by_region
-            .entry(region_of(clusters, name).unwrap_or("-"))
-            .or_default()
-            .push((*name).clone());
+    // Per lost region, a client there (on the first lost cluster's network) as the traffic
+    // model sees it once the lost clusters are gone: its first tier.
+    let mut by_region: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for i in &gone {
+        let region = plan.clusters[*i].locality.region.as_deref().unwrap_or("-");
+        by_region.entry(region).or_default().push(*i);
     }
-    let in_region = |region: &str| -> Vec<String> {
-        left.iter()
-            .filter(|c| region_of(clusters, c) == Some(region))
-            .map(|c| (*c).clone())
-            .collect()
-    };
-    let everywhere: Vec<String> = left.iter().map(|c| (*c).clone()).collect();
+    let ambient = plan.mesh.dataplane == Dataplane::Ambient;
     for (region, lost_here) in by_region {
-        let same = in_region(region);
-        let failover_to = s
-            .failover
-            .iter()
-            .filter(|f| f.from == region)
-            .map(|f| (f.to.clone(), in_region(&f.to)))
-            .find(|(_, clusters)| !clusters.is_empty());
-        let (to, clusters, by) = if region != "-" && !same.is_empty() {
-            (Some(region.to_owned()), same, "same region")
-        } else if let Some((to, clusters)) = failover_to {
-            (Some(to), clusters, "failover")
-        } else if s.outlier.is_some() {
-            (None, everywhere.clone(), "locality order")
-        } else {
-            (None, everywhere.clone(), "no outlier detection")
+        let locality = model::Locality {
+            region: (region != "-").then(|| region.to_owned()),
+            zone: None,
+            subzone: None,
         };
+        let client = traffic::Client {
+            cluster: None,
+            name: region.to_owned(),
+            locality: &locality,
+            network: &plan.clusters[lost_here[0]].network,
+        };
+        let view = traffic::view_from(plan, def, &client, lost);
+        let first = view.tiers.first();
+        let clusters: Vec<String> = first
+            .map(|t| t.endpoints.iter().map(|e| e.cluster.clone()).collect())
+            .unwrap_or_default();
+        let regions: BTreeSet<Option<&str>> = first
+            .iter()
+            .flat_map(|t| t.endpoints.iter())
+            .map(|e| plan.clusters[e.index].locality.region.as_deref())
+            .collect();
+        let single = match regions.iter().next() {
+            Some(Some(r)) if regions.len() == 1 => Some((*r).to_owned()),
+            _ => None,
+        };
+        let why = first.map_or("", |t| t.why.as_str());
+        let by = if first.is_none() {
+            "no reachable endpoint"
+        } else if ambient {
+            "ztunnel: no failover without a waypoint"
+        } else if !def.outlier {
+            "no outlier detection"
+        } else if region != "-" && single.as_deref() == Some(region) {
+            "same region"
+        } else if why.starts_with("failover") {
+            "failover"
+        } else {
+            "locality order"
+        };
+        // A region named only where the tier is one region because of the plan: the client's
+        // own, or its failover target.
+        let to = single.filter(|_| by == "same region" || by == "failover");
         out.failovers.push(FailoverRoute {
-            service: s.id(),
+            service: def.id(),
             from: region.to_owned(),
-            lost: lost_here,
+            lost: lost_here.iter().map(name).collect(),
             to,
             clusters,
             by,

@@ -510,6 +510,7 @@ fn every_code_is_documented_and_has_a_fixture() {
         "meshplan::io::read_attachment",
         "meshplan::io::write_output",
         "meshplan::cli::unknown_cluster",
+        "meshplan::cli::unknown_service",
         "meshplan::cli::nothing_to_render",
         "meshplan::cli::unknown_code",
         "meshplan::render::template",

@@ -103,15 +103,39 @@ fn run_install(plan_path: &Path, test: &str) -> Trace {
     Setup::default().run(plan_path, test)
 }
 
-/// The reviews versions planned anywhere in the mesh (the resolved samples carry them), as the
-/// recorder renders productpage.
+/// The reviews versions planned anywhere in the mesh, as the recorder renders productpage for
+/// a context it has no answer for.
 fn reviews_versions(plan: &Plan) -> Vec<&'static str> {
+    use meshplan::raw::Bookinfo;
+    [
+        (Bookinfo::ReviewsV1, "v1"),
+        (Bookinfo::ReviewsV2, "v2"),
+        (Bookinfo::ReviewsV3, "v3"),
+    ]
+    .into_iter()
+    .filter(|(w, _)| plan.clusters.iter().any(|c| c.samples.bookinfo.contains(w)))
+    .map(|(_, v)| v)
+    .collect()
+}
+
+/// What a healthy mesh answers each cluster's verify scripts, as meshplan's traffic model
+/// predicts it: `context TAB versions` lines for helloworld and for reviews.
+fn healthy_answers(plan: &Plan) -> (String, String) {
     let mesh = meshplan::resolve::resolve(plan, "plan.toml");
-    mesh.clusters
-        .iter()
-        .find_map(|c| c.samples.as_ref())
-        .map(|s| s.reviews_versions.clone())
-        .unwrap_or_default()
+    let mut hello = Vec::new();
+    let mut reviews = Vec::new();
+    for (c, bundle) in plan.clusters.iter().zip(&mesh.clusters) {
+        let Some(samples) = &bundle.samples else {
+            continue;
+        };
+        if let Some(expect) = &samples.verify {
+            hello.push(format!("{}\t{}", c.context, expect.versions.join(" ")));
+        }
+        if let Some(expect) = &samples.verify_bookinfo {
+            reviews.push(format!("{}\t{}", c.context, expect.versions.join(" ")));
+        }
+    }
+    (hello.join("\n"), reviews.join("\n"))
 }
 
 /// The name a cloud gives a load balancer it creates: never the one planned.
@@ -197,6 +221,7 @@ impl Setup {
             .filter_map(|c| c.samples.helloworld.as_deref())
             .collect();
         let reviews = reviews_versions(&plan);
+        let (hello_by_context, reviews_by_context) = healthy_answers(&plan);
         let path = format!(
             "{}:{}",
             fake_bin(&scratch, self.bash.as_deref(), self.netns.is_some()).display(),
@@ -235,6 +260,8 @@ impl Setup {
             .env("FAKE_REMOTE_CONTEXTS", remotes.join("\n"))
             .env("FAKE_HELLO_VERSIONS", versions.join(" "))
             .env("FAKE_REVIEWS_VERSIONS", reviews.join(" "))
+            .env("FAKE_HELLO_BY_CONTEXT", hello_by_context)
+            .env("FAKE_REVIEWS_BY_CONTEXT", reviews_by_context)
             .env("FAKE_ISTIO_VERSION", istioctl)
             .env("FAKE_ADDRESSES", addresses(&plan))
             .env("MESHPLAN_SKIP_VERSION_CHECK", "")
@@ -375,6 +402,20 @@ fn assert_order(plan: &Path, trace: &Trace) {
                     trace.log[after]
                 );
             }
+        }
+        // Its samples wait until istiod has attached it (it writes istio-ca-root-cert then):
+        // a remote secret just applied is not yet read, and until it is, the injection
+        // webhook refuses the sample pods.
+        if let Some(samples) = trace.first_on(ctx, &["apply -f samples.yaml"]) {
+            let on = Trace::context_words(ctx);
+            let before = trace.log[..samples]
+                .iter()
+                .rev()
+                .find(|l| on.iter().any(|c| format!("{l} ").contains(c.as_str())));
+            assert!(
+                before.is_some_and(|l| l.contains("get configmap istio-ca-root-cert")),
+                "{name}: {ctx}: samples applied without waiting for istiod to attach it (last call there: {before:?})"
+            );
         }
     }
 }
@@ -536,6 +577,45 @@ fn meshplan_skip_verify_skips_verify_trust() {
         .filter(|l| l.contains("get secret cacerts") || l.contains(" exec "))
         .collect();
     assert!(checks.is_empty(), "checks ran: {checks:?}");
+}
+
+/// bookinfo-split plans reviews to fail over from us-east to us-west with outlier detection, so
+/// a healthy mesh keeps books-front's (us-east) productpage on its local reviews-v1: Envoy only
+/// uses a lower priority when the local one is unhealthy. The install ends with every verify
+/// step passing when the gateway sees exactly that (it expected v2 and v3 there before the
+/// traffic model, and failed at its last step).
+#[test]
+fn bookinfo_split_verifies_the_planned_failover_tier() {
+    let plan = plan_path("tests/fixtures/ok/bookinfo-split.toml");
+    let trace = Setup::default()
+        .env("FAKE_REVIEWS_BY_CONTEXT", "books-front\tv1")
+        .run(&plan, "bookinfo-split-local-tier");
+    assert!(trace.ok, "{}", account(&trace));
+    assert!(
+        trace.stdout.contains("reviews-v1: 30 of 30"),
+        "{}",
+        account(&trace)
+    );
+}
+
+/// When the tiers flatten on a running mesh (no locality labels on the nodes, a DestinationRule
+/// missing), books-front's gateway renders v2 and v3 too: verify-bookinfo.sh fails and says so.
+#[test]
+fn bookinfo_split_fails_when_the_gateway_leaves_its_tier() {
+    let plan = plan_path("tests/fixtures/ok/bookinfo-split.toml");
+    let trace = Setup::default()
+        .env("FAKE_REVIEWS_BY_CONTEXT", "books-front\tv1 v2 v3")
+        .run(&plan, "bookinfo-split-flat");
+    assert!(!trace.ok, "{}", account(&trace));
+    for version in ["v2", "v3"] {
+        assert!(
+            trace.stderr.contains(&format!(
+                "verify-bookinfo.sh: reviews-{version} rendered productpage on books-front 10 times, which the plan does not expect"
+            )),
+            "{}",
+            account(&trace)
+        );
+    }
 }
 
 /// A cluster whose root bundle holds the mesh's root and another fails verify-trust.sh, which

@@ -181,3 +181,54 @@ fn explain_without_without_lists_the_services() {
             .unwrap();
     assert_eq!(json["mesh_id"], "books-mesh");
 }
+
+/// The shipped ambient plan with its second cluster in another region and `extra` appended.
+fn ambient_plan(name: &str, extra: &str) -> String {
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("plans/ambient-multi-network.toml"),
+    )
+    .unwrap()
+    .replace(
+        "region = \"eu-west\"\nzone = \"eu-west-b\"",
+        "region = \"eu-north\"\nzone = \"eu-north-b\"",
+    );
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("what-if");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, format!("{text}\n{extra}")).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// Ambient without a waypoint: ztunnel does no locality failover (a plan asking for one is
+/// refused, `meshplan::service::ambient_needs_waypoint`), so losing a region is reported as
+/// ztunnel spreading over what is left, not as Istio's sidecar behaviour.
+#[test]
+fn ambient_reports_no_failover_that_ztunnel_does_not_do() {
+    let plan = ambient_plan(
+        "ambient-failover",
+        "[[service]]\nname = \"reviews\"\nnamespace = \"shop\"\nport = 9080\n\
+         clusters = [\"cluster1\", \"cluster2\"]\n",
+    );
+    let w = json(&plan, &["cluster1"]);
+    let route = &w["failovers"][0];
+    assert_eq!(route["service"], "reviews.shop", "{w:#}");
+    assert_eq!(route["to"], serde_json::Value::Null, "{w:#}");
+    assert_eq!(
+        route["by"], "ztunnel: no failover without a waypoint",
+        "{w:#}"
+    );
+    assert_eq!(route["clusters"], serde_json::json!(["cluster2"]));
+    let refused = meshplan(&[
+        "check",
+        &ambient_plan(
+            "ambient-outlier",
+            "[[service]]\nname = \"reviews\"\nnamespace = \"shop\"\nport = 9080\n\
+             clusters = [\"cluster1\", \"cluster2\"]\n[service.outlier]\nconsecutive_5xx = 2\n",
+        ),
+    ]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("meshplan::service::ambient_needs_waypoint")
+    );
+}

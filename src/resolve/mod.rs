@@ -12,6 +12,7 @@ mod platform;
 pub mod procedure;
 mod samples;
 pub mod services;
+pub mod traffic;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -51,6 +52,9 @@ pub struct Mesh {
     /// What the tree fetches (empty when one cluster was resolved alone).
     #[serde(skip)]
     pub artifacts: artifacts::Artifacts,
+    /// The sample services of the traffic model, which the verify scripts follow.
+    #[serde(skip)]
+    pub sample_services: Vec<traffic::ServiceDef>,
 }
 
 /// Where the GitOps tool finds each cluster's bundle.
@@ -111,6 +115,10 @@ pub struct IstioCharts {
 pub struct Ambient {
     /// istiod's `AMBIENT_ENABLE_MULTI_NETWORK`: the mesh spans several networks.
     pub multi_network: bool,
+    /// istiod's `AMBIENT_ENABLE_BAGGAGE` (Istio 1.29+, with `multi_network`): peer metadata in
+    /// HBONE baggage, so cross-network telemetry names both sides, as Istio's 1.29 multicluster
+    /// ambient install guides set it.
+    pub baggage: bool,
     /// The Gateway API release whose CRDs the install applies (`v1.5.1`): the plan's, else
     /// the one the targeted Istio is built with (the release table).
     pub gateway_api_version: String,
@@ -126,6 +134,7 @@ fn ambient(plan: &Plan, multi_network: bool) -> Option<Ambient> {
     let version = artifacts::gateway_api_version(plan)?;
     Some(Ambient {
         multi_network,
+        baggage: multi_network && plan.mesh.istio_version.at_least(1, 29),
         gateway_api_version: format!("v{version}"),
         gateway_api_crds: artifacts::gateway_api_crds(plan, &version).0,
     })
@@ -455,6 +464,7 @@ fn mesh(plan: &Plan, plan_file: &str) -> Mesh {
         gitops: plan.mesh.gitops.as_ref().map(|g| gitops(plan, g)),
         services: services::services(plan),
         artifacts: artifacts::Artifacts::default(),
+        sample_services: traffic::sample_definitions(plan),
     }
 }
 
@@ -710,7 +720,18 @@ fn cluster(plan: &Plan, c: &model::Cluster, mesh: &Mesh) -> Cluster {
         routes: networking::routes(plan, c),
         platform: platform::platform(plan, c, strict_arp),
         default_ingress,
-        samples: samples::samples(plan, c, default_ingress || c.lb.ingress.is_some()),
+        samples: plan
+            .clusters
+            .iter()
+            .position(|o| o.name == c.name)
+            .and_then(|index| {
+                samples::samples(
+                    plan,
+                    index,
+                    default_ingress || c.lb.ingress.is_some(),
+                    &mesh.sample_services,
+                )
+            }),
         services: services::config_for(&mesh.services, is_primary),
         phases: Vec::new(),
         files: Vec::new(),
@@ -839,15 +860,12 @@ fn files(c: &Cluster, installer: Installer, ambient: bool) -> Vec<String> {
         files.push("scripts/routes.sh".to_owned());
         files.push("scripts/routes-undo.sh".to_owned());
     }
-    if c.samples
-        .as_ref()
-        .is_some_and(|s| s.sleep_image.is_some() && !s.mesh_versions.is_empty())
-    {
+    if c.samples.as_ref().is_some_and(|s| s.verify.is_some()) {
         files.push("scripts/verify.sh".to_owned());
     }
     if c.samples
         .as_ref()
-        .is_some_and(|s| s.bookinfo_ingress && !s.reviews_versions.is_empty())
+        .is_some_and(|s| s.verify_bookinfo.is_some())
     {
         files.push("scripts/verify-bookinfo.sh".to_owned());
     }

@@ -2,8 +2,11 @@
 
 use serde::Serialize;
 
-use crate::model::{self, DEFAULT_SAMPLES_HUB, Plan};
-use crate::raw::{Bookinfo, Dataplane};
+use std::collections::{BTreeMap, HashSet};
+
+use super::traffic::{self, ServiceDef};
+use crate::model::{DEFAULT_SAMPLES_HUB, Plan};
+use crate::raw::{Bookinfo, Dataplane, Scope};
 
 /// Image tag of Istio's bookinfo examples.
 const BOOKINFO_TAG: &str = "1.20.2";
@@ -17,28 +20,62 @@ pub struct Samples {
     pub namespace: String,
     /// Its labels: `istio-injection=enabled` (sidecar) or `istio.io/dataplane-mode=ambient`.
     pub namespace_labels: Vec<(&'static str, &'static str)>,
-    /// Labels of the Services other clusters call: `istio.io/global=true` in ambient, where a
-    /// service is cluster-local unless labelled global (the ambient profile's
-    /// `serviceScopeConfigs`).
-    pub service_labels: Vec<(&'static str, &'static str)>,
     /// The helloworld Service, in every cluster that runs helloworld or the client, so the name
     /// resolves wherever it is called from.
     pub helloworld_service: bool,
+    /// Labels of the helloworld Service: `istio.io/global=true` in ambient unless a
+    /// `[[service]]` makes it cluster-scoped (ambient's `serviceScopeConfigs` makes only
+    /// Services so labelled reachable from other clusters).
+    pub helloworld_labels: Vec<(&'static str, &'static str)>,
     /// This cluster's helloworld Deployment: version label and image.
     pub helloworld: Option<Workload>,
     /// The sleep/curl client image.
     pub sleep_image: Option<String>,
     /// Bookinfo Services (all of them wherever any bookinfo workload runs).
-    pub bookinfo_services: Vec<&'static str>,
+    pub bookinfo_services: Vec<SampleService>,
     /// Bookinfo Deployments here.
     pub bookinfo: Vec<Workload>,
-    /// Every helloworld version in the mesh: what verify.sh expects to hear.
-    pub mesh_versions: Vec<String>,
+    /// What verify.sh expects from this cluster's sleep client: the helloworld versions of
+    /// its first tier in the traffic model. `None` without a client or a reachable endpoint.
+    pub verify: Option<Expect>,
     /// The bookinfo Gateway and VirtualService, where productpage runs behind an ingress
     /// gateway: Istio's `bookinfo-gateway.yaml`, which the seeds apply.
     pub bookinfo_ingress: bool,
-    /// Every reviews version in the mesh (`v1`..`v3`): what verify-bookinfo.sh expects to see.
-    pub reviews_versions: Vec<&'static str>,
+    /// What verify-bookinfo.sh expects through this cluster's ingress gateway: the reviews
+    /// versions (`v1`..`v3`) that render productpage, following the traffic model from the
+    /// gateway to productpage to reviews (and, for the starred v2 and v3, on to ratings).
+    pub verify_bookinfo: Option<Expect>,
+}
+
+/// What a verify script expects, from the traffic model.
+#[derive(Debug, Serialize)]
+pub struct Expect {
+    /// The versions that must answer, and the only ones that may.
+    pub versions: Vec<String>,
+    /// The versions planned in the mesh that this cluster does not reach while healthy.
+    pub not_expected: Vec<String>,
+    /// Other clusters whose Deployments serve the expected answers, to wait for.
+    pub waits: Vec<RemoteWait>,
+}
+
+/// Deployments of another cluster to wait for.
+#[derive(Debug, Serialize)]
+pub struct RemoteWait {
+    /// Cluster name.
+    pub cluster: String,
+    /// Its kubectl context.
+    pub context: String,
+    /// Deployment names there.
+    pub deployments: Vec<String>,
+}
+
+/// A sample Service.
+#[derive(Debug, Serialize)]
+pub struct SampleService {
+    /// Its name.
+    pub name: &'static str,
+    /// Its labels beyond `app` and `service` (see [`Samples::helloworld_labels`]).
+    pub labels: Vec<(&'static str, &'static str)>,
 }
 
 /// A Deployment of a sample.
@@ -101,22 +138,16 @@ fn bookinfo_workload(hub: &str, w: Bookinfo) -> Workload {
     }
 }
 
-/// Every reviews version planned anywhere in the mesh, in order.
-fn reviews_versions(plan: &Plan) -> Vec<&'static str> {
-    [
-        (Bookinfo::ReviewsV1, "v1"),
-        (Bookinfo::ReviewsV2, "v2"),
-        (Bookinfo::ReviewsV3, "v3"),
-    ]
-    .into_iter()
-    .filter(|(w, _)| plan.clusters.iter().any(|c| c.samples.bookinfo.contains(w)))
-    .map(|(_, v)| v)
-    .collect()
-}
-
-/// Resolves a cluster's samples, `None` when it runs none. `has_ingress`: an ingress gateway
-/// runs in the cluster.
-pub fn samples(plan: &Plan, c: &model::Cluster, has_ingress: bool) -> Option<Samples> {
+/// Resolves a cluster's samples, `None` when it runs none. `index`: the cluster's place in
+/// the plan; `has_ingress`: an ingress gateway runs in the cluster; `defs`: the sample
+/// services of the traffic model ([`traffic::sample_definitions`]).
+pub fn samples(
+    plan: &Plan,
+    index: usize,
+    has_ingress: bool,
+    defs: &[ServiceDef],
+) -> Option<Samples> {
+    let c = plan.clusters.get(index)?;
     let s = &c.samples;
     if s.helloworld.is_none() && !s.sleep && s.bookinfo.is_empty() {
         return None;
@@ -126,12 +157,18 @@ pub fn samples(plan: &Plan, c: &model::Cluster, has_ingress: bool) -> Option<Sam
         .samples_hub
         .as_deref()
         .unwrap_or(DEFAULT_SAMPLES_HUB);
-    let mesh_versions: Vec<String> = plan
-        .clusters
-        .iter()
-        .filter_map(|o| o.samples.helloworld.clone())
-        .collect();
+    let def = |name: &str| defs.iter().find(|d| d.name == name);
     let ambient = plan.mesh.dataplane == Dataplane::Ambient;
+    // Ambient: a Service is reachable from other clusters only when labelled global (the
+    // ambient profile's `serviceScopeConfigs`); a cluster-scoped one never is.
+    let labels = |name: &str| -> Vec<(&'static str, &'static str)> {
+        if ambient && def(name).is_some_and(|d| d.scope == Scope::Mesh) {
+            vec![("istio.io/global", "true")]
+        } else {
+            Vec::new()
+        }
+    };
+    let bookinfo_ingress = has_ingress && s.bookinfo.contains(&Bookinfo::Productpage);
     Some(Samples {
         namespace: plan.mesh.samples_namespace.clone(),
         namespace_labels: vec![if ambient {
@@ -139,14 +176,10 @@ pub fn samples(plan: &Plan, c: &model::Cluster, has_ingress: bool) -> Option<Sam
         } else {
             ("istio-injection", "enabled")
         }],
-        service_labels: if ambient {
-            vec![("istio.io/global", "true")]
-        } else {
-            Vec::new()
-        },
-        helloworld_service: !mesh_versions.is_empty() && (s.helloworld.is_some() || s.sleep),
+        helloworld_service: def(HELLOWORLD).is_some() && (s.helloworld.is_some() || s.sleep),
+        helloworld_labels: labels(HELLOWORLD),
         helloworld: s.helloworld.as_ref().map(|version| Workload {
-            name: format!("helloworld-{}", dns_label(version)),
+            name: helloworld_deployment(version),
             app: "helloworld",
             version: version.clone(),
             image: helloworld_image(hub),
@@ -155,16 +188,163 @@ pub fn samples(plan: &Plan, c: &model::Cluster, has_ingress: bool) -> Option<Sam
         bookinfo_services: if s.bookinfo.is_empty() {
             Vec::new()
         } else {
-            vec!["details", "ratings", "reviews", "productpage"]
+            ["details", "ratings", "reviews", "productpage"]
+                .into_iter()
+                .map(|name| SampleService {
+                    name,
+                    labels: labels(name),
+                })
+                .collect()
         },
         bookinfo: s
             .bookinfo
             .iter()
             .map(|w| bookinfo_workload(hub, *w))
             .collect(),
-        mesh_versions,
-        bookinfo_ingress: has_ingress && s.bookinfo.contains(&Bookinfo::Productpage),
-        reviews_versions: reviews_versions(plan),
+        verify: if s.sleep {
+            def(HELLOWORLD).and_then(|d| verify_helloworld(plan, index, d))
+        } else {
+            None
+        },
+        bookinfo_ingress,
+        verify_bookinfo: if bookinfo_ingress {
+            verify_bookinfo(plan, index, &def)
+        } else {
+            None
+        },
+    })
+}
+
+const HELLOWORLD: &str = "helloworld";
+
+fn helloworld_deployment(version: &str) -> String {
+    format!("helloworld-{}", dns_label(version))
+}
+
+/// Deployments to wait for, by cluster index.
+type Waits = BTreeMap<usize, Vec<String>>;
+
+/// Adds `deployment` in cluster `i` to `waits`, unless `i` is the client's own cluster (its
+/// verify script waits for all of its own).
+fn add_wait(client: usize, i: usize, deployment: String, waits: &mut Waits) {
+    if i == client {
+        return;
+    }
+    let deployments = waits.entry(i).or_default();
+    if !deployments.contains(&deployment) {
+        deployments.push(deployment);
+    }
+}
+
+fn remote_waits(plan: &Plan, waits: Waits) -> Vec<RemoteWait> {
+    waits
+        .into_iter()
+        .filter_map(|(i, deployments)| {
+            let c = plan.clusters.get(i)?;
+            Some(RemoteWait {
+                cluster: c.name.clone(),
+                context: c.context.clone(),
+                deployments,
+            })
+        })
+        .collect()
+}
+
+/// verify.sh: the helloworld versions of the sleep client's first tier.
+fn verify_helloworld(plan: &Plan, client: usize, def: &ServiceDef) -> Option<Expect> {
+    let view = traffic::view(plan, def, client);
+    let mut versions = Vec::new();
+    let mut seen = HashSet::new();
+    let mut waits = Waits::new();
+    for e in view.first_tier() {
+        let i = e.index;
+        for v in &e.versions {
+            if seen.insert(v.as_str()) {
+                versions.push(v.clone());
+            }
+            add_wait(client, i, helloworld_deployment(v), &mut waits);
+        }
+    }
+    if versions.is_empty() {
+        return None;
+    }
+    let not_expected = def
+        .endpoints
+        .iter()
+        .flat_map(|(_, vs)| vs.iter())
+        .filter(|v| !seen.contains(v.as_str()))
+        .cloned()
+        .collect();
+    Some(Expect {
+        versions,
+        not_expected,
+        waits: remote_waits(plan, waits),
+    })
+}
+
+/// verify-bookinfo.sh: from this cluster's ingress gateway to productpage's first tier, from
+/// each productpage to reviews' first tier; v2 and v3 show stars only where ratings is
+/// reachable from them.
+fn verify_bookinfo<'a>(
+    plan: &Plan,
+    client: usize,
+    def: &dyn Fn(&str) -> Option<&'a ServiceDef>,
+) -> Option<Expect> {
+    let productpage = def("productpage")?;
+    let reviews = def("reviews")?;
+    let ratings = def("ratings");
+    let mut versions: Vec<String> = Vec::new();
+    let mut waits = Waits::new();
+    for page in traffic::view(plan, productpage, client).first_tier() {
+        let p = page.index;
+        let mut shown = false;
+        for review in traffic::view(plan, reviews, p).first_tier() {
+            let r = review.index;
+            let stars = ratings.map(|d| traffic::view(plan, d, r));
+            for v in &review.versions {
+                let rated = match (v.as_str(), &stars) {
+                    ("v1", _) => true,
+                    (_, Some(view)) => !view.first_tier().is_empty(),
+                    (_, None) => false,
+                };
+                if !rated {
+                    continue;
+                }
+                if v != "v1" {
+                    for rating in stars.iter().flat_map(|view| view.first_tier()) {
+                        add_wait(client, rating.index, "ratings-v1".to_owned(), &mut waits);
+                    }
+                }
+                if !versions.contains(v) {
+                    versions.push(v.clone());
+                }
+                add_wait(client, r, format!("reviews-{v}"), &mut waits);
+                shown = true;
+            }
+        }
+        if shown {
+            add_wait(client, p, "productpage-v1".to_owned(), &mut waits);
+        }
+    }
+    if versions.is_empty() {
+        return None;
+    }
+    versions.sort();
+    let not_expected = ["v1", "v2", "v3"]
+        .into_iter()
+        .filter(|v| !versions.iter().any(|e| e == v))
+        .filter(|v| {
+            reviews
+                .endpoints
+                .iter()
+                .any(|(_, vs)| vs.iter().any(|x| x == v))
+        })
+        .map(str::to_owned)
+        .collect();
+    Some(Expect {
+        versions,
+        not_expected,
+        waits: remote_waits(plan, waits),
     })
 }
 

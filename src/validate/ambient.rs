@@ -86,6 +86,27 @@ pub enum AmbientError {
         at: SourceSpan,
     },
 
+    /// Failover or outlier detection on a service of an ambient mesh: only a waypoint does them.
+    #[error(
+        "service `{service}` asks for {what}, which ztunnel does not do: ambient needs a waypoint for it"
+    )]
+    #[diagnostic(
+        code(meshplan::service::ambient_needs_waypoint),
+        help(
+            "in ambient mode a DestinationRule's failover and outlier detection are applied only by a waypoint (Istio's ambient multicluster failover guide: a waypoint of the same name in each cluster, its Service labelled istio.io/global=true, the service labelled istio.io/use-waypoint); meshplan does not deploy waypoints yet: remove `{key}` (ztunnel then spreads requests over every endpoint), or keep the mesh on `dataplane = \"sidecar\"`"
+        )
+    )]
+    NeedsWaypoint {
+        /// `name.namespace`.
+        service: String,
+        /// `locality failover` or `outlier detection`.
+        what: &'static str,
+        /// `failover` or `[service.outlier]`.
+        key: &'static str,
+        #[label("needs a waypoint")]
+        at: SourceSpan,
+    },
+
     /// An ambient east-west gateway served by externalIPs or a node port.
     #[error("the ambient east-west gateway of `{cluster}` cannot use `via = \"{via}\"`")]
     #[diagnostic(
@@ -121,6 +142,25 @@ pub fn check(facts: &Facts, out: &mut Findings) {
         gateway_delivery(cluster, out);
     }
     one_cluster_per_network(facts, out);
+    for spanned in &facts.plan.service {
+        let s = spanned.get_ref();
+        let service = || format!("{}.{}", s.name.get_ref(), s.namespace.get_ref());
+        if let Some(failover) = &s.failover {
+            out.push(AmbientError::NeedsWaypoint {
+                service: service(),
+                what: "locality failover",
+                key: "failover",
+                at: at(failover),
+            });
+        } else if let Some(outlier) = &s.outlier {
+            out.push(AmbientError::NeedsWaypoint {
+                service: service(),
+                what: "outlier detection",
+                key: "[service.outlier]",
+                at: at(outlier),
+            });
+        }
+    }
 }
 
 fn version_has_ambient_multicluster(
