@@ -216,6 +216,11 @@ impl Opened {
     }
 }
 
+/// Opens the directory `name` in `dir`, never through a link.
+pub fn open_dir(dir: BorrowedFd, name: impl rustix::path::Arg) -> io::Result<OwnedFd> {
+    rustix::fs::openat(dir, name, DIR_FLAGS, Mode::empty()).map_err(io::Error::from)
+}
+
 pub fn stat_size(stat: &Stat) -> u64 {
     u64::try_from(stat.st_size).unwrap_or(0)
 }

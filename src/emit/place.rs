@@ -37,7 +37,7 @@ pub fn prepare(dir: &Path) -> Result<bool, EmitError> {
                 refused(format!(
                     "cannot make the output directory {}: {}",
                     ancestor.display(),
-                    plain(&error)
+                    meshplan::fsread::plain(&error)
                 ))
             })?,
         }
@@ -66,19 +66,8 @@ pub fn existing(dir: &Path) -> Result<bool, EmitError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(error) => Err(refused(format!(
             "cannot look at the output path {shown}: {}",
-            plain(&error)
+            meshplan::fsread::plain(&error)
         ))),
-    }
-}
-
-/// An I/O error in words, without the OS error number.
-pub fn plain(error: &io::Error) -> String {
-    match error.kind() {
-        io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
-        io::ErrorKind::NotFound => "it does not exist".to_owned(),
-        io::ErrorKind::ReadOnlyFilesystem => "the filesystem is read-only".to_owned(),
-        io::ErrorKind::StorageFull => "no space left on the device".to_owned(),
-        kind => kind.to_string(),
     }
 }
 

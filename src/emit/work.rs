@@ -138,16 +138,7 @@ pub fn inspect(root: &Root) -> Result<Found, EmitError> {
     if at::kind(&stat) != FileType::Directory {
         return Err(foreign("it is not a directory"));
     }
-    let fd = rustix::fs::openat(
-        root.fd(),
-        name,
-        rustix::fs::OFlags::RDONLY
-            | rustix::fs::OFlags::DIRECTORY
-            | rustix::fs::OFlags::NOFOLLOW
-            | rustix::fs::OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|errno| io_at(&shown)(errno.into()))?;
+    let fd = at::open_dir(root.fd(), name).map_err(io_at(&shown))?;
     if at::entries(fd.as_fd()).map_err(io_at(&shown))?.is_empty() {
         return Ok(Found::Empty);
     }
@@ -241,16 +232,7 @@ pub fn make(root: &Root) -> Result<Work, EmitError> {
             io_at(&shown)(errno.into())
         }
     })?;
-    let fd = rustix::fs::openat(
-        root.fd(),
-        WORK,
-        rustix::fs::OFlags::RDONLY
-            | rustix::fs::OFlags::DIRECTORY
-            | rustix::fs::OFlags::NOFOLLOW
-            | rustix::fs::OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|errno| io_at(&shown)(errno.into()))?;
+    let fd = at::open_dir(root.fd(), WORK).map_err(io_at(&shown))?;
     let identity = at::identity(fd.as_fd()).map_err(io_at(&shown))?;
     at::create_file(
         fd.as_fd(),
@@ -351,16 +333,7 @@ impl Work {
     }
 
     fn subdir(&self, name: &str) -> Option<OwnedFd> {
-        rustix::fs::openat(
-            self.fd.as_fd(),
-            name,
-            rustix::fs::OFlags::RDONLY
-                | rustix::fs::OFlags::DIRECTORY
-                | rustix::fs::OFlags::NOFOLLOW
-                | rustix::fs::OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .ok()
+        at::open_dir(self.fd.as_fd(), name).ok()
     }
 }
 
