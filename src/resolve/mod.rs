@@ -290,6 +290,8 @@ pub struct Cluster {
     pub eastwest: Option<Pin>,
     /// Ingress gateway with its pinned address.
     pub ingress: Option<Pin>,
+    /// The ingress gateway Service's ports (the Helm chart's values name them).
+    pub ingress_ports: &'static [ServicePort],
     /// Istio's default ingress gateway stays in the control-plane IstioOperator (a primary
     /// with no planned ingress and no MetalLB pool it could take an address from unplanned).
     pub default_ingress: bool,
@@ -559,6 +561,39 @@ fn eastwest_address(c: &model::Cluster) -> Option<String> {
 }
 
 /// How the cluster's Service for `address` gets it (see [`Pin`]).
+/// A Service port and the container port it reaches.
+#[derive(Debug, Serialize)]
+pub struct ServicePort {
+    pub name: &'static str,
+    pub port: u16,
+    pub target_port: u16,
+}
+
+/// The ingress gateway's HTTP port inside its pod: the bookinfo Gateway listens here.
+pub const INGRESS_HTTP_TARGET_PORT: u16 = 8080;
+
+/// The ingress gateway Service's ports as istioctl's default profile maps them: 80 and 443 to
+/// the unprivileged 8080 and 8443 the gateway listens on. The Helm gateway chart's default maps
+/// 80 to 80, where a Gateway on 8080 receives nothing, so the Helm values name these ports and
+/// both installers expose the bookinfo Gateway on the ingress Service's port 80.
+pub const INGRESS_PORTS: [ServicePort; 3] = [
+    ServicePort {
+        name: "status-port",
+        port: 15021,
+        target_port: 15021,
+    },
+    ServicePort {
+        name: "http2",
+        port: 80,
+        target_port: INGRESS_HTTP_TARGET_PORT,
+    },
+    ServicePort {
+        name: "https",
+        port: 443,
+        target_port: 8443,
+    },
+];
+
 fn pin(plan: &Plan, cluster: &model::Cluster, address: String, object: &'static str) -> Pin {
     let eastwest = object == EASTWEST_SERVICE;
     let ip: Option<IpAddr> = address.parse().ok();
@@ -703,6 +738,11 @@ fn cluster(plan: &Plan, c: &model::Cluster, mesh: &Mesh) -> Cluster {
             .lb
             .ingress
             .map(|ip| pin(plan, c, ip.to_string(), "service/istio-ingressgateway")),
+        ingress_ports: if c.lb.ingress.is_some() {
+            &INGRESS_PORTS
+        } else {
+            &[]
+        },
         istiod_lb: c
             .lb
             .istiod

@@ -41,6 +41,11 @@ pub struct Samples {
     /// The bookinfo Gateway and VirtualService, where productpage runs behind an ingress
     /// gateway: Istio's `bookinfo-gateway.yaml`, which the seeds apply.
     pub bookinfo_ingress: bool,
+    /// The port the bookinfo Gateway listens on in the ingress gateway's pod.
+    pub gateway_port: u16,
+    /// Where verify-bookinfo.sh asks for productpage: the ingress Service on its HTTP port, as
+    /// a client of the ingress (its load balancer forwards the same port) reaches it.
+    pub productpage_url: String,
     /// What verify-bookinfo.sh expects through this cluster's ingress gateway: the reviews
     /// versions (`v1`..`v3`) that render productpage, following the traffic model from the
     /// gateway to productpage to reviews (and, for the starred v2 and v3, on to ratings).
@@ -207,6 +212,11 @@ pub fn samples(
             None
         },
         bookinfo_ingress,
+        gateway_port: super::INGRESS_HTTP_TARGET_PORT,
+        productpage_url: format!(
+            "http://istio-ingressgateway.istio-system:{}/productpage",
+            super::INGRESS_PORTS[1].port
+        ),
         verify_bookinfo: if bookinfo_ingress {
             verify_bookinfo(plan, index, &def)
         } else {
