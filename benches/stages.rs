@@ -5,7 +5,7 @@
 #[path = "../tests/support/synthetic.rs"]
 mod synthetic;
 
-use meshplan::{Source, explain, parse, render, resolve, validate};
+use meshplan::{Source, explain, parse, render, report, resolve, validate};
 
 const SIZES: [usize; 3] = [10, 100, 1000];
 
@@ -81,6 +81,66 @@ fn explain_without(bencher: divan::Bencher, clusters: usize) {
     bencher.bench(|| {
         let plan = valid_plan(&source);
         meshplan::whatif::what_if(&plan, "plan.toml", &without).is_ok()
+    });
+}
+
+/// Findings on one line of the plan (review R3: 64,000 took 52 s to print, 10.5 s as JSON).
+const FINDINGS: [usize; 3] = [1_000, 8_000, 64_000];
+
+/// The findings of a plan with `entries` bad MetalLB entries on one line, and a fresh copy of
+/// its text (so each sample builds the line index, as a run does).
+fn with_findings(entries: usize) -> (Source, Vec<meshplan::diagnostic::Error>) {
+    let source = Source::new("bad.toml", synthetic::bad_pool_entries(entries));
+    let findings = meshplan::check(&source).findings;
+    assert_eq!(findings.len(), entries, "one finding per bad entry");
+    (source, findings)
+}
+
+/// Parse and validate, `entries` findings on one line.
+#[divan::bench(args = FINDINGS, sample_count = 5)]
+fn check_with_findings(bencher: divan::Bencher, entries: usize) {
+    let source = Source::new("bad.toml", synthetic::bad_pool_entries(entries));
+    bencher.bench(|| meshplan::check(&source).findings.len());
+}
+
+/// `--diagnostics json`: every finding with its line and column.
+#[divan::bench(args = FINDINGS, sample_count = 5)]
+fn findings_json(bencher: divan::Bencher, entries: usize) {
+    let (source, findings) = with_findings(entries);
+    bencher
+        .with_inputs(|| Source::new(source.name.clone(), source.text.clone()))
+        .bench_refs(|fresh| report::json_lines(fresh, &findings).len());
+}
+
+/// The human report of every finding.
+#[divan::bench(args = FINDINGS, sample_count = 5)]
+fn findings_human(bencher: divan::Bencher, entries: usize) {
+    let (source, findings) = with_findings(entries);
+    let style = report::Style {
+        color: false,
+        width: 100,
+    };
+    bencher
+        .with_inputs(|| Source::new(source.name.clone(), source.text.clone()))
+        .bench_refs(|fresh| {
+            findings
+                .iter()
+                .map(|f| report::human(fresh, f, style).len())
+                .sum::<usize>()
+        });
+}
+
+/// The whole compile of a mesh whose clusters are all primaries: remote secrets, and the
+/// output, grow as the square (review R7). 100 is the most without a warning; 317 is refused.
+#[divan::bench(args = [25, 50, 100], sample_count = 5)]
+fn compile_all_primaries(bencher: divan::Bencher, clusters: usize) {
+    let source = Source::new("primaries.toml", synthetic::all_primaries(clusters));
+    bencher.bench(|| {
+        let (checked, output) = meshplan::compile(&source);
+        assert!(checked.is_valid(), "{clusters} primaries compile");
+        output.map_or(0, |o| {
+            o.map_or(0, |o| o.values().map(String::len).sum::<usize>())
+        })
     });
 }
 

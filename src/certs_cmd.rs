@@ -98,7 +98,7 @@ pub fn run(plan: &Plan, request: &Request, quiet: bool) -> Result<(), Failure> {
     })?;
     let mut stderr = std::io::stderr().lock();
     for warning in &done.warnings {
-        let _ = writeln!(stderr, "warning: {warning}");
+        let _ = writeln!(stderr, "warning: {}", meshplan::terminal::text(warning));
     }
     if !quiet {
         let root = match done.root {
@@ -122,7 +122,12 @@ pub fn run(plan: &Plan, request: &Request, quiet: bool) -> Result<(), Failure> {
         }
         parts.push(format!("{} kept", done.kept.len()));
         parts.push(format!("{} files written", done.written.len()));
-        let _ = writeln!(stderr, "{}: {}", request.out.display(), parts.join("; "));
+        let _ = writeln!(
+            stderr,
+            "{}: {}",
+            meshplan::terminal::path(request.out),
+            parts.join("; ")
+        );
     }
     Ok(())
 }

@@ -25,6 +25,8 @@ pub struct Explanation {
     pub mermaid: Vec<String>,
     /// The install procedure, step by step (what `install.sh` runs and prints).
     pub install_steps: Vec<crate::resolve::procedure::Step>,
+    /// What a fresh shell needs before the first step.
+    pub install_needs: crate::resolve::procedure::Needs,
 }
 
 /// A titled table; `text_rows` are the same cells padded for plain text.
@@ -103,6 +105,7 @@ pub fn explain(plan: &Plan, mesh: &Mesh) -> Explanation {
         .collect(),
         mermaid: mermaid(plan, mesh),
         install_steps: mesh.procedure.steps.clone(),
+        install_needs: mesh.procedure.needs.clone(),
     }
 }
 

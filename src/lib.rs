@@ -26,6 +26,7 @@ pub mod schema;
 pub mod source;
 pub mod suggest;
 pub mod sweep;
+pub mod terminal;
 pub mod validate;
 pub mod whatif;
 
@@ -65,14 +66,12 @@ pub fn check(source: &Source) -> Checked {
     }
 }
 
-/// The plan file's name without directories, for `explain`'s text heading (generated files do
-/// not name the plan: a renamed plan compiles to the same bytes, and no file name can inject
-/// into YAML); control characters are replaced.
+/// The plan file's name without directories, exactly, for `explain`'s heading (generated files
+/// do not name the plan: a renamed plan compiles to the same bytes, and no file name can inject
+/// into YAML). The templates show it through [`terminal::text`] or as a Markdown code span;
+/// `explain --format json` keeps it exact.
 pub fn plan_file_name(path: &str) -> String {
-    let name = path.rsplit(['/', '\\']).next().unwrap_or(path);
-    name.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
+    path.rsplit(['/', '\\']).next().unwrap_or(path).to_owned()
 }
 
 /// Checks, resolves and renders a plan: the whole compile, in memory.

@@ -12,8 +12,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use cli::{Cli, Color, Command, DiagnosticsFormat, Format, Only};
-use meshplan::render::{Output, Selection};
-use meshplan::{Checked, Source, report};
+use meshplan::render::{Output, Selection, printable_word};
+use meshplan::{Checked, Source, report, terminal};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -118,7 +118,7 @@ fn compile_side(cli: &Cli, path: &Path) -> Result<Compiled, ExitCode> {
     let explanation = meshplan::explain::explain(&plan, &mesh);
     let output = rendered(cli, meshplan::render::render(&mesh, &explanation))?;
     Ok(Compiled {
-        name: source.name.clone(),
+        name: terminal::text(&source.name).into_owned(),
         plan,
         mesh,
         output,
@@ -143,6 +143,8 @@ fn run_diff(cli: &Cli, old: &Path, new: &Path) -> ExitCode {
     };
     let diff = meshplan::diff::diff(&old.side(), &new.side());
     if diff.is_empty() {
+        // Said on stdout, as terraform does: an empty output reads like a failure in a PR.
+        let _ = writeln!(std::io::stdout().lock(), "no changes");
         return ExitCode::SUCCESS;
     }
     let color = use_color_on_stdout(cli.color);
@@ -241,7 +243,7 @@ fn run_build(cli: &Cli, path: &Path, dir: &Path, check: bool, force: bool) -> Ex
     };
     if check {
         return match emit::check(dir, &output) {
-            Ok(drift) => report_drift(cli, dir, &drift),
+            Ok(drift) => report_drift(cli, path, dir, &drift),
             Err(err) => {
                 report_error(cli, "meshplan::io::write_output", &err.to_string());
                 ExitCode::from(2)
@@ -252,10 +254,17 @@ fn run_build(cli: &Cli, path: &Path, dir: &Path, check: bool, force: bool) -> Ex
         Ok(written) => {
             if !cli.quiet {
                 let mut stderr = std::io::stderr().lock();
+                if written.recovered {
+                    let _ = writeln!(
+                        stderr,
+                        "{}: put the old tree back first (a build was interrupted)",
+                        terminal::path(dir)
+                    );
+                }
                 let _ = writeln!(
                     stderr,
                     "{}: {} files written, {} unchanged, {} removed",
-                    dir.display(),
+                    terminal::path(dir),
                     written.changed.len(),
                     written.unchanged,
                     written.removed.len()
@@ -270,8 +279,42 @@ fn run_build(cli: &Cli, path: &Path, dir: &Path, check: bool, force: bool) -> Ex
     }
 }
 
-/// Drift is data (what differs), so it goes to stdout, one `kind: path` line each.
-fn report_drift(cli: &Cli, dir: &Path, drift: &emit::Drift) -> ExitCode {
+/// Drift is data (what differs), so it goes to stdout, one `kind: path` line each; what to do
+/// about it goes to stderr, as a command to paste.
+fn report_drift(cli: &Cli, plan: &Path, dir: &Path, drift: &emit::Drift) -> ExitCode {
+    let rebuild = terminal::text(&format!(
+        "meshplan build {} -o {}",
+        printable_word(&plan.display().to_string()),
+        printable_word(&terminal::path(dir).to_string())
+    ))
+    .into_owned();
+    let mut stderr = std::io::stderr().lock();
+    if drift.no_dir {
+        let _ = writeln!(
+            stderr,
+            "{}: does not exist; run `{rebuild}` and commit the result",
+            terminal::path(dir)
+        );
+        return ExitCode::from(1);
+    }
+    if drift.is_empty() {
+        if !cli.quiet {
+            let _ = writeln!(stderr, "{}: up to date", terminal::path(dir));
+        }
+        return ExitCode::SUCCESS;
+    }
+    if let Some(other) = &drift.built_by_other {
+        let other = match other.as_str() {
+            "" => "an older meshplan".to_owned(),
+            version => format!("meshplan {version}"),
+        };
+        let _ = writeln!(
+            stderr,
+            "{}: built by {other}; this is meshplan {}, so some differences may come from the upgrade rather than the plan",
+            terminal::path(dir),
+            env!("CARGO_PKG_VERSION")
+        );
+    }
     let mut stdout = std::io::stdout().lock();
     for (kind, paths) in [
         ("missing", &drift.missing),
@@ -279,22 +322,15 @@ fn report_drift(cli: &Cli, dir: &Path, drift: &emit::Drift) -> ExitCode {
         ("stale", &drift.stale),
     ] {
         for path in paths {
-            let _ = writeln!(stdout, "{kind}: {}", dir.join(path).display());
+            let _ = writeln!(stdout, "{kind}: {}", terminal::path(&dir.join(path)));
         }
     }
-    if drift.is_empty() {
-        if !cli.quiet {
-            let _ = writeln!(std::io::stderr(), "{}: up to date", dir.display());
-        }
-        ExitCode::SUCCESS
-    } else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "{}: not what the plan compiles to; run `meshplan build` and commit the result",
-            dir.display()
-        );
-        ExitCode::from(1)
-    }
+    let _ = writeln!(
+        stderr,
+        "{}: not what the plan compiles to; run `{rebuild}` and commit the result",
+        terminal::path(dir)
+    );
+    ExitCode::from(1)
 }
 
 fn run_render(cli: &Cli, path: &Path, name: &str, only: Only) -> ExitCode {
@@ -422,6 +458,7 @@ fn load(cli: &Cli, path: &Path) -> Option<(Source, Checked)> {
 
 /// The plan file's bytes; `None` (after reporting) when it cannot be read or is too large.
 fn read_plan(cli: &Cli, path: &Path) -> Option<Vec<u8>> {
+    // Exact here: `report_error` escapes it for people, JSON keeps it.
     let what = format!("plan `{}`", path.display());
     match std::fs::File::open(path) {
         Ok(file) => read_capped(cli, file, &what),
@@ -466,7 +503,8 @@ fn read_capped(cli: &Cli, reader: impl std::io::Read, what: &str) -> Option<Vec<
 pub(crate) fn report_error(cli: &Cli, code: &str, message: &str) {
     let mut stderr = std::io::stderr().lock();
     let _ = match cli.diagnostics {
-        DiagnosticsFormat::Human => writeln!(stderr, "error: {message}"),
+        // Messages quote paths and names as given: escaped, so they cannot forge lines.
+        DiagnosticsFormat::Human => writeln!(stderr, "error: {}", terminal::text(message)),
         DiagnosticsFormat::Json => writeln!(
             stderr,
             "{}",

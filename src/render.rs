@@ -339,6 +339,9 @@ fn environment() -> Result<Environment<'static>, RenderError> {
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.add_filter("yaml", yaml_scalar);
     env.add_filter("sh", shell_word);
+    env.add_filter("shline", shell_line);
+    env.add_filter("shown", shown);
+    env.add_filter("md_code", markdown_code);
     for (name, source) in TEMPLATES {
         env.add_template(name, source).map_err(|err| RenderError {
             file: (*name).to_owned(),
@@ -382,17 +385,82 @@ fn yaml_scalar(value: Value) -> String {
     serde_json::to_string(&text).unwrap_or_else(|_| "\"\"".to_owned())
 }
 
-/// One literal shell word: single-quoted, with embedded quotes closed and escaped.
+fn text_of(value: &Value) -> String {
+    value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_owned)
+}
+
+/// One literal shell word: single-quoted, with embedded quotes closed and escaped. Values in a
+/// script's code are always quoted, so a reader sees at once that they are data.
 fn shell_word(value: Value) -> String {
+    quote(&text_of(&value))
+}
+
+/// A command, given as words, as one line a person reads, pastes or a script runs: each word
+/// bare when the shell takes it as it is, single-quoted when not. install.sh runs and prints
+/// the procedure's commands, and README.md shows them, all through this one function.
+fn shell_line(words: Vec<Value>) -> String {
+    words
+        .iter()
+        .map(|word| printable_word(&text_of(word)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A word the shell reads back unchanged: bare when every character is plain, else quoted.
+pub fn printable_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+    if plain { text.to_owned() } else { quote(text) }
+}
+
+fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// A user-supplied name in text for a terminal: control characters escaped.
+fn shown(value: Value) -> String {
     let text = value
         .as_str()
         .map_or_else(|| value.to_string(), str::to_owned);
-    format!("'{}'", text.replace('\'', r"'\''"))
+    crate::terminal::text(&text).into_owned()
+}
+
+/// A Markdown code span that CommonMark reads back as exactly `value` (control characters
+/// escaped): fenced by one backtick more than its longest run of backticks, so no backtick in
+/// it can close the span, and padded with a space on each side when it starts or ends with a
+/// backtick or a space (CommonMark strips one such pair, unless the span is all spaces). A plan file named
+/// ``a` [click](https:evil) `b.toml`` stays code, not a link, in a pull request.
+fn markdown_code(value: Value) -> String {
+    let text = shown(value);
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest + 1);
+    let edges = [text.chars().next(), text.chars().last()];
+    let all_spaces = text.chars().all(|c| c == ' ');
+    let pad = if !all_spaces && edges.iter().any(|c| matches!(c, Some('`' | ' '))) {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{text}{pad}{fence}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn markdown_code_spans_fence_every_run_of_backticks() {
+        let code = |text: &str| markdown_code(Value::from(text));
+        assert_eq!(code("plan.toml"), "`plan.toml`");
+        assert_eq!(code("a` [x](y) `b"), "``a` [x](y) `b``");
+        assert_eq!(code("``x```y"), "```` ``x```y ````");
+        assert_eq!(code(" x "), "`  x  `");
+        assert_eq!(code("a\nb"), "`a\\nb`");
+    }
 
     #[test]
     fn template_table_lists_exactly_the_templates_folder() {
@@ -429,6 +497,32 @@ mod tests {
             let read: String = serde_yaml::from_str(&written).unwrap();
             assert_eq!(read, text);
         }
+    }
+
+    #[test]
+    fn printed_lines_read_back_as_their_words() {
+        let words = [
+            "helm",
+            "--kube-context",
+            "$(touch x)",
+            "it's",
+            "",
+            "a b",
+            "~",
+            "-n",
+        ];
+        let line = shell_line(words.iter().map(|w| Value::from(*w)).collect());
+        assert_eq!(
+            line,
+            r"helm --kube-context '$(touch x)' 'it'\''s' '' 'a b' '~' -n"
+        );
+    }
+
+    #[test]
+    fn code_spans_outlast_the_backquotes_inside() {
+        assert_eq!(markdown_code(Value::from("ls -l")), "`ls -l`");
+        assert_eq!(markdown_code(Value::from("a `b` c")), "`` a `b` c ``");
+        assert_eq!(markdown_code(Value::from("``x``")), "``` ``x`` ```");
     }
 
     #[test]

@@ -10,6 +10,9 @@ use meshplan::Source;
 use meshplan::render::Output;
 use serde::Deserialize;
 
+#[path = "support/run.rs"]
+mod run;
+
 const BASE: &str = r#"
 [mesh]
 id = {mesh_id}
@@ -408,4 +411,255 @@ fn the_plan_file_name_never_reaches_the_output() {
         assert!(!stream.contains(c), "{c:?} reached the stream");
     }
     assert!(!stream.contains("ConfigMap"));
+}
+
+/// What bash makes of a printed command line, as words, run in `dir`: a `$(...)`, a `;` or a
+/// backquote left unquoted would run there (the payloads only touch files in `dir`).
+fn words_of_printed(dir: &std::path::Path, line: &str) -> Vec<String> {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!("set -- {line}\nprintf '%s\\0' \"$@\""))
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{line}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split('\0')
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The words after `--kube-context` in a printed command.
+fn kube_context(words: &[String]) -> Option<&str> {
+    let at = words.iter().position(|w| w == "--kube-context")?;
+    words.get(at + 1).map(String::as_str)
+}
+
+/// The by-hand commands install.sh prints and README.md shows are quoted as the executed ones
+/// are: pasted into a shell, every value is one literal word, and nothing runs.
+#[test]
+fn printed_commands_quote_every_value() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("adversarial_printed");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let payloads = [
+        "$(touch pwned1)".to_owned(),
+        "a;touch pwned2".to_owned(),
+        "`touch pwned3`".to_owned(),
+        "it's $HOME".to_owned(),
+        "a b *".to_owned(),
+        "\"q\" | touch pwned4".to_owned(),
+    ];
+    for context in payloads
+        .iter()
+        .chain(hostile().iter().filter(|v| !has_control(v)))
+    {
+        let output = compile("context", context).unwrap();
+        // install.sh prints the line with `echo '...'`: what the operator sees is bash's output.
+        let echo = output["install.sh"]
+            .lines()
+            .find(|l| l.starts_with("echo ") && l.contains("--kube-context"))
+            .unwrap_or_else(|| panic!("no printed MetalLB command:\n{}", output["install.sh"]));
+        let shown = Command::new("bash").arg("-c").arg(echo).output().unwrap();
+        let printed = String::from_utf8(shown.stdout).unwrap();
+        let words = words_of_printed(&dir, printed.trim());
+        assert_eq!(kube_context(&words), Some(context.as_str()), "{printed}");
+        // README.md shows it as a code span.
+        let readme = output["README.md"]
+            .lines()
+            .find(|l| l.contains("--kube-context"))
+            .unwrap();
+        let fence = readme.trim().chars().take_while(|c| *c == '`').count();
+        let code = readme.trim()[fence..readme.trim().len() - fence].trim();
+        let words = words_of_printed(&dir, code);
+        assert_eq!(kube_context(&words), Some(context.as_str()), "{readme}");
+    }
+    let pwned: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(
+        pwned.is_empty(),
+        "a printed command ran something: {pwned:?}"
+    );
+}
+
+/// A scratch directory of its own for each test.
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn copy_plan(from: &str, dir: &std::path::Path, name: &str) -> String {
+    let plan = dir.join(name);
+    std::fs::copy(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(from), &plan).unwrap();
+    plan.to_str().unwrap().to_owned()
+}
+
+/// The text of a code span that closes the way CommonMark reads it.
+fn code_spans_and_links(markdown: &str) -> (Vec<String>, usize) {
+    use pulldown_cmark::{Event, Parser, Tag};
+    let mut codes = Vec::new();
+    let mut links = 0;
+    for event in Parser::new(markdown) {
+        match event {
+            Event::Code(text) => codes.push(text.into_string()),
+            Event::Start(Tag::Link { .. } | Tag::Image { .. }) => links += 1,
+            Event::Html(_) | Event::InlineHtml(_) => links += 1,
+            _ => {}
+        }
+    }
+    (codes, links)
+}
+
+/// Review V3: `explain --format markdown` (pasted into pull requests) printed the plan's file
+/// name inside one pair of backticks, so a name with a backtick closed the code span and
+/// the rest became a live link.
+#[test]
+fn a_file_name_stays_code_in_explain_markdown() {
+    let dir = scratch_dir("adversarial_markdown_name");
+    let name = "a` [click](https:evil.example) `b.toml";
+    let plan = copy_plan("tests/fixtures/ok/bookinfo-split.toml", &dir, name);
+    let out = run::meshplan(&[
+        "explain",
+        &plan,
+        "--without",
+        "books-front",
+        "--format",
+        "markdown",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let markdown = String::from_utf8(out.stdout).unwrap();
+    let (codes, links) = code_spans_and_links(&markdown);
+    assert_eq!(links, 0, "{markdown}");
+    assert!(codes.iter().any(|c| c == name), "{codes:?}\n{markdown}");
+    // Runs of backticks of every length, and one at either end.
+    for name in ["``x```y`.toml", "`x.toml", "x.toml`", "````"] {
+        let plan = copy_plan("tests/fixtures/ok/bookinfo-split.toml", &dir, name);
+        let out = run::meshplan(&[
+            "explain",
+            &plan,
+            "--without",
+            "books-front",
+            "--format",
+            "markdown",
+        ]);
+        let markdown = String::from_utf8(out.stdout).unwrap();
+        let (codes, links) = code_spans_and_links(&markdown);
+        assert_eq!(links, 0, "{markdown}");
+        assert!(
+            codes.iter().any(|c| c == name),
+            "{name}: {codes:?}\n{markdown}"
+        );
+    }
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8(out.stderr.clone()).unwrap()
+}
+
+/// Review V5: a plan file named with a newline or terminal escapes forged lines of human
+/// output ("ok.toml: valid" above "x.toml: invalid"). Control characters are shown escaped;
+/// JSON keeps the exact name.
+#[test]
+fn a_file_name_cannot_forge_lines_or_send_escapes() {
+    let dir = scratch_dir("adversarial_forged_lines");
+    for name in [
+        "ok.toml: valid\nx.toml",
+        "evil\u{1b}[1A\u{1b}[2K\rplan.toml",
+    ] {
+        let plan = copy_plan(
+            "tests/fixtures/err/seed001_service_range_host_bits.toml",
+            &dir,
+            name,
+        );
+        let out = run::meshplan(&["check", &plan, "--color", "never"]);
+        assert_eq!(out.status.code(), Some(1));
+        let err = stderr_of(&out);
+        assert!(!err.contains(['\u{1b}', '\r']), "{err:?}");
+        assert!(
+            err.lines().all(|l| !l.starts_with("x.toml")),
+            "a forged line: {err}"
+        );
+        let shown = name.escape_debug().to_string();
+        assert!(err.contains(&format!("{shown}: invalid, 1 error")), "{err}");
+        assert!(
+            err.contains(&format!("{shown}:")),
+            "diagnostic header: {err}"
+        );
+
+        let out = run::meshplan(&["check", &plan, "--diagnostics", "json"]);
+        let finding: serde_json::Value =
+            serde_json::from_str(stderr_of(&out).lines().next().unwrap()).unwrap();
+        assert_eq!(finding["file"], plan.as_str(), "JSON keeps the exact name");
+    }
+    let plan = copy_plan(
+        "plans/three-cloud-metallb.toml",
+        &dir,
+        "ok.toml: valid\nx.toml",
+    );
+    let out = run::meshplan(&["explain", &plan]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let first = text.lines().next().unwrap();
+    assert!(first.ends_with(r"from ok.toml: valid\nx.toml"), "{first}");
+}
+
+/// Review V5 for the output directory: `build`'s summary, `build --check`'s drift lines and
+/// `certs`' summary print DIR as given; a newline in it must not start a line.
+#[test]
+fn an_output_directory_cannot_forge_lines() {
+    let dir = scratch_dir("adversarial_forged_dir");
+    let plan = copy_plan("plans/three-cloud-metallb.toml", &dir, "p.toml");
+    let out_dir = dir.join("t\nfake: up to date");
+    let out_path = out_dir.to_str().unwrap();
+    let shown = out_path.escape_debug().to_string();
+
+    let built = run::meshplan(&["build", &plan, "-o", out_path]);
+    assert_eq!(built.status.code(), Some(0), "{}", stderr_of(&built));
+    let err = stderr_of(&built);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines.len(),
+        2,
+        "the plan's summary, then the build's: {err}"
+    );
+    assert!(lines[1].starts_with(&format!("{shown}: ")), "{err}");
+
+    std::fs::remove_file(out_dir.join("mdemo-cluster1/kustomization.yaml")).unwrap();
+    let checked = run::meshplan(&["build", &plan, "-o", out_path, "--check"]);
+    assert_eq!(checked.status.code(), Some(1));
+    let drift = String::from_utf8(checked.stdout.clone()).unwrap();
+    assert_eq!(drift.lines().count(), 1, "{drift}");
+    assert!(
+        drift.starts_with(&format!(
+            "missing: {shown}/mdemo-cluster1/kustomization.yaml"
+        )),
+        "{drift}"
+    );
+    let err = stderr_of(&checked);
+    assert_eq!(err.lines().count(), 2, "{err}");
+    assert!(err.contains(&format!("\n{shown}: not what")), "{err}");
+
+    let ca = dir.join("ca\nx: root kept");
+    let ca_path = ca.to_str().unwrap();
+    let certs = run::meshplan(&[
+        "certs",
+        &plan,
+        "--out",
+        ca_path,
+        "--key-algorithm",
+        "ecdsa-p256",
+    ]);
+    assert_eq!(certs.status.code(), Some(0), "{}", stderr_of(&certs));
+    let err = stderr_of(&certs);
+    assert!(
+        err.lines().all(|l| !l.starts_with("x: ")),
+        "a forged line: {err}"
+    );
+    assert!(err.contains(&ca_path.escape_debug().to_string()), "{err}");
 }

@@ -38,6 +38,10 @@ fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 const PLAN: &str = "plans/three-cloud-metallb.toml";
 
 #[cfg(unix)]
@@ -94,10 +98,14 @@ fn building_twice_gives_identical_trees_wherever_they_are_written() {
 fn check_passes_on_a_fresh_build_and_lists_changed_missing_and_stale_files() {
     let base = scratch("check");
     let dir = base.join("out");
-    assert_eq!(
-        check(PLAN, &dir).status.code(),
-        Some(1),
-        "nothing built yet"
+    let nothing = check(PLAN, &dir);
+    assert_eq!(nothing.status.code(), Some(1), "nothing built yet");
+    assert_eq!(stdout(&nothing), "", "not every file listed as missing");
+    assert!(
+        stderr(&nothing)
+            .contains("does not exist; run `meshplan build plans/three-cloud-metallb.toml -o "),
+        "{}",
+        stderr(&nothing)
     );
     build(PLAN, &dir);
     let clean = check(PLAN, &dir);
@@ -112,6 +120,15 @@ fn check_passes_on_a_fresh_build_and_lists_changed_missing_and_stale_files() {
     fs::remove_file(dir.join("mdemo-cluster2/istio/control-plane.yaml")).unwrap();
     let drift = check(PLAN, &dir);
     assert_eq!(drift.status.code(), Some(1));
+    assert!(
+        stderr(&drift).contains(&format!(
+            "run `meshplan build {PLAN} -o {}` and commit the result",
+            dir.display()
+        )),
+        "{}",
+        stderr(&drift)
+    );
+    assert!(!stderr(&drift).contains("built by"), "{}", stderr(&drift));
     let listed = stdout(&drift);
     assert!(
         listed.contains("changed: ") && listed.contains("mdemo-cluster1/namespace.yaml"),
@@ -269,4 +286,29 @@ fn render_of_an_unknown_cluster_lists_the_plans_clusters() {
         "{err}"
     );
     assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn check_after_a_meshplan_upgrade_says_which_meshplan_built_the_tree() {
+    let dir = scratch("stamp").join("out");
+    assert_eq!(build(PLAN, &dir).status.code(), Some(0));
+    let manifest = dir.join(".meshplan-manifest");
+    let text = fs::read_to_string(&manifest).unwrap();
+    let stamp = format!("# meshplan {}\n", env!("CARGO_PKG_VERSION"));
+    assert!(text.contains(&stamp), "{text}");
+    // A tree built by another meshplan, whose output differed in one file.
+    fs::write(&manifest, text.replace(&stamp, "# meshplan 0.0.9\n")).unwrap();
+    fs::write(dir.join("install.sh"), "older\n").unwrap();
+    let drift = check(PLAN, &dir);
+    assert_eq!(drift.status.code(), Some(1));
+    assert!(
+        stderr(&drift).contains(&format!(
+            "built by meshplan 0.0.9; this is meshplan {}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{}",
+        stderr(&drift)
+    );
+    // The differences are still listed after the note.
+    assert!(stdout(&drift).contains("install.sh"), "{}", stdout(&drift));
 }

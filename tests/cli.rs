@@ -235,3 +235,136 @@ fn assert_too_large(out: &std::process::Output, what: &str) {
         "{what}"
     );
 }
+
+fn shipped_plan_with(from: &str, to: &str) -> String {
+    let base = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("plans/three-cloud-metallb.toml"),
+    )
+    .unwrap();
+    assert!(base.contains(from), "the shipped plan has `{from}`");
+    base.replacen(from, to, 1)
+}
+
+/// 1-based line of the first `needle` in `text`.
+fn line_of(text: &str, needle: &str) -> usize {
+    text[..text.find(needle).unwrap()].matches('\n').count() + 1
+}
+
+fn assert_no_panic(out: &Output, what: &str) {
+    let err = stderr(out);
+    assert_ne!(out.status.code(), Some(101), "{what} panicked: {err}");
+    assert!(!err.contains("panicked"), "{what}: {err}");
+}
+
+/// Review R4: miette's graphical report panicked (exit 101) on a label past column ~65,530,
+/// in `check`, `build` and `diff` alike.
+#[test]
+fn a_finding_past_column_65530_is_reported_not_a_panic() {
+    let value = "\"10.201.0.0/33\"";
+    let text = shipped_plan_with(
+        "pod_cidr = \"10.201.0.0/16\"",
+        &format!("pod_cidr ={}{value}", " ".repeat(65_530)),
+    );
+    let plan = scratch("far-column.toml", text.as_bytes());
+    let plan = plan.to_str().unwrap();
+    let line = line_of(&text, value);
+    // The value starts after `pod_cidr =` (10 columns) and the 65,530 spaces.
+    let at = format!("far-column.toml:{line}:65541]");
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("far-column-out");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let runs: [(Vec<&str>, i32); 3] = [
+        (vec!["check", plan], 1),
+        (vec!["build", plan, "-o", out_dir.to_str().unwrap()], 1),
+        // diff: 2 when a side is invalid (README: "2 error (an invalid side)").
+        (vec!["diff", "plans/three-cloud-metallb.toml", plan], 2),
+    ];
+    for (args, code) in runs {
+        let out = meshplan(&[&args[..], &["--color", "never"]].concat());
+        let what = args.join(" ");
+        assert_no_panic(&out, &what);
+        assert_eq!(out.status.code(), Some(code), "{what}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("meshplan::cidr::"), "{what}: {err}");
+        assert!(err.contains(&at), "{what} names the place {at}: {err}");
+        assert!(
+            err.contains("10.201.0.0/33"),
+            "{what} shows the value: {err}"
+        );
+    }
+    assert!(!out_dir.exists(), "an invalid plan writes nothing");
+}
+
+/// Review R4, reached naturally: 4,000 failover entries on one line give 4,000 findings whose
+/// columns pass 65,530 after the 2,184th.
+#[test]
+fn four_thousand_findings_on_one_line_are_all_reported() {
+    let base = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ok/bookinfo-split.toml"),
+    )
+    .unwrap();
+    let line = r#"failover = [{ from = "us-east", to = "us-west" }, { from = "us-west", to = "us-east" }]"#;
+    assert!(base.contains(line));
+    let same = vec![r#"{ from = "us-east", to = "us-east" }"#; 4_000].join(", ");
+    let text = base.replacen(line, &format!("failover = [{same}]"), 1);
+    let plan = scratch("failover-4000.toml", text.as_bytes());
+    let out = meshplan(&["check", plan.to_str().unwrap(), "--color", "never"]);
+    assert_no_panic(&out, "check");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(
+        err.matches("meshplan::service::failover_same_region")
+            .count(),
+        4_000
+    );
+    assert!(
+        err.contains("failover-4000.toml: invalid, 4000 errors"),
+        "{err}"
+    );
+}
+
+/// Review R3: every finding on a long line printed the whole line, so 2,000 findings on a
+/// 30 kB line printed 60 MB (and 64,000 took 52 s). A long line is shown as a window around
+/// each finding's label.
+#[test]
+fn findings_on_a_long_line_show_a_window_of_it() {
+    let bad: Vec<String> = (0..2_000).map(|i| format!("\"bad{i}\"")).collect();
+    let text = shipped_plan_with(
+        "addresses = [\"10.64.30.71-10.64.30.73\"]",
+        &format!(
+            "addresses = [\"10.64.30.71-10.64.30.73\", {}]",
+            bad.join(", ")
+        ),
+    );
+    let plan = scratch("long-line.toml", text.as_bytes());
+    let out = meshplan(&["check", plan.to_str().unwrap(), "--color", "never"]);
+    assert_no_panic(&out, "check");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(
+        err.matches("meshplan::cidr::invalid").count(),
+        2_000,
+        "{err:.2000}"
+    );
+    assert!(
+        err.len() < 2_000 * 1_500,
+        "{} bytes for 2,000 findings: {:.3000}",
+        err.len(),
+        err
+    );
+    // The last finding still shows its value, under its label, at its place.
+    let line = line_of(&text, "\"bad1999\"");
+    let column = text
+        .lines()
+        .nth(line - 1)
+        .unwrap()
+        .find("\"bad1999\"")
+        .unwrap()
+        + 1;
+    let last = err.rsplit("meshplan::cidr::invalid").next().unwrap();
+    assert!(
+        last.contains(&format!("long-line.toml:{line}:{column}]")),
+        "{last}"
+    );
+    assert!(last.contains("\"bad1999\""), "{last}");
+    assert!(last.contains("`bad1999` is not a CIDR"), "{last}");
+}

@@ -18,6 +18,9 @@ use meshplan::{Checked, Source, check_bytes, report};
 
 #[path = "support/tools.rs"]
 mod tools;
+
+#[path = "support/bash_compat.rs"]
+mod bash_compat;
 use proptest::prelude::*;
 use serde::Deserialize;
 
@@ -104,6 +107,83 @@ fn model_snapshot(path: &Path) {
     assert_yaml_is_well_formed(&source.name, &tree);
     assert_scripts_are_well_formed(&source.name, &tree);
     assert_cluster_streams_match_the_tree(checked.plan.as_ref().unwrap(), &source, &tree);
+    assert_readme_says_what_a_fresh_shell_needs(checked.plan.as_ref().unwrap(), &source, &tree);
+}
+
+/// Words in `text` that start with `prefix` and go on with characters `allowed` takes.
+fn words_starting(text: &str, prefix: &str, allowed: &str) -> Vec<String> {
+    text.match_indices(prefix)
+        .map(|(at, _)| {
+            text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || allowed.contains(*c))
+                .collect::<String>()
+        })
+        .collect()
+}
+
+/// The tree's README lists, before the install order, what the scripts need from the shell:
+/// every context, the oldest bash and kubectl, every MESHPLAN_* variable any script reads, and
+/// every host any script fetches from. Read from the scripts, so the list cannot fall behind.
+fn assert_readme_says_what_a_fresh_shell_needs(
+    plan: &meshplan::model::Plan,
+    source: &Source,
+    tree: &Output,
+) {
+    let readme = &tree["README.md"];
+    let start = readme
+        .find("## Before you start")
+        .unwrap_or_else(|| panic!("{}: README has no \"Before you start\"", source.name));
+    let end = readme.find("## Install order").unwrap();
+    let before = &readme[start..end];
+    for c in &plan.clusters {
+        assert!(
+            before.contains(&c.context),
+            "{}: context {}",
+            source.name,
+            c.context
+        );
+    }
+    assert!(before.contains("bash: 3.2 or later"), "{before}");
+    assert!(before.contains("kubectl: 1.25 or later"), "{before}");
+    let scripts: String = tree
+        .iter()
+        .filter(|(p, _)| p.ends_with(".sh"))
+        .map(|(_, t)| t.as_str())
+        .collect();
+    let mut variables = words_starting(&scripts, "MESHPLAN_", "_");
+    variables.push("CERTS_DIR".to_owned());
+    for variable in &variables {
+        if variable == "MESHPLAN_" {
+            continue; // "the MESHPLAN_* variables"
+        }
+        assert!(
+            before.contains(&format!("`{variable}`")),
+            "{}: README does not list {variable}",
+            source.name
+        );
+    }
+    for url in words_starting(&scripts, "https://", "_.-:/") {
+        let host = url["https://".len()..].split(['/', ':']).next().unwrap();
+        // Hints in messages (istio.io/downloadIstio, helm.sh) are not fetched by the install,
+        // and the clusters' API servers are reached through the contexts.
+        let api_server = plan
+            .clusters
+            .iter()
+            .filter_map(|c| c.api_server.as_deref())
+            .any(|a| a.starts_with(&url));
+        if scripts.contains(&format!("curl -L {url}"))
+            || url.starts_with("https://helm.sh")
+            || api_server
+        {
+            continue;
+        }
+        assert!(
+            before.contains(&format!("`{host}`")),
+            "{}: README does not list {host} ({url})",
+            source.name
+        );
+    }
 }
 
 /// `meshplan render --cluster` resolves and renders one cluster only; what it prints must be
@@ -196,7 +276,8 @@ fn tool_available(tool: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// `bash -n` always; shellcheck where it is installed (CI installs it).
+/// `bash -n` always; shellcheck where it is installed (CI installs it); and nothing bash 3.2
+/// lacks (support/bash_compat.rs).
 fn assert_scripts_are_well_formed(plan: &str, tree: &Output) {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join("scripts")
@@ -210,6 +291,12 @@ fn assert_scripts_are_well_formed(plan: &str, tree: &Output) {
         assert!(
             text.contains("\nset -euo pipefail\n"),
             "{plan}: {path} lacks set -euo pipefail"
+        );
+        let old_bash = bash_compat::violations(text);
+        assert!(
+            old_bash.is_empty(),
+            "{plan}: {path} needs a bash newer than 3.2:\n{}",
+            old_bash.join("\n")
         );
         let file = dir.join(path);
         fs::create_dir_all(file.parent().unwrap()).unwrap();
@@ -290,6 +377,27 @@ fn warn_fixtures_are_valid_with_their_warning_first() {
         "warn/*.toml",
         |path| assert_declared_code_first(path, true)
     );
+}
+
+/// Warn fixtures are valid plans too: their scripts need nothing bash 3.2 lacks either.
+#[test]
+fn warn_fixture_scripts_need_only_bash_3_2() {
+    for entry in fs::read_dir(crate_root().join("tests/fixtures/warn")).unwrap() {
+        let path = entry.unwrap().path();
+        let (source, _) = load(&path);
+        for (file, text) in compile_tree(&source)
+            .iter()
+            .filter(|(p, _)| p.ends_with(".sh"))
+        {
+            let old_bash = bash_compat::violations(text);
+            assert!(
+                old_bash.is_empty(),
+                "{}: {file} needs a bash newer than 3.2:\n{}",
+                source.name,
+                old_bash.join("\n")
+            );
+        }
+    }
 }
 
 fn codes_in_source() -> Vec<String> {

@@ -63,10 +63,10 @@ const THREE_CLOUD: &str = "plans/three-cloud-metallb.toml";
 const ICP: &str = "plans/icp-single-network.toml";
 
 #[test]
-fn identical_plans_exit_0_and_print_nothing() {
+fn identical_plans_exit_0_and_say_no_changes() {
     let out = meshplan(&["diff", THREE_CLOUD, THREE_CLOUD], None);
     assert_eq!(out.status.code(), Some(0));
-    assert!(out.stdout.is_empty());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "no changes\n");
 }
 
 #[test]
@@ -199,7 +199,7 @@ fn a_renamed_plan_is_no_change() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    assert!(out.stdout.is_empty());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "no changes\n");
 }
 
 #[test]

@@ -7,11 +7,14 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap in a test is a test failure with its location
 
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 #[path = "support/run.rs"]
 mod run;
+#[path = "support/tools.rs"]
+mod tools;
 use run::meshplan;
 
 use meshplan::model::Plan;
@@ -41,47 +44,63 @@ fn model(path: &Path) -> Plan {
     meshplan::check(&source).plan.unwrap()
 }
 
-/// A PATH directory where kubectl, istioctl, helm and gcloud are the recorder.
-fn fake_bin(scratch: &Path) -> PathBuf {
+/// A PATH directory where kubectl, istioctl, helm, gcloud and sleep are the recorder, and
+/// `bash` is `bash` when one is given (every generated script then runs under it: install.sh
+/// calls the others as `bash FILE`).
+fn fake_bin(scratch: &Path, bash: Option<&Path>, real_sleep: bool) -> PathBuf {
     let bin = scratch.join("bin");
     fs::create_dir_all(&bin).unwrap();
     let fake = crate_root().join("tests/support/fake-tools/fake");
-    for tool in ["kubectl", "istioctl", "helm", "gcloud"] {
+    let sleep = (!real_sleep).then_some("sleep");
+    for tool in ["kubectl", "istioctl", "helm", "gcloud"]
+        .into_iter()
+        .chain(sleep)
+    {
         let link = bin.join(tool);
         let _ = fs::remove_file(&link);
         std::os::unix::fs::symlink(&fake, &link).unwrap();
     }
+    if let Some(bash) = bash {
+        std::os::unix::fs::symlink(bash, bin.join("bash")).unwrap();
+    }
     bin
 }
 
-/// CA files for every cluster, as `meshplan certs` lays them out.
-fn certs_dir(scratch: &Path, plan: &Plan) -> PathBuf {
-    let certs = scratch.join("certs");
+/// CA files for every cluster, as `meshplan certs` lays them out, in `dir`; each holds its own
+/// path.
+fn certs_dir(dir: &Path, plan: &Plan) -> PathBuf {
     for c in &plan.clusters {
-        let dir = certs.join(&c.name);
-        fs::create_dir_all(&dir).unwrap();
+        let cluster = dir.join(&c.name);
+        fs::create_dir_all(&cluster).unwrap();
         for file in [
             "ca-cert.pem",
             "ca-key.pem",
             "root-cert.pem",
             "cert-chain.pem",
         ] {
-            fs::write(dir.join(file), "fake\n").unwrap();
+            // Each file names itself: the recorder logs what cacerts.sh made kubectl read.
+            fs::write(
+                cluster.join(file),
+                format!("{}\n", cluster.join(file).display()),
+            )
+            .unwrap();
         }
     }
-    certs
+    dir.to_owned()
 }
 
 struct Trace {
     ok: bool,
     log: Vec<String>,
+    stdout: String,
     stderr: String,
+    /// Where the run happened: the tree is `out/`, the CA files `certs/`.
+    scratch: PathBuf,
 }
 
 /// Builds the plan and runs its `install.sh` against the recorder.
 fn run_install(plan_path: &Path, test: &str) -> Trace {
-    let version = model(plan_path).mesh.istio_version.to_string();
-    run_install_with_istioctl(plan_path, test, &version)
+    Setup::default().run(plan_path, test)
 }
 
 /// The reviews versions planned anywhere in the mesh (the resolved samples carry them), as the
@@ -95,68 +114,150 @@ fn reviews_versions(plan: &Plan) -> Vec<&'static str> {
         .unwrap_or_default()
 }
 
-/// Like [`run_install`], with an istioctl that reports `istioctl_version`.
-fn run_install_with_istioctl(plan_path: &Path, test: &str, istioctl_version: &str) -> Trace {
-    let plan = model(plan_path);
-    let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("install-trace")
-        .join(test);
-    let _ = fs::remove_dir_all(&scratch);
-    fs::create_dir_all(scratch.join("state")).unwrap();
-    let out = scratch.join("out");
-    let built = meshplan(&[
-        "build",
-        plan_path.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    let log = scratch.join("calls.log");
-    fs::write(&log, "").unwrap();
-    let contexts: Vec<&str> = plan.clusters.iter().map(|c| c.context.as_str()).collect();
-    let remotes: Vec<&str> = plan
-        .clusters
-        .iter()
-        .filter(|c| c.role == Role::Remote)
-        .map(|c| c.context.as_str())
-        .collect();
-    let versions: Vec<&str> = plan
-        .clusters
-        .iter()
-        .filter_map(|c| c.samples.helloworld.as_deref())
-        .collect();
-    let reviews = reviews_versions(&plan);
-    let path = format!(
-        "{}:{}",
-        fake_bin(&scratch).display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let output = Command::new("bash")
-        .arg(out.join("install.sh"))
-        .env("PATH", path)
-        .env("CERTS_DIR", certs_dir(&scratch, &plan))
-        .env("FAKE_LOG", &log)
-        .env("FAKE_STATE", scratch.join("state"))
-        .env("FAKE_CONTEXTS", contexts.join("\n"))
-        .env("FAKE_REMOTE_CONTEXTS", remotes.join("\n"))
-        .env("FAKE_HELLO_VERSIONS", versions.join(" "))
-        .env("FAKE_REVIEWS_VERSIONS", reviews.join(" "))
-        .env("FAKE_ISTIO_VERSION", istioctl_version)
-        .env("MESHPLAN_SKIP_VERSION_CHECK", "")
-        .output()
-        .unwrap();
-    Trace {
-        ok: output.status.success(),
-        log: fs::read_to_string(&log)
-            .unwrap()
-            .lines()
-            .map(str::to_owned)
-            .collect(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+/// The name a cloud gives a load balancer it creates: never the one planned.
+fn invented_hostname(cluster: &str) -> String {
+    format!("k8s-{cluster}-7f3a9c.elb.example.com")
+}
+
+/// `context TAB object TAB address` for every load-balanced address of the mesh, as the
+/// recorder hands them out: the planned IP, or for a hostname the cloud's own name.
+fn addresses(plan: &Plan) -> String {
+    let mesh = meshplan::resolve::resolve(plan, "plan.toml");
+    let mut lines = Vec::new();
+    for c in &mesh.clusters {
+        for pin in [&c.eastwest, &c.ingress, &c.istiod_lb]
+            .into_iter()
+            .flatten()
+        {
+            let address = if pin.address.parse::<std::net::IpAddr>().is_err() {
+                invented_hostname(&c.name)
+            } else {
+                pin.address.clone()
+            };
+            lines.push(format!("{}\t{}\t{address}", c.context, pin.wait_object));
+        }
+    }
+    lines.join("\n")
+}
+
+/// How install.sh is run: the defaults are a current kubectl, the plan's istioctl, the system
+/// bash and an absolute CERTS_DIR; every value can be changed for one test.
+#[derive(Default)]
+struct Setup {
+    /// The istioctl version the recorder reports (default: the plan's).
+    istioctl: Option<String>,
+    /// More environment, set last (it can override the recorder's).
+    env: Vec<(String, String)>,
+    /// The bash that runs every script.
+    bash: Option<PathBuf>,
+    /// CERTS_DIR as the operator gives it, relative to the directory install.sh is run from
+    /// (`scratch/`); default the absolute `scratch/certs`.
+    certs: Option<String>,
+    /// The network namespace install.sh runs in (`ip netns exec`), with the real sleep.
+    netns: Option<String>,
+}
+
+impl Setup {
+    fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    fn run(&self, plan_path: &Path, test: &str) -> Trace {
+        let plan = model(plan_path);
+        let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("install-trace")
+            .join(test);
+        let _ = fs::remove_dir_all(&scratch);
+        fs::create_dir_all(scratch.join("state")).unwrap();
+        let out = scratch.join("out");
+        let built = meshplan(&[
+            "build",
+            plan_path.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(
+            built.status.success(),
+            "{}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        let log = scratch.join("calls.log");
+        fs::write(&log, "").unwrap();
+        let contexts: Vec<&str> = plan.clusters.iter().map(|c| c.context.as_str()).collect();
+        let remotes: Vec<&str> = plan
+            .clusters
+            .iter()
+            .filter(|c| c.role == Role::Remote)
+            .map(|c| c.context.as_str())
+            .collect();
+        let versions: Vec<&str> = plan
+            .clusters
+            .iter()
+            .filter_map(|c| c.samples.helloworld.as_deref())
+            .collect();
+        let reviews = reviews_versions(&plan);
+        let path = format!(
+            "{}:{}",
+            fake_bin(&scratch, self.bash.as_deref(), self.netns.is_some()).display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let certs = match &self.certs {
+            Some(relative) => {
+                certs_dir(&scratch.join(relative), &plan);
+                relative.clone()
+            }
+            None => certs_dir(&scratch.join("certs"), &plan)
+                .to_string_lossy()
+                .into_owned(),
+        };
+        let istioctl = self
+            .istioctl
+            .clone()
+            .unwrap_or_else(|| plan.mesh.istio_version.to_string());
+        let bash = self.bash.clone().unwrap_or_else(|| PathBuf::from("bash"));
+        let mut command = match &self.netns {
+            Some(netns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", netns]).arg(bash);
+                c
+            }
+            None => Command::new(bash),
+        };
+        let output = command
+            .arg("out/install.sh")
+            .current_dir(&scratch)
+            .env("PATH", path)
+            .env("CERTS_DIR", certs)
+            .env("FAKE_LOG", &log)
+            .env("FAKE_STATE", scratch.join("state"))
+            .env("FAKE_CONTEXTS", contexts.join("\n"))
+            .env("FAKE_REMOTE_CONTEXTS", remotes.join("\n"))
+            .env("FAKE_HELLO_VERSIONS", versions.join(" "))
+            .env("FAKE_REVIEWS_VERSIONS", reviews.join(" "))
+            .env("FAKE_ISTIO_VERSION", istioctl)
+            .env("FAKE_ADDRESSES", addresses(&plan))
+            .env("MESHPLAN_SKIP_VERSION_CHECK", "")
+            .env("MESHPLAN_SKIP_VERIFY", "")
+            // The recorder's clusters are not on this machine's network: nothing may be sent
+            // to their planned addresses (the reachability test runs in its own namespace).
+            .env("MESHPLAN_SKIP_REACHABILITY", "1")
+            .env_remove("MESHPLAN_WAIT_TIMEOUT")
+            .env_remove("CDPATH")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .unwrap();
+        Trace {
+            ok: output.status.success(),
+            log: fs::read_to_string(&log)
+                .unwrap()
+                .lines()
+                .map(str::to_owned)
+                .collect(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            scratch,
+        }
     }
 }
 
@@ -221,7 +322,8 @@ fn assert_order(plan: &Path, trace: &Trace) {
     let name = plan.display();
     assert!(
         trace.ok,
-        "{name}: install.sh failed\n{}\n{}",
+        "{name}: install.sh failed\n{}\n{}\n{}",
+        trace.stdout,
         trace.stderr,
         trace.log.join("\n")
     );
@@ -295,7 +397,11 @@ fn every_multi_cluster_plan_installs_in_istios_order() {
 #[test]
 fn a_wrong_istioctl_stops_before_anything_changes() {
     let plan = crate_root().join("plans/three-cloud-metallb.toml");
-    let trace = run_install_with_istioctl(&plan, "wrong-istioctl", "1.19.0");
+    let trace = Setup {
+        istioctl: Some("1.19.0".to_owned()),
+        ..Setup::default()
+    }
+    .run(&plan, "wrong-istioctl");
     assert!(!trace.ok);
     assert!(
         trace.stderr.contains("istioctl on PATH is 1.19.0"),
@@ -316,4 +422,422 @@ fn a_wrong_istioctl_stops_before_anything_changes() {
         !calls.contains("istioctl install"),
         "something was installed:\n{calls}"
     );
+}
+
+/// A failed run's whole account, for assertion messages.
+fn account(trace: &Trace) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}\ncalls:\n{}",
+        trace.stdout,
+        trace.stderr,
+        trace.log.join("\n")
+    )
+}
+
+fn plan_path(name: &str) -> PathBuf {
+    crate_root().join(name)
+}
+
+/// kubectl before 1.26 fails `wait --for=jsonpath=` at once when the field is not there yet
+/// (kubernetes/kubectl#1236); the recorder does so with FAKE_KUBECTL_VERSION=1.25.16, and its
+/// load balancers take a moment to get their address. Every install still goes through.
+#[test]
+fn every_install_waits_for_its_addresses_on_kubectl_1_25() {
+    for plan in multi_cluster_plans() {
+        let test = format!(
+            "kubectl-1.25-{}",
+            plan.file_stem().unwrap().to_string_lossy()
+        );
+        let trace = Setup::default()
+            .env("FAKE_KUBECTL_VERSION", "1.25.16")
+            .run(&plan, &test);
+        assert_order(&plan, &trace);
+    }
+}
+
+/// The three addresses three-cloud waits for were each read while still pending, and then
+/// found: the waits poll rather than trust a first read.
+#[test]
+fn waits_poll_until_the_load_balancer_has_the_address() {
+    let plan = plan_path("plans/three-cloud-metallb.toml");
+    let trace = run_install(&plan, "poll");
+    assert!(trace.ok, "{}", account(&trace));
+    for object in [
+        "PENDING service/istiod-lb ON mdemo-cluster1",
+        "PENDING service/istio-eastwestgateway ON mdemo-cluster1",
+        "PENDING service/istio-eastwestgateway ON mdemo-cluster3",
+    ] {
+        assert!(trace.log.iter().any(|l| l == object), "{}", account(&trace));
+    }
+    assert!(
+        !trace
+            .log
+            .iter()
+            .any(|l| l.contains(" wait ") && l.contains("jsonpath")),
+        "a wait --for=jsonpath is left:\n{}",
+        account(&trace)
+    );
+}
+
+/// An address that never comes fails the install once MESHPLAN_WAIT_TIMEOUT has passed (the
+/// recorder's sleep returns at once; the tries are counted), naming what was waited for.
+#[test]
+fn an_address_that_never_comes_fails_after_meshplan_wait_timeout() {
+    let plan = plan_path("plans/three-cloud-metallb.toml");
+    let trace = Setup::default()
+        .env("FAKE_ADDRESSES", "")
+        .env("MESHPLAN_WAIT_TIMEOUT", "20s")
+        .run(&plan, "never");
+    assert!(!trace.ok, "{}", account(&trace));
+    assert!(
+        trace.stderr.contains("service/istiod-lb")
+            && trace.stderr.contains("10.64.30.71")
+            && trace.stderr.contains("mdemo-cluster1")
+            && trace.stderr.contains("20s")
+            && trace.stderr.contains("MESHPLAN_WAIT_TIMEOUT"),
+        "{}",
+        account(&trace)
+    );
+    let sleeps = trace.log.iter().filter(|l| *l == "sleep 5").count();
+    assert_eq!(sleeps, 4, "20s in 5 s tries:\n{}", account(&trace));
+}
+
+/// A cloud names a load balancer when it makes it: the install takes whatever hostname
+/// appears, prints it and says what to do with it, instead of waiting for the planned one.
+#[test]
+fn a_hostname_load_balancer_takes_the_name_the_cloud_gives_it() {
+    let plan = plan_path("tests/fixtures/ok/lb-hostname.toml");
+    let trace = run_install(&plan, "hostname");
+    assert!(trace.ok, "{}", account(&trace));
+    for cluster in ["eks-east", "eks-west"] {
+        let invented = invented_hostname(cluster);
+        let said = trace
+            .stdout
+            .lines()
+            .chain(trace.stderr.lines())
+            .find(|l| l.contains(&invented))
+            .unwrap_or_else(|| panic!("{invented} never printed\n{}", account(&trace)));
+        assert!(said.contains("eastwest_hostname"), "{said}");
+    }
+}
+
+/// `MESHPLAN_SKIP_VERIFY=1` skips every check of the running mesh, verify-trust.sh included,
+/// as install.sh's header and the README say.
+#[test]
+fn meshplan_skip_verify_skips_verify_trust() {
+    let plan = plan_path("plans/icp-single-network.toml");
+    let trace = Setup::default()
+        .env("MESHPLAN_SKIP_VERIFY", "1")
+        .run(&plan, "skip-verify");
+    assert!(trace.ok, "{}", account(&trace));
+    let checks: Vec<&String> = trace
+        .log
+        .iter()
+        .filter(|l| l.contains("get secret cacerts") || l.contains(" exec "))
+        .collect();
+    assert!(checks.is_empty(), "checks ran: {checks:?}");
+}
+
+/// A cluster whose root bundle holds the mesh's root and another fails verify-trust.sh, which
+/// names it (the whole set of certificates is compared, not the first).
+#[test]
+fn verify_trust_names_a_cluster_whose_bundle_holds_a_second_root() {
+    let plan = plan_path("plans/three-cloud-metallb.toml");
+    let trace = Setup::default()
+        .env("FAKE_EXTRA_ROOT_CONTEXTS", "mdemo-cluster2")
+        .run(&plan, "second-root");
+    assert!(!trace.ok, "{}", account(&trace));
+    let named: Vec<&str> = trace
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("verify-trust.sh: cluster "))
+        .collect();
+    assert!(!named.is_empty(), "{}", account(&trace));
+    assert!(
+        named
+            .iter()
+            .all(|l| l.starts_with("verify-trust.sh: cluster mdemo-cluster2:")),
+        "{named:?}"
+    );
+}
+
+/// A relative CERTS_DIR is the operator's: taken from the directory install.sh is run from,
+/// made absolute once, and every script reads the same files.
+#[test]
+fn a_relative_certs_dir_is_read_from_the_operators_directory() {
+    let plan = plan_path("plans/icp-single-network.toml");
+    let trace = Setup {
+        certs: Some("my-ca".to_owned()),
+        ..Setup::default()
+    }
+    .run(&plan, "relative-certs");
+    assert_order(&plan, &trace);
+    for cluster in ["cluster-1", "cluster-2"] {
+        let ca = trace
+            .scratch
+            .join("my-ca")
+            .join(cluster)
+            .join("ca-cert.pem");
+        let read = format!("FROM-FILE ca-cert.pem={}", ca.display());
+        assert!(trace.log.contains(&read), "{read}\n{}", account(&trace));
+    }
+}
+
+/// Runs one cluster's cacerts.sh by itself, from `scratch/`, with `env`.
+fn cacerts_alone(trace: &Trace, cluster: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let fakes = trace.scratch.join("bin");
+    Command::new("bash")
+        .arg(format!("out/{cluster}/scripts/cacerts.sh"))
+        .current_dir(&trace.scratch)
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                fakes.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env("FAKE_LOG", trace.scratch.join("calls.log"))
+        .env("FAKE_STATE", trace.scratch.join("state"))
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+/// The operator's environment does not change what cacerts.sh reads: an exported CDPATH, a
+/// CERTS_DIR that looks like an option of `cd`, and one with a `=` (kubectl refuses any path
+/// with one in `--from-file`, "key names or file paths cannot contain '='", 1.25 to today).
+#[test]
+fn cacerts_sh_survives_cdpath_an_option_like_dir_and_an_equals_sign() {
+    let plan = plan_path("plans/icp-single-network.toml");
+    let trace = run_install(&plan, "cacerts-env");
+    assert!(trace.ok, "{}", account(&trace));
+    let plan_model = model(&plan);
+    for dir in ["-P", "a=b", "x y"] {
+        certs_dir(&trace.scratch.join(dir), &plan_model);
+        fs::write(trace.scratch.join("calls.log"), "").unwrap();
+        let out = cacerts_alone(
+            &trace,
+            "cluster-2",
+            &[("CERTS_DIR", dir), ("CDPATH", ".:/tmp")],
+        );
+        assert!(
+            out.status.success(),
+            "CERTS_DIR={dir}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let calls = fs::read_to_string(trace.scratch.join("calls.log")).unwrap();
+        for file in [
+            "ca-cert.pem",
+            "ca-key.pem",
+            "root-cert.pem",
+            "cert-chain.pem",
+        ] {
+            let path = trace.scratch.join(dir).join("cluster-2").join(file);
+            let read = format!("FROM-FILE {file}={}\n", path.display());
+            assert!(calls.contains(&read), "CERTS_DIR={dir}: {read}{calls}");
+        }
+        assert!(!calls.contains("MISSING"), "CERTS_DIR={dir}:\n{calls}");
+    }
+}
+
+/// cacerts.sh's hint for a CA directory that does not exist names it absolutely, so following
+/// it from any directory makes the CA where cacerts.sh will look (never a second root).
+#[test]
+fn the_cacerts_hint_names_one_directory_wherever_it_is_followed() {
+    let plan = plan_path("plans/icp-single-network.toml");
+    let trace = run_install(&plan, "cacerts-hint");
+    let out = cacerts_alone(&trace, "cluster-1", &[("CERTS_DIR", "../new-ca")]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let absolute = trace.scratch.join("../new-ca");
+    assert!(
+        stderr.contains(&format!("--out {}", absolute.display())),
+        "{stderr}"
+    );
+}
+
+/// preflight.sh checks the GKE firewall's target tags against the project's instances, before
+/// anything changes (a rule on a tag no node has admits nothing).
+#[test]
+fn preflight_refuses_a_target_tag_that_no_node_carries() {
+    let plan = plan_path("plans/gke-single-network.toml");
+    let trace = Setup::default()
+        .env("FAKE_UNTAGGED", "gke-cluster-1-1a2b3c4d-node")
+        .run(&plan, "untagged");
+    assert!(!trace.ok, "{}", account(&trace));
+    assert!(
+        trace.stderr.contains("gke-cluster-1-1a2b3c4d-node"),
+        "{}",
+        account(&trace)
+    );
+    let changed: Vec<&String> = trace
+        .log
+        .iter()
+        .filter(|l| l.contains(" apply ") || l.contains(" create") || l.contains(" install"))
+        .collect();
+    assert!(changed.is_empty(), "changed before preflight: {changed:?}");
+}
+
+/// The by-hand prerequisites are printed in the install order: ICP's external-IP VIP, GKE's
+/// address reservations (and the firewall's target tags, which preflight checks).
+#[test]
+fn by_hand_prerequisites_are_printed_in_the_install_order() {
+    let icp = run_install(&plan_path("plans/icp-single-network.toml"), "by-hand-icp");
+    assert!(icp.ok, "{}", account(&icp));
+    let by_hand = icp.stdout.split("== ").next().unwrap();
+    assert!(
+        by_hand.contains("172.16.160.100") && by_hand.contains("VIP"),
+        "{by_hand}"
+    );
+    let gke = run_install(&plan_path("plans/gke-single-network.toml"), "by-hand-gke");
+    assert!(gke.ok, "{}", account(&gke));
+    let by_hand = gke.stdout.split("== ").next().unwrap();
+    for address in ["10.142.0.100", "10.142.0.101"] {
+        assert!(
+            by_hand.contains(&format!("--addresses {address}")),
+            "{by_hand}"
+        );
+    }
+}
+
+/// The bashes named in MESHPLAN_OLD_BASH (colon-separated paths, e.g. a bash 3.2 and 4.2 built
+/// from source; see docs/testing.md) run every multi-cluster install, every script under
+/// them. No package registry this project reaches ships an old bash, so the check is opt-in.
+#[test]
+fn old_bashes_run_every_install() {
+    let Ok(list) = std::env::var("MESHPLAN_OLD_BASH") else {
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "SKIP old bash installs: MESHPLAN_OLD_BASH names no bash (docs/testing.md)"
+        );
+        return;
+    };
+    for bash in list.split(':').filter(|b| !b.is_empty()) {
+        let bash = PathBuf::from(bash);
+        assert!(bash.is_file(), "{} is not a file", bash.display());
+        for plan in multi_cluster_plans() {
+            let test = format!(
+                "old-bash-{}-{}",
+                bash.parent()
+                    .and_then(Path::parent)
+                    .and_then(Path::file_name)
+                    .unwrap_or_default()
+                    .to_string_lossy(),
+                plan.file_stem().unwrap().to_string_lossy()
+            );
+            let trace = Setup {
+                bash: Some(bash.clone()),
+                ..Setup::default()
+            }
+            .env("FAKE_KUBECTL_VERSION", "1.25.16")
+            .run(&plan, &test);
+            assert_order(&plan, &trace);
+        }
+    }
+}
+
+/// A network namespace of the test's own, deleted when dropped: nothing it holds is reached
+/// from outside it, and nothing in it reaches out.
+struct Netns(String);
+
+impl Netns {
+    /// The namespace with loopback up and `address` on it; `Err` says why it cannot be made.
+    fn with_address(name: &str, address: &str) -> Result<Netns, String> {
+        let run = |args: &[&str]| {
+            Command::new("ip")
+                .args(args)
+                .output()
+                .map_err(|e| e.to_string())
+                .and_then(|o| {
+                    if o.status.success() {
+                        Ok(())
+                    } else {
+                        Err(String::from_utf8_lossy(&o.stderr).trim().to_owned())
+                    }
+                })
+        };
+        let name = format!("{name}-{}", std::process::id());
+        run(&["netns", "add", &name])?;
+        let netns = Netns(name);
+        run(&["netns", "exec", &netns.0, "ip", "link", "set", "lo", "up"])?;
+        run(&[
+            "netns", "exec", &netns.0, "ip", "addr", "add", address, "dev", "lo",
+        ])?;
+        Ok(netns)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+/// Listens on `address` at `ports` inside `netns` until killed (python3's socket module).
+fn listen(netns: &Netns, address: &str, ports: &[u16]) -> std::process::Child {
+    let program = format!(
+        "import socket, time\nfor port in {ports:?}:\n    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n    s.bind(({address:?}, port)); s.listen(16); globals()[f's{{port}}'] = s\nprint('listening', flush=True)\ntime.sleep(600)\n"
+    );
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &netns.0, "python3", "-c", &program])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready.trim(), "listening");
+    child
+}
+
+/// A remote's install first tries istiod's address from the operator's machine (bash's
+/// /dev/tcp). In a network namespace of this test's own, ICP's VIP 172.16.160.100 is on
+/// loopback: with istiod's ports answering there the install goes through; with nothing
+/// listening it stops before cluster-2's control plane, naming the address and the VIP.
+#[test]
+fn a_remote_install_first_reaches_istiods_address() {
+    let plan = plan_path("plans/icp-single-network.toml");
+    let netns = match Netns::with_address("mp-reach", "172.16.160.100/32") {
+        Ok(netns) => netns,
+        Err(reason) => {
+            tools::skip(
+                "istiod reachability in a network namespace",
+                &format!("cannot make a network namespace (root and iproute2 needed): {reason}"),
+            );
+            return;
+        }
+    };
+    let reach = |test: &str| {
+        Setup {
+            netns: Some(netns.0.clone()),
+            ..Setup::default()
+        }
+        .env("MESHPLAN_SKIP_REACHABILITY", "")
+        .env("MESHPLAN_WAIT_TIMEOUT", "5s")
+        .run(&plan, test)
+    };
+    let refused = reach("reach-refused");
+    assert!(!refused.ok, "{}", account(&refused));
+    assert!(
+        refused
+            .stderr
+            .contains("istiod's address 172.16.160.100:15012 does not answer")
+            && refused.stderr.contains("VIP"),
+        "{}",
+        account(&refused)
+    );
+    assert!(
+        refused.first_on("cluster-2", &["apply"]).is_none(),
+        "cluster-2 was changed:\n{}",
+        account(&refused)
+    );
+    let mut listener = listen(&netns, "172.16.160.100", &[15012, 15017]);
+    let answered = reach("reach-answered");
+    let _ = listener.kill();
+    let _ = listener.wait();
+    assert_order(&plan, &answered);
 }

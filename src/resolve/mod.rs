@@ -81,6 +81,8 @@ pub struct IstioTarget {
     pub helm_remote_profile: bool,
     /// The ambient data plane (ztunnel, no sidecars), when the plan asks for it.
     pub ambient: Option<Ambient>,
+    /// The Helm repository of Istio's charts (Helm installs).
+    pub helm_repo: &'static str,
 }
 
 /// What an ambient mesh installs beyond istiod.
@@ -158,7 +160,7 @@ pub struct Pin {
     pub external_ips: Vec<IpAddr>,
     /// The node port for 15443 (NodePort east-west gateway).
     pub node_port: Option<u16>,
-    /// The object whose status shows the address, for `kubectl wait`.
+    /// The object whose status shows the address.
     pub wait_object: &'static str,
     /// An ambient east-west Gateway's `spec.addresses`: what istiod's gateway template turns into
     /// its Service's `spec.loadBalancerIP` (istio/istio 1.30.3,
@@ -168,9 +170,52 @@ pub struct Pin {
     /// `getDesiredLbIPs`: "service can not have both metallb.io/loadBalancerIPs and
     /// svc.Spec.LoadBalancerIP").
     pub gateway_addresses: Vec<GatewayAddress>,
-    /// `(jsonpath, value)` that `kubectl wait` waits for where the platform assigns the
-    /// address; `None` where nothing is assigned (externalIPs, NodePort).
-    pub wait_for: Option<(String, String)>,
+    /// What the install waits for where the platform assigns the address; `None` where
+    /// nothing is assigned (externalIPs, NodePort).
+    pub wait_for: Option<Wait>,
+}
+
+/// How the install waits for a load balancer's address: it polls the object's status (kubectl
+/// before 1.26 cannot `wait --for=jsonpath=` on a field that is not there yet).
+#[derive(Debug, Clone, Serialize)]
+pub struct Wait {
+    /// Where the object's status shows the address.
+    pub jsonpath: String,
+    /// The address planned.
+    pub planned: String,
+    /// Whatever address appears ends the wait: a cloud names a load balancer when it makes it,
+    /// so a planned hostname cannot be waited for; the install prints the one it got.
+    pub any: bool,
+}
+
+/// Where a remote reaches its primary's istiod, and what serves that address.
+#[derive(Debug, Serialize)]
+pub struct IstiodReach {
+    /// The address (`remotePilotAddress`).
+    pub address: IpAddr,
+    /// What must be true for it to answer, for the message when it does not.
+    pub hint: String,
+}
+
+/// What serves a remote's istiod address on its primary.
+fn istiod_reach(primary: &model::Cluster, address: IpAddr) -> IstiodReach {
+    let server = if primary.lb.istiod == Some(address) {
+        "istiod load balancer (service/istiod-lb)"
+    } else {
+        "east-west gateway"
+    };
+    let hint = match primary.lb.via {
+        LbVia::ExternalIps => format!(
+            "it is {}'s {server} on an external IP, so the network must route it to {}'s nodes \
+             (a VIP)",
+            primary.name, primary.name
+        ),
+        _ => format!(
+            "it is {}'s {server}: is it up, and does this machine reach it?",
+            primary.name
+        ),
+    };
+    IstiodReach { address, hint }
 }
 
 /// One entry of a Gateway API Gateway's `spec.addresses`.
@@ -223,6 +268,8 @@ pub struct Cluster {
     pub control_plane_clusters: Option<String>,
     /// Where a remote reaches istiod (the primary's `lb.istiod`, else its `lb.eastwest`).
     pub remote_pilot_address: Option<IpAddr>,
+    /// A remote's install first tries istiod's address from the operator's machine.
+    pub istiod_reach: Option<IstiodReach>,
     /// `istiodRemote.injectionPath` of a remote.
     pub injection_path: Option<String>,
     /// A primary serving remotes (`externalIstiod`).
@@ -280,11 +327,65 @@ pub fn resolve(plan: &Plan, plan_file: &str) -> Mesh {
         .map(|(c, bundle)| procedure_facts(c, bundle))
         .collect();
     mesh.procedure = procedure::procedure(plan, &facts);
+    mesh.procedure.needs.hosts = procedure::hosts(
+        &mesh.procedure.steps,
+        &fetched_urls(&mesh),
+        &image_registries(&mesh),
+    );
     mesh
 }
 
+/// URLs the clusters' scripts fetch from the operator's machine, with why.
+fn fetched_urls(mesh: &Mesh) -> Vec<(&str, &'static str)> {
+    let mut urls = Vec::new();
+    if mesh.istio.installer == "helm" {
+        urls.push((mesh.istio.helm_repo, "Istio's Helm charts"));
+    }
+    if let Some(ambient) = &mesh.istio.ambient {
+        urls.push((ambient.gateway_api_crds.as_str(), "the Gateway API CRDs"));
+    }
+    urls
+}
+
+/// The registries the clusters' nodes pull from: Istio's hub, and the samples' images.
+fn image_registries(mesh: &Mesh) -> Vec<(String, &'static str)> {
+    let registry = |image: &str| image.split('/').next().unwrap_or(image).to_owned();
+    let mut registries = vec![(
+        registry(mesh.istio.hub.as_deref().unwrap_or(DEFAULT_ISTIO_HUB)),
+        "Istio's images",
+    )];
+    for samples in mesh.clusters.iter().filter_map(|c| c.samples.as_ref()) {
+        let images = samples
+            .helloworld
+            .iter()
+            .map(|h| h.image.as_str())
+            .chain(samples.sleep_image.as_deref())
+            .chain(samples.bookinfo.iter().map(|w| w.image.as_str()));
+        for image in images {
+            let entry = (registry(image), "the sample workloads' images");
+            if !registries.contains(&entry) {
+                registries.push(entry);
+            }
+        }
+    }
+    registries
+}
+
+/// Where Istio's images come from when the plan names no hub.
+const DEFAULT_ISTIO_HUB: &str = "docker.io/istio";
+
 fn procedure_facts<'a>(c: &'a model::Cluster, bundle: &Cluster) -> procedure::ClusterFacts<'a> {
     let has = |file: &str| bundle.files.iter().any(|f| f == file);
+    let pins = [
+        ("eastwest", &bundle.eastwest),
+        ("ingress", &bundle.ingress),
+        ("istiod", &bundle.istiod_lb),
+    ];
+    let internal = |pin: &Pin| {
+        pin.annotations
+            .iter()
+            .any(|(key, value)| key == GKE_LB_TYPE && value == "Internal")
+    };
     procedure::ClusterFacts {
         plan: c,
         phases: bundle.phases.clone(),
@@ -292,6 +393,18 @@ fn procedure_facts<'a>(c: &'a model::Cluster, bundle: &Cluster) -> procedure::Cl
         verify_bookinfo: has("scripts/verify-bookinfo.sh"),
         routes: has("scripts/routes.sh"),
         gke_firewall: has("platform/gke-firewall.sh"),
+        external_ips: pins
+            .iter()
+            .filter_map(|(_, pin)| pin.as_ref())
+            .flat_map(|pin| pin.external_ips.iter().copied())
+            .collect(),
+        internal_addresses: pins
+            .iter()
+            .filter_map(|(name, pin)| Some((*name, pin.as_ref()?)))
+            .filter(|(_, pin)| internal(pin))
+            .filter_map(|(name, pin)| Some((name, pin.load_balancer_ip?)))
+            .collect(),
+        istiod_address: bundle.remote_pilot_address,
     }
 }
 
@@ -371,6 +484,7 @@ fn istio_target(plan: &Plan, version: &Version, multi_network: bool) -> IstioTar
         },
         global_external_istiod: version.at_least(1, 23),
         helm_remote_profile: version.at_least(1, 24),
+        helm_repo: procedure::ISTIO_HELM_REPO,
     }
 }
 
@@ -434,7 +548,11 @@ fn pin(plan: &Plan, cluster: &model::Cluster, address: String, object: &'static 
         LbVia::Metallb => {
             pin.annotations
                 .push((metallb_annotation(plan).to_owned(), pin.address.clone()));
-            pin.wait_for = Some((LB_IP.to_owned(), pin.address.clone()));
+            pin.wait_for = Some(Wait {
+                jsonpath: LB_IP.to_owned(),
+                planned: pin.address.clone(),
+                any: false,
+            });
         }
         LbVia::Cloud => {
             pin.annotations
@@ -452,9 +570,10 @@ fn pin(plan: &Plan, cluster: &model::Cluster, address: String, object: &'static 
                 },
                 value: pin.address.clone(),
             });
-            pin.wait_for = Some(match ip {
-                Some(_) => (LB_IP.to_owned(), pin.address.clone()),
-                None => (LB_HOSTNAME.to_owned(), pin.address.clone()),
+            pin.wait_for = Some(Wait {
+                jsonpath: if ip.is_some() { LB_IP } else { LB_HOSTNAME }.to_owned(),
+                planned: pin.address.clone(),
+                any: ip.is_none(),
             });
         }
         LbVia::ExternalIps => {
@@ -479,7 +598,7 @@ fn eastwest_pin(plan: &Plan, cluster: &model::Cluster, address: String) -> Pin {
     if plan.mesh.dataplane == Dataplane::Ambient {
         pin.wait_object = "gateway/istio-eastwestgateway";
         if let Some(wait) = &mut pin.wait_for {
-            wait.0 = "{.status.addresses[0].value}".to_owned();
+            wait.jsonpath = "{.status.addresses[0].value}".to_owned();
         }
     }
     pin
@@ -541,6 +660,7 @@ fn cluster(plan: &Plan, c: &model::Cluster, mesh: &Mesh) -> Cluster {
         primary: primary.map(|p| p.name.clone()),
         control_plane_clusters: primary.map(|p| p.name.clone()),
         remote_pilot_address: primary.and_then(|p| p.lb.istiod.or(p.lb.eastwest)),
+        istiod_reach: primary.and_then(|p| Some(istiod_reach(p, p.lb.istiod.or(p.lb.eastwest)?))),
         injection_path: (!is_primary)
             .then(|| format!("/inject/cluster/{}/net/{}", c.name, c.network)),
         external_istiod: serves_remotes,

@@ -3,7 +3,10 @@
 //! `install.sh` runs the steps it can and prints the ones it cannot (on nodes, in a cloud
 //! console); `preflight.sh` checks what can be checked before anything is changed; the tree's
 //! README.md lists the same steps under "Install order". All three render this one list, so
-//! they cannot disagree.
+//! they cannot disagree. Steps done by hand elsewhere (a VIP on the network, a cloud address
+//! reservation) are steps too: what the install depends on is in the order, not only in the
+//! plan's comments. [`Needs`] is what a fresh shell needs before any step: the README's
+//! "Before you start".
 //!
 //! The order is Istio's for primary-remote and multi-primary meshes: every primary's control
 //! plane and gateways; the primaries watch each other; then each remote's control plane, then
@@ -11,6 +14,8 @@
 //! that needs a sidecar or the mesh's root certificate (its gateways, its samples): until its
 //! primary's istiod watches it, the remote's injection webhook has no CA bundle and
 //! `istio-ca-root-cert` does not exist there.
+
+use std::net::IpAddr;
 
 use serde::Serialize;
 
@@ -26,6 +31,39 @@ pub struct Procedure {
     pub preflight: Preflight,
     /// Every cluster, as `verify-trust.sh` asks it for its root.
     pub members: Vec<Member>,
+    /// What the operator's shell needs before the first step.
+    pub needs: Needs,
+}
+
+/// What a fresh shell needs to run `install.sh`: the README's "Before you start".
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Needs {
+    /// Every kubectl context the scripts use, each once.
+    pub contexts: Vec<String>,
+    /// Programs on PATH, each with the versions that work and what uses it.
+    pub tools: Vec<Need>,
+    /// The environment variables the scripts read.
+    pub variables: Vec<Need>,
+    /// Hosts the install fetches from (the operator's machine, or the clusters' nodes).
+    pub hosts: Vec<Need>,
+}
+
+/// One need: a name and what it is for.
+#[derive(Debug, Clone, Serialize)]
+pub struct Need {
+    /// Program, variable or host.
+    pub name: String,
+    /// Versions, default, or why.
+    pub what: String,
+}
+
+impl Need {
+    fn new(name: impl Into<String>, what: impl Into<String>) -> Need {
+        Need {
+            name: name.into(),
+            what: what.into(),
+        }
+    }
 }
 
 /// A cluster of the mesh, as the mesh-wide scripts address it.
@@ -76,6 +114,21 @@ pub struct Preflight {
     pub certs: Vec<String>,
     /// Clusters that need MetalLB installed first.
     pub metallb: Vec<MetallbCheck>,
+    /// GKE network tags a node must carry (the firewall rule's targets).
+    pub gke_tags: Vec<GkeCheck>,
+    /// GKE internal load-balancer addresses that should be reserved.
+    pub gke_addresses: Vec<GkeCheck>,
+}
+
+/// One GKE look-up: a network tag or an address in a project.
+#[derive(Debug, Serialize)]
+pub struct GkeCheck {
+    /// Cluster name.
+    pub cluster: String,
+    /// `--project`, when the plan names one (else gcloud's configured project).
+    pub project: Option<String>,
+    /// The tag or the address.
+    pub value: String,
 }
 
 /// MetalLB must be installed in a cluster before its pools are applied.
@@ -87,8 +140,25 @@ pub struct MetallbCheck {
     pub context: String,
 }
 
-/// kubectl 1.23 added `wait --for=jsonpath`, which the scripts use to wait for addresses.
-pub const KUBECTL_MIN_MINOR: u64 = 23;
+/// The oldest kubectl the scripts are tested with (tests/install_trace.rs runs every install
+/// against a kubectl that behaves as 1.25 does). The scripts poll for load-balancer addresses
+/// instead of `kubectl wait --for=jsonpath=`, which before 1.26 fails at once on a field that
+/// does not exist yet (kubernetes/kubectl#1236); nothing else they run is newer than 1.22
+/// (`apply --server-side`).
+pub const KUBECTL_MIN_MINOR: u64 = 25;
+
+/// The oldest bash every generated script runs on (macOS's /bin/bash): tests/compile.rs refuses
+/// anything newer in any generated script, and MESHPLAN_OLD_BASH runs them under real ones.
+pub const BASH_MIN: &str = "3.2";
+
+/// The Helm repository of Istio's charts.
+pub const ISTIO_HELM_REPO: &str = "https://istio-release.storage.googleapis.com/charts";
+
+/// The Helm repository of MetalLB's chart.
+const METALLB_HELM_REPO: &str = "https://metallb.github.io/metallb";
+
+/// Where a remote reaches its primary's istiod: xDS and certificates, and the webhooks.
+pub const ISTIOD_PORTS: [u16; 2] = [15012, 15017];
 
 /// The phases of a cluster's own `scripts/install.sh`, in order.
 pub fn phases(has_gateways: bool, has_samples: bool) -> Vec<&'static str> {
@@ -116,6 +186,13 @@ pub struct ClusterFacts<'a> {
     pub routes: bool,
     /// Whether it writes `platform/gke-firewall.sh`.
     pub gke_firewall: bool,
+    /// Addresses its Services take as `externalIPs`: the network must route them to its nodes.
+    pub external_ips: Vec<IpAddr>,
+    /// Addresses GKE's internal load balancer serves for it (reserved in the VPC's subnet),
+    /// with the Service they are for.
+    pub internal_addresses: Vec<(&'static str, IpAddr)>,
+    /// Where a remote reaches its primary's istiod.
+    pub istiod_address: Option<IpAddr>,
 }
 
 /// Derives the procedure.
@@ -145,11 +222,17 @@ pub fn procedure(plan: &Plan, clusters: &[ClusterFacts]) -> Procedure {
         }
     }
     for remote in clusters.iter().filter(|c| c.plan.role == Role::Remote) {
-        steps.run_phase(
-            remote,
-            "control-plane",
-            "control plane: namespace, CA, the remote profile (webhook pointing at its primary)",
-        );
+        let what = match remote.istiod_address {
+            Some(address) => format!(
+                "control plane: istiod's address {address} answers on ports 15012 and 15017 \
+                 from here, then namespace, CA, the remote profile (webhook pointing at its \
+                 primary)"
+            ),
+            None => "control plane: namespace, CA, the remote profile (webhook pointing at its \
+                     primary)"
+                .to_owned(),
+        };
+        steps.run_phase(remote, "control-plane", &what);
         // Its own primary first: that is the istiod that injects its pods.
         let mut watchers = primaries.clone();
         watchers.sort_by_key(|p| remote.plan.primary.as_deref() != Some(p.plan.name.as_str()));
@@ -165,19 +248,21 @@ pub fn procedure(plan: &Plan, clusters: &[ClusterFacts]) -> Procedure {
     for c in clusters {
         steps.run_phase(c, "samples", "sample workloads");
     }
-    steps.push(
+    steps.verify(
         None,
         "every cluster's cacerts Secret and istio-ca-root-cert carry the mesh's one root"
             .to_owned(),
-        vec![words(&["bash", "verify-trust.sh"])],
-        false,
+        words(&["bash", "verify-trust.sh"]),
     );
     for c in clusters {
         verify(&mut steps, c);
     }
+    let preflight = preflight(plan, clusters);
+    let needs = needs(plan, &steps.0, &preflight);
     Procedure {
         steps: steps.0,
-        preflight: preflight(plan, clusters),
+        preflight,
+        needs,
         members: plan
             .clusters
             .iter()
@@ -252,6 +337,114 @@ fn words(words: &[&str]) -> Vec<String> {
     words.iter().map(|w| (*w).to_owned()).collect()
 }
 
+/// `--project P`, when the plan names the project.
+fn project_words(gke: &model::Gke) -> Vec<String> {
+    gke.project
+        .as_ref()
+        .map(|p| vec!["--project".to_owned(), p.clone()])
+        .unwrap_or_default()
+}
+
+/// The cluster's GCP region: its planned region, else its zone's (`us-east1-b` → `us-east1`).
+fn gcp_region(c: &model::Cluster) -> String {
+    let zone = c.gke.as_ref().and_then(|g| g.zone.as_ref());
+    c.locality
+        .region
+        .clone()
+        .or_else(|| {
+            zone.and_then(|z| z.rsplit_once('-'))
+                .map(|(r, _)| r.to_owned())
+        })
+        .unwrap_or_else(|| "REGION".to_owned())
+}
+
+/// Addresses that the network, not Kubernetes, brings to the cluster's nodes: a VIP routed to
+/// them (ICP's proxy VIP, keepalived). Nothing in the cluster can check it before the gateway
+/// exists; remotes' istiod address is checked when they are installed.
+fn external_ip_steps(steps: &mut Steps, clusters: &[ClusterFacts]) {
+    for c in clusters.iter().filter(|c| !c.external_ips.is_empty()) {
+        let name = &c.plan.name;
+        let addresses: Vec<String> = c.external_ips.iter().map(ToString::to_string).collect();
+        let remotes: Vec<&str> = clusters
+            .iter()
+            .filter(|r| {
+                r.istiod_address
+                    .is_some_and(|a| c.external_ips.contains(&a))
+            })
+            .map(|r| r.plan.name.as_str())
+            .collect();
+        let mut title = format!(
+            "{name}: make {} a VIP that the network routes to {name}'s nodes (a proxy VIP such \
+             as ICP's, keepalived or a static route): its gateway takes it as an external IP, which \
+             kube-proxy answers on any node",
+            addresses.join(", ")
+        );
+        match remotes.as_slice() {
+            [] => {}
+            [remote] => title.push_str(&format!(
+                "; {remote} reaches istiod there: install.sh checks that it answers on ports \
+                 15012 and 15017 before {remote}'s control plane"
+            )),
+            _ => title.push_str(&format!(
+                "; {} reach istiod there: install.sh checks that it answers on ports 15012 and \
+                 15017 before each one's control plane",
+                remotes.join(", ")
+            )),
+        }
+        steps.push(Some(name), title, Vec::new(), true);
+    }
+}
+
+/// GKE: the firewall rule targets network tags the plan names (GKE generates them per node
+/// pool), and internal load-balancer addresses are best reserved so nothing else takes them.
+fn gke_steps(steps: &mut Steps, clusters: &[ClusterFacts]) {
+    for c in clusters.iter().filter(|c| c.gke_firewall) {
+        let Some(gke) = &c.plan.gke else { continue };
+        let name = &c.plan.name;
+        let mut list = words(&["gcloud", "compute", "instances", "list"]);
+        list.extend(project_words(gke));
+        list.push("--format=value(name,tags.items)".to_owned());
+        steps.push(
+            Some(name),
+            format!(
+                "{name}: target_tags {} must be network tags of its nodes (GKE makes them per \
+                 node pool; read them as here); preflight.sh checks that a node carries each",
+                gke.target_tags.join(", ")
+            ),
+            vec![list],
+            true,
+        );
+    }
+    for c in clusters.iter().filter(|c| !c.internal_addresses.is_empty()) {
+        let Some(gke) = &c.plan.gke else { continue };
+        let name = &c.plan.name;
+        let region = gcp_region(c.plan);
+        let commands = c
+            .internal_addresses
+            .iter()
+            .map(|(service, address)| {
+                let mut create = words(&["gcloud", "compute", "addresses", "create"]);
+                create.push(format!("{name}-{service}"));
+                create.extend(project_words(gke));
+                create.extend(words(&["--region", &region, "--subnet", "SUBNET"]));
+                create.extend(words(&["--addresses", &address.to_string()]));
+                create
+            })
+            .collect();
+        steps.push(
+            Some(name),
+            format!(
+                "{name}: reserve its internal load-balancer addresses in the subnet of VPC {} \
+                 that its nodes use (SUBNET), so that nothing else takes them; preflight.sh \
+                 notes any that is not reserved",
+                gke.vpc
+            ),
+            commands,
+            true,
+        );
+    }
+}
+
 fn prerequisites(steps: &mut Steps, plan: &Plan, clusters: &[ClusterFacts]) {
     steps.push(
         None,
@@ -291,18 +484,14 @@ fn prerequisites(steps: &mut Steps, plan: &Plan, clusters: &[ClusterFacts]) {
                 p.name, plan.mesh.metallb_version, plan.mesh.metallb_namespace
             ),
             vec![
-                words(&[
-                    "helm",
-                    "repo",
-                    "add",
-                    "metallb",
-                    "https://metallb.github.io/metallb",
-                ]),
+                words(&["helm", "repo", "add", "metallb", METALLB_HELM_REPO]),
                 install,
             ],
             true,
         );
     }
+    external_ip_steps(steps, clusters);
+    gke_steps(steps, clusters);
     for c in clusters.iter().filter(|c| c.routes) {
         let nodes: Vec<String> = c
             .plan
@@ -326,7 +515,7 @@ fn prerequisites(steps: &mut Steps, plan: &Plan, clusters: &[ClusterFacts]) {
     }
     steps.push(
         None,
-        "check tools, versions, contexts, CA files and MetalLB".to_owned(),
+        preflight_title(clusters),
         vec![words(&["bash", "preflight.sh"])],
         false,
     );
@@ -337,6 +526,26 @@ fn prerequisites(steps: &mut Steps, plan: &Plan, clusters: &[ClusterFacts]) {
             format!("{name}: GKE firewall rule admitting the other clusters' pods"),
             words(&["bash", &format!("{name}/platform/gke-firewall.sh")]),
         );
+    }
+}
+
+/// What preflight.sh checks, as the step's title says it.
+fn preflight_title(clusters: &[ClusterFacts]) -> String {
+    let mut checks = vec!["tools", "versions", "contexts", "CA files"];
+    if clusters.iter().any(|c| c.plan.metallb.is_some()) {
+        checks.push("MetalLB");
+    }
+    if clusters.iter().any(|c| c.gke_firewall) {
+        checks.push("GKE network tags");
+    }
+    if clusters.iter().any(|c| !c.internal_addresses.is_empty()) {
+        checks.push("reserved addresses");
+    }
+    let last = checks.pop().unwrap_or_default();
+    if checks.is_empty() {
+        format!("check {last}")
+    } else {
+        format!("check {} and {last}", checks.join(", "))
     }
 }
 
@@ -383,7 +592,163 @@ fn preflight(plan: &Plan, clusters: &[ClusterFacts]) -> Preflight {
                 context: c.context.clone(),
             })
             .collect(),
+        gke_tags: clusters
+            .iter()
+            .filter(|c| c.gke_firewall)
+            .flat_map(|c| {
+                let gke = c.plan.gke.as_ref();
+                let tags = gke.map(|g| g.target_tags.clone()).unwrap_or_default();
+                tags.into_iter().map(move |tag| GkeCheck {
+                    cluster: c.plan.name.clone(),
+                    project: gke.and_then(|g| g.project.clone()),
+                    value: tag,
+                })
+            })
+            .collect(),
+        gke_addresses: clusters
+            .iter()
+            .flat_map(|c| {
+                let project = c.plan.gke.as_ref().and_then(|g| g.project.clone());
+                c.internal_addresses
+                    .iter()
+                    .map(move |(_, address)| GkeCheck {
+                        cluster: c.plan.name.clone(),
+                        project: project.clone(),
+                        value: address.to_string(),
+                    })
+            })
+            .collect(),
     }
+}
+
+/// What a fresh shell needs, derived from what the steps run.
+fn needs(plan: &Plan, steps: &[Step], preflight: &Preflight) -> Needs {
+    let mut tools = vec![
+        Need::new(
+            "bash",
+            format!("{BASH_MIN} or later (macOS's /bin/bash is enough)"),
+        ),
+        Need::new(
+            "kubectl",
+            format!("1.{} or later", preflight.kubectl_min_minor),
+        ),
+    ];
+    if let Some(version) = &preflight.istioctl_version {
+        tools.push(Need::new(
+            "istioctl",
+            format!("exactly {version}: it installs from its own built-in charts"),
+        ));
+    }
+    let helm_by_hand = steps.iter().any(|s| {
+        s.by_hand
+            && s.commands
+                .iter()
+                .any(|c| c.first().is_some_and(|w| w == "helm"))
+    });
+    if preflight.helm || helm_by_hand {
+        let why = if preflight.helm {
+            "installs Istio's charts"
+        } else {
+            "installs MetalLB, by hand"
+        };
+        tools.push(Need::new("helm", format!("3.x: {why}")));
+    }
+    if preflight.gcloud || !preflight.gke_tags.is_empty() {
+        tools.push(Need::new(
+            "gcloud",
+            "the GKE firewall rules, network tags and addresses",
+        ));
+    }
+    tools.push(Need::new(
+        "base64, sha256sum (or shasum)",
+        "verify-trust.sh compares the clusters' roots",
+    ));
+    let mut variables = vec![
+        Need::new(
+            "CERTS_DIR",
+            "required: the directory `meshplan certs` made, outside this tree; a relative path \
+             is taken from the directory install.sh is run from",
+        ),
+        Need::new(
+            "MESHPLAN_WAIT_TIMEOUT",
+            "default 5m: how long each wait lasts (an address, a webhook, a remote attached, \
+             the samples), as kubectl durations: 300s, 5m, 1h30m",
+        ),
+        Need::new(
+            "MESHPLAN_SKIP_VERIFY",
+            "1 skips every check of the running mesh (it needs pods): the verify steps, and \
+             whether a remote's istiod address answers; for API servers without nodes",
+        ),
+        Need::new(
+            "MESHPLAN_SKIP_VERSION_CHECK",
+            "1 lets preflight.sh accept another istioctl than the plan's",
+        ),
+    ];
+    if plan.clusters.iter().any(|c| c.role == Role::Remote) {
+        variables.push(Need::new(
+            "MESHPLAN_SKIP_REACHABILITY",
+            "1 skips the check that a remote's istiod address answers on 15012 and 15017 from \
+             this machine, where it is outside the clusters' network",
+        ));
+    }
+    Needs {
+        contexts: preflight.contexts.clone(),
+        tools,
+        variables,
+        hosts: Vec::new(),
+    }
+}
+
+/// The host of an `https://` URL.
+pub fn url_host(word: &str) -> Option<&str> {
+    let rest = word.strip_prefix("https://")?;
+    rest.split(['/', ':']).next().filter(|h| !h.is_empty())
+}
+
+/// Hosts the install fetches from: URLs the steps name, and those the clusters' scripts fetch
+/// (`urls`, with why), then the registries the nodes pull images from.
+pub fn hosts(steps: &[Step], urls: &[(&str, &str)], registries: &[(String, &str)]) -> Vec<Need> {
+    // (host, from where, why...), in the order first named.
+    let mut hosts: Vec<(String, &str, Vec<String>)> = Vec::new();
+    let mut add = |host: &str, from: &'static str, why: String| {
+        let at = hosts.iter().position(|(h, f, _)| h == host && *f == from);
+        match at {
+            Some(at) if hosts[at].2.contains(&why) => {}
+            Some(at) => hosts[at].2.push(why),
+            None => hosts.push((host.to_owned(), from, vec![why])),
+        }
+    };
+    for (url, why) in urls {
+        if let Some(host) = url_host(url) {
+            add(host, "this machine", (*why).to_owned());
+        }
+    }
+    let mut by_hand: Vec<(&str, Vec<String>)> = Vec::new();
+    for step in steps {
+        for host in step.commands.iter().flatten().filter_map(|w| url_host(w)) {
+            let number = step.number.to_string();
+            match by_hand.iter_mut().find(|(h, _)| *h == host) {
+                Some((_, numbers)) if numbers.contains(&number) => {}
+                Some((_, numbers)) => numbers.push(number),
+                None => by_hand.push((host, vec![number])),
+            }
+        }
+    }
+    for (host, numbers) in by_hand {
+        let steps = if numbers.len() == 1 { "step" } else { "steps" };
+        add(
+            host,
+            "this machine",
+            format!("{steps} {}", numbers.join(", ")),
+        );
+    }
+    for (registry, why) in registries {
+        add(registry, "the clusters' nodes", (*why).to_owned());
+    }
+    hosts
+        .into_iter()
+        .map(|(host, from, why)| Need::new(host, format!("{} (from {from})", why.join("; "))))
+        .collect()
 }
 
 /// Whether a cluster is on GKE (its firewall script is a step).

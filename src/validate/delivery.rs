@@ -247,6 +247,28 @@ pub enum DeliveryError {
         #[label("not applied")]
         at: SourceSpan,
     },
+
+    /// A LoadBalancer address on a platform where nothing assigns one.
+    #[error("nothing on platform {platform} assigns `{cluster}`'s load-balancer address {address}")]
+    #[diagnostic(
+        code(meshplan::lb::no_load_balancer),
+        severity(Warning),
+        help(
+            "without [cluster.metallb], `via` defaults to \"cloud\": a LoadBalancer Service, which stays <pending> where no load-balancer controller runs ({platform} has none of its own), and install.sh waits for {address} until MESHPLAN_WAIT_TIMEOUT. Choose how the address reaches the cluster: `via = \"metallb\"` with a [cluster.metallb] pool holding it; `via = \"external_ips\"` if the network routes it to a node (a VIP); `via = \"node_port\"` (the east-west gateway only); or write `via = \"cloud\"` if a controller does serve this cluster (a cloud provider, cloud-provider-kind, kube-vip)"
+        )
+    )]
+    NoLoadBalancer {
+        /// The cluster.
+        cluster: String,
+        /// Its platform.
+        platform: &'static str,
+        /// The first address planned.
+        address: String,
+        #[label("nothing assigns this address")]
+        at: SourceSpan,
+        #[label("no load-balancer controller of its own")]
+        platform_at: SourceSpan,
+    },
 }
 
 /// Runs the delivery rules.
@@ -261,6 +283,50 @@ pub fn check(facts: &Facts, out: &mut Findings) {
         external_ips_on_subnet(facts, cluster, out);
         annotations_only_for_cloud(cluster, lb, out);
         annotation_keys_are_valid(cluster, lb, out);
+        something_assigns_the_address(cluster, lb, out);
+    }
+}
+
+/// Platforms whose clusters run no load-balancer controller unless someone adds one.
+fn without_load_balancer(platform: raw::Platform) -> Option<&'static str> {
+    match platform {
+        raw::Platform::Kubeadm => Some("kubeadm"),
+        raw::Platform::Kind => Some("kind"),
+        raw::Platform::Icp => Some("icp"),
+        raw::Platform::Generic | raw::Platform::Gke => None,
+    }
+}
+
+/// `via` left to its default of "cloud" on a platform that serves no LoadBalancer: nothing
+/// would ever assign the address. A `via = "cloud"` written out says a controller does.
+fn something_assigns_the_address(cluster: &ClusterFacts, lb: &raw::Lb, out: &mut Findings) {
+    let raw_cluster = cluster.raw.get_ref();
+    let Some(platform_at) = &raw_cluster.platform else {
+        return;
+    };
+    let Some(platform) = without_load_balancer(*platform_at.get_ref()) else {
+        return;
+    };
+    if lb.via.is_some() || via(cluster) != LbVia::Cloud {
+        return;
+    }
+    let first = cluster
+        .lb
+        .first()
+        .map(|a| (a.addr.get_ref().to_string(), at(&a.addr)))
+        .or_else(|| {
+            lb.eastwest_hostname
+                .as_ref()
+                .map(|h| (h.get_ref().clone(), at(h)))
+        });
+    if let Some((address, address_at)) = first {
+        out.push(DeliveryError::NoLoadBalancer {
+            cluster: cluster.name().to_owned(),
+            platform,
+            address,
+            at: address_at,
+            platform_at: at(platform_at),
+        });
     }
 }
 

@@ -120,6 +120,17 @@ impl ClusterFacts<'_> {
     pub fn lb(&self, kind: LbKind) -> Option<&LbAddress> {
         self.lb.iter().find(|lb| lb.kind == kind)
     }
+
+    /// `api_server`'s address, when its host is an IP literal (located at the whole value).
+    pub fn api_server_ip(&self) -> Option<Spanned<IpAddr>> {
+        let url = self.api_server.as_ref()?;
+        let ip = match url.get_ref().host()? {
+            url::Host::Ipv4(ip) => IpAddr::V4(ip),
+            url::Host::Ipv6(ip) => IpAddr::V6(ip),
+            url::Host::Domain(_) => return None,
+        };
+        Some(Spanned::new(url.span(), ip))
+    }
 }
 
 impl<'a> Facts<'a> {

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use miette::{Diagnostic, SourceSpan};
 use thiserror::Error;
+use toml::Spanned;
 
 use super::facts::{ClusterFacts, LbAddress, LbKind};
 use super::{Facts, Findings};
@@ -55,6 +56,29 @@ pub enum LbError {
         pool_at: SourceSpan,
     },
 
+    /// A LoadBalancer address that is an API server's.
+    #[error("LoadBalancer address {addr} is the api_server address of `{server}`")]
+    #[diagnostic(
+        code(meshplan::lb::api_server),
+        help(
+            "a Service's load-balancer address and a cluster's API server cannot share an address: one of them would answer for the other, and remote secrets, kubectl and istioctl would reach the wrong one. Give the Service another address"
+        )
+    )]
+    ApiServer {
+        /// The address.
+        addr: IpAddr,
+        #[label("`{owner}`'s lb.{key}")]
+        at: SourceSpan,
+        /// The Service's cluster.
+        owner: String,
+        /// Its key.
+        key: &'static str,
+        #[label("`{server}`'s api_server")]
+        server_at: SourceSpan,
+        /// The API server's cluster.
+        server: String,
+    },
+
     /// The same address planned twice.
     #[error("LoadBalancer address {addr} is planned twice")]
     #[diagnostic(
@@ -98,6 +122,7 @@ pub enum LbError {
 /// Runs the `lb` rules.
 pub fn check(facts: &Facts, out: &mut Findings) {
     addresses_are_unique(facts, out);
+    addresses_are_not_api_servers(facts, out);
     for cluster in &facts.clusters {
         addresses_in_pool(cluster, out);
         istiod_only_on_primary(cluster, out);
@@ -120,6 +145,33 @@ fn addresses_match_the_cluster_family(cluster: &ClusterFacts, out: &mut Findings
                 family: if addr.is_ipv4() { 4 } else { 6 },
                 service_cidr: service.get_ref().to_string(),
                 at: at(&lb.addr),
+            });
+        }
+    }
+}
+
+fn addresses_are_not_api_servers(facts: &Facts, out: &mut Findings) {
+    let servers: BTreeMap<IpAddr, (&ClusterFacts, Spanned<IpAddr>)> = facts
+        .clusters
+        .iter()
+        .filter_map(|c| {
+            c.api_server_ip()
+                .map(|ip| (ip.get_ref().to_canonical(), (c, ip)))
+        })
+        .collect();
+    let planned = facts
+        .clusters
+        .iter()
+        .flat_map(|c| c.lb.iter().map(move |lb| (c, lb)));
+    for (cluster, lb) in planned {
+        if let Some((server, ip)) = servers.get(&lb.addr.get_ref().to_canonical()) {
+            out.push(LbError::ApiServer {
+                addr: *lb.addr.get_ref(),
+                at: at(&lb.addr),
+                owner: cluster.name().to_owned(),
+                key: lb.kind.key(),
+                server_at: at(ip),
+                server: server.name().to_owned(),
             });
         }
     }

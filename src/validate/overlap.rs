@@ -83,7 +83,7 @@ pub enum OverlapError {
     #[diagnostic(
         code(meshplan::overlap::address),
         help(
-            "node, MetalLB, LoadBalancer and router addresses must be outside every pod and service range of their network, or traffic to them is captured by pod routes or kube-proxy: move the address, or move the range if the address is fixed (a node's IP)"
+            "node, API server, MetalLB, LoadBalancer and router addresses must be outside every pod and service range of their network, or traffic to them is captured by pod routes or kube-proxy: move the address, or move the range if the address is fixed (a node's IP)"
         )
     )]
     Address {
@@ -172,6 +172,13 @@ fn network_addresses<'a>(clusters: impl Iterator<Item = &'a ClusterFacts<'a>>) -
                 ),
                 span: at(entry.raw),
                 interval: entry.interval,
+            });
+        }
+        if let Some(ip) = cluster.api_server_ip() {
+            items.push(Item {
+                what: format!("`{}`'s api_server {}", cluster.name(), ip.get_ref()),
+                span: at(&ip),
+                interval: Interval::of_addr(*ip.get_ref()),
             });
         }
         for peer in &cluster.peers {

@@ -116,6 +116,27 @@ pub enum PoolError {
         node_at: SourceSpan,
     },
 
+    /// A pool contains an API server's address.
+    #[error("MetalLB pool of `{cluster}` contains the api_server address {ip} of `{server}`")]
+    #[diagnostic(
+        code(meshplan::pool::contains_api_server),
+        help(
+            "shrink the pool so it skips {ip}: MetalLB would hand the API server's address to a Service, and kubectl, istioctl and every remote secret that reaches `{server}` would reach that Service instead"
+        )
+    )]
+    ContainsApiServer {
+        /// The pool's cluster.
+        cluster: String,
+        /// The cluster whose API server it is.
+        server: String,
+        /// The address.
+        ip: IpAddr,
+        #[label("this entry contains {ip}")]
+        pool_at: SourceSpan,
+        #[label("`{server}`'s api_server")]
+        server_at: SourceSpan,
+    },
+
     /// Fewer pool addresses than planned LB addresses.
     #[error(
         "MetalLB pool of `{cluster}` has {size} addresses for {planned} planned LoadBalancer addresses"
@@ -308,34 +329,55 @@ fn pool_has_room(cluster: &ClusterFacts, metallb: &Spanned<raw::Metallb>, out: &
 }
 
 /// Per network (the scope on which node addresses are unique): one sweep over all pools and
-/// node IPs of the network.
+/// the node and API server addresses of the network.
 fn pools_exclude_node_ips(facts: &Facts, out: &mut Findings) {
     for network in 0..facts.networks.len() {
         let pools: Vec<(&ClusterFacts, &PoolEntry)> = facts
             .clusters_on(network)
             .flat_map(|c| c.pool.iter().map(move |e| (c, e)))
             .collect();
-        let nodes: Vec<(&str, &Spanned<IpAddr>)> = facts
+        let taken: Vec<(Taken, Spanned<IpAddr>)> = facts
             .clusters_on(network)
-            .flat_map(|c| c.nodes.iter())
-            .filter_map(|n| Some((n.raw.get_ref().name.get_ref().as_str(), n.ip.as_ref()?)))
+            .flat_map(|c| {
+                let nodes = c.nodes.iter().filter_map(|n| {
+                    let ip = n.ip.as_ref()?;
+                    Some((Taken::Node(n.raw.get_ref().name.get_ref()), ip.clone()))
+                });
+                nodes.chain(c.api_server_ip().map(|ip| (Taken::ApiServer(c.name()), ip)))
+            })
             .collect();
         let pool_intervals: Vec<Interval> = pools.iter().map(|(_, e)| e.interval).collect();
-        let ips: Vec<Interval> = nodes
+        let ips: Vec<Interval> = taken
             .iter()
             .map(|(_, ip)| Interval::of_addr(*ip.get_ref()))
             .collect();
         for (p, n) in sweep::crossing_pairs(&pool_intervals, &ips) {
-            let ((cluster, entry), (node, ip)) = (pools[p], nodes[n]);
-            out.push(PoolError::ContainsNodeIp {
-                cluster: cluster.name().to_owned(),
-                node: node.to_owned(),
-                ip: *ip.get_ref(),
-                pool_at: at(entry.raw),
-                node_at: at(ip),
+            let ((cluster, entry), (owner, ip)) = (pools[p], &taken[n]);
+            let (cluster, ip, pool_at) = (cluster.name().to_owned(), *ip.get_ref(), at(entry.raw));
+            out.push(match owner {
+                Taken::Node(node) => PoolError::ContainsNodeIp {
+                    cluster,
+                    node: (*node).to_owned(),
+                    ip,
+                    pool_at,
+                    node_at: at(&taken[n].1),
+                },
+                Taken::ApiServer(server) => PoolError::ContainsApiServer {
+                    cluster,
+                    server: (*server).to_owned(),
+                    ip,
+                    pool_at,
+                    server_at: at(&taken[n].1),
+                },
             });
         }
     }
+}
+
+/// An address MetalLB must never hand out, and whose it is.
+enum Taken<'a> {
+    Node(&'a str),
+    ApiServer(&'a str),
 }
 
 fn l2_pool_in_node_subnet(

@@ -100,6 +100,49 @@ pub enum RoleError {
         primary_at: SourceSpan,
     },
 
+    /// More remote secrets than [`MANY_REMOTE_SECRETS`].
+    #[error(
+        "{primaries} primaries each watch the other {others} clusters: {secrets} remote secrets"
+    )]
+    #[diagnostic(
+        code(meshplan::role::many_remote_secrets),
+        severity(Warning),
+        help(
+            "every primary's istiod watches every other cluster, so remote secrets (and their steps in remote-secrets.sh, install.sh and README.md, about 500 bytes each) grow as primaries × clusters; above 10,000 the output runs to megabytes. Make most clusters remotes of a few primaries: a remote adds one secret per primary, a primary one per cluster"
+        )
+    )]
+    ManyRemoteSecrets {
+        /// Primaries.
+        primaries: usize,
+        /// Clusters each primary watches.
+        others: usize,
+        /// primaries × others, written with thousands separators.
+        secrets: String,
+        #[label("the first of {primaries} primaries")]
+        at: SourceSpan,
+    },
+
+    /// More remote secrets than [`MOST_REMOTE_SECRETS`].
+    #[error(
+        "{primaries} primaries each watch the other {others} clusters: {secrets} remote secrets, more than meshplan compiles (100,000)"
+    )]
+    #[diagnostic(
+        code(meshplan::role::too_many_remote_secrets),
+        help(
+            "every primary's istiod watches every other cluster, so the output grows as primaries × clusters (about 500 bytes a remote secret: 100,000 are 50 MB, and memory grows with it); make most clusters remotes of a few primaries, or split the mesh"
+        )
+    )]
+    TooManyRemoteSecrets {
+        /// Primaries.
+        primaries: usize,
+        /// Clusters each primary watches.
+        others: usize,
+        /// primaries × others, written with thousands separators.
+        secrets: String,
+        #[label("the first of {primaries} primaries")]
+        at: SourceSpan,
+    },
+
     /// `primary` on a primary.
     #[error("`primary` is ignored on primary cluster `{cluster}`")]
     #[diagnostic(
@@ -119,17 +162,29 @@ pub enum RoleError {
     },
 }
 
+/// Remote secrets above which a plan gets a warning: each primary's istiod watches every
+/// other cluster, so they number primaries × (clusters − 1), and every one is a step in
+/// `remote-secrets.sh`, `install.sh` and `README.md` (about 500 bytes of output each, measured
+/// in docs/performance.md). 10,000 is 100 clusters that are all primaries, 5 MB of output.
+pub const MANY_REMOTE_SECRETS: usize = 10_000;
+
+/// Remote secrets above which a plan is refused: 100,000 (317 clusters that are all primaries)
+/// are about 50 MB of output and 300 MB of memory to build it, and both grow as the square;
+/// 1,000 primaries took 2.2 GB and wrote 459 MB (review R7).
+pub const MOST_REMOTE_SECRETS: usize = 100_000;
+
 /// Runs the `role` rules.
 pub fn check(facts: &Facts, out: &mut Findings) {
     let primaries: Vec<&ClusterFacts> = facts.clusters.iter().filter(|c| is_primary(c)).collect();
-    if primaries.is_empty() {
+    let Some(first) = primaries.first() else {
         if let Some(first) = facts.clusters.first() {
             out.push(RoleError::NoPrimary {
                 at: at(&first.raw.get_ref().role),
             });
         }
         return;
-    }
+    };
+    remote_secrets_are_bounded(primaries.len(), facts.clusters.len(), first, out);
     for cluster in &facts.clusters {
         if is_primary(cluster) {
             primary_names_no_primary(cluster, out);
@@ -137,6 +192,47 @@ pub fn check(facts: &Facts, out: &mut Findings) {
             primary_exposes_istiod(cluster, primary, out);
         }
     }
+}
+
+/// Warns above [`MANY_REMOTE_SECRETS`] remote secrets, refuses above [`MOST_REMOTE_SECRETS`].
+fn remote_secrets_are_bounded(
+    primaries: usize,
+    clusters: usize,
+    first: &ClusterFacts,
+    out: &mut Findings,
+) {
+    let others = clusters.saturating_sub(1);
+    let count = primaries.saturating_mul(others);
+    let at = at(&first.raw.get_ref().role);
+    let secrets = thousands(count);
+    if count > MOST_REMOTE_SECRETS {
+        out.push(RoleError::TooManyRemoteSecrets {
+            primaries,
+            others,
+            secrets,
+            at,
+        });
+    } else if count > MANY_REMOTE_SECRETS {
+        out.push(RoleError::ManyRemoteSecrets {
+            primaries,
+            others,
+            secrets,
+            at,
+        });
+    }
+}
+
+/// `100172` as `100,172`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
 }
 
 fn is_primary(cluster: &ClusterFacts) -> bool {
@@ -237,5 +333,19 @@ fn primary_names_no_primary(cluster: &ClusterFacts, out: &mut Findings) {
             primary: named.get_ref().clone(),
             at: at(named),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thousands;
+
+    #[test]
+    fn thousands_are_separated() {
+        let shown = [0, 999, 1_000, 10_100, 100_172, 1_234_567].map(thousands);
+        assert_eq!(
+            shown,
+            ["0", "999", "1,000", "10,100", "100,172", "1,234,567"]
+        );
     }
 }

@@ -192,3 +192,26 @@ fn cluster(out: &mut String, shape: &Shape, i: usize) {
         );
     }
 }
+
+/// A two-cluster plan whose first MetalLB pool also lists `entries` values that are not
+/// addresses, all on one line: as many findings on one line (review R3 found their cost
+/// quadratic).
+pub fn bad_pool_entries(entries: usize) -> String {
+    let mut shape = Shape::large(2, 2, 1);
+    shape.static_networks = 0;
+    let bad: Vec<String> = (0..entries).map(|k| format!("\"bad{k}\"")).collect();
+    plan(&shape).replacen(
+        "addresses = [\"",
+        &format!("addresses = [{}, \"", bad.join(", ")),
+        1,
+    )
+}
+
+/// A plan of `clusters` clusters that are all primaries: `clusters × (clusters − 1)` remote
+/// secrets (review R7 found the output growing as their square, without bound).
+pub fn all_primaries(clusters: usize) -> String {
+    let mut shape = Shape::large(clusters, 0, 1);
+    shape.primaries = clusters;
+    shape.static_networks = 0;
+    plan(&shape)
+}
