@@ -274,12 +274,17 @@ slot_port() {
 # PREFIX, serving the cluster's planned service range (its Services' ClusterIPs are of the
 # planned family, which MetalLB compares with the address a Service asks for).
 start_apiserver() {
-  local i="$1" prefix="$2" service_cidr="$3" port pki="$work/pki"
+  local i="$1" prefix="$2" service_cidr="$3" port pki="$work/pki" advertise=127.0.0.1
   [ "$i" -lt "$slot_servers" ] || fatal "more than $slot_servers clusters in one plan; raise slot_servers in run.sh"
   port="$(slot_port "$i")"
   need_port "$port"
+  # The advertised address must be of the service range's family (an IPv6-only cluster's too);
+  # it only names the `kubernetes` Service's endpoint, which nothing here calls.
+  case "$service_cidr" in
+    *:*) advertise=::1 ;;
+  esac
   kube-apiserver --etcd-servers "$etcd_url" --etcd-prefix "$prefix" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$port" \
+    --bind-address 127.0.0.1 --advertise-address "$advertise" --secure-port "$port" \
     --tls-cert-file "$pki/server.crt" --tls-private-key-file "$pki/server.key" \
     --token-auth-file "$pki/tokens.csv" --authorization-mode RBAC \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
