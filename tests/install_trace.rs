@@ -153,7 +153,7 @@ fn addresses(plan: &Plan) -> String {
             .into_iter()
             .flatten()
         {
-            let address = if pin.gateway_address_type == "Hostname" {
+            let address = if pin.address.parse::<std::net::IpAddr>().is_err() {
                 invented_hostname(&c.name)
             } else {
                 pin.address.clone()

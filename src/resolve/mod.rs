@@ -186,8 +186,14 @@ pub struct Pin {
     pub node_port: Option<u16>,
     /// The object whose status shows the address.
     pub wait_object: &'static str,
-    /// Gateway API `spec.addresses[].type`: `IPAddress` or `Hostname`.
-    pub gateway_address_type: &'static str,
+    /// An ambient east-west Gateway's `spec.addresses`: what istiod's gateway template turns into
+    /// its Service's `spec.loadBalancerIP` (istio/istio 1.30.3,
+    /// `manifests/charts/istio-control/istio-discovery/files/waypoint.yaml:354-356`). Empty where
+    /// MetalLB assigns the address: it is asked through the annotation alone, because MetalLB
+    /// refuses a Service that asks both ways (metallb/metallb `controller/service.go`,
+    /// `getDesiredLbIPs`: "service can not have both metallb.io/loadBalancerIPs and
+    /// svc.Spec.LoadBalancerIP").
+    pub gateway_addresses: Vec<GatewayAddress>,
     /// What the install waits for where the platform assigns the address; `None` where
     /// nothing is assigned (externalIPs, NodePort).
     pub wait_for: Option<Wait>,
@@ -234,6 +240,15 @@ fn istiod_reach(primary: &model::Cluster, address: IpAddr) -> IstiodReach {
         ),
     };
     IstiodReach { address, hint }
+}
+
+/// One entry of a Gateway API Gateway's `spec.addresses`.
+#[derive(Debug, Clone, Serialize)]
+pub struct GatewayAddress {
+    /// `IPAddress` or `Hostname`.
+    pub r#type: &'static str,
+    /// The address or DNS name.
+    pub value: String,
 }
 
 /// A cluster whose API server another cluster's istiod watches.
@@ -605,11 +620,7 @@ fn pin(plan: &Plan, cluster: &model::Cluster, address: String, object: &'static 
         external_ips: Vec::new(),
         node_port: None,
         wait_object: object,
-        gateway_address_type: if ip.is_some() {
-            "IPAddress"
-        } else {
-            "Hostname"
-        },
+        gateway_addresses: Vec::new(),
         wait_for: None,
     };
     match cluster.lb.via {
@@ -630,6 +641,14 @@ fn pin(plan: &Plan, cluster: &model::Cluster, address: String, object: &'static 
                     .push((GKE_LB_TYPE.to_owned(), "Internal".to_owned()));
             }
             pin.load_balancer_ip = ip;
+            pin.gateway_addresses.push(GatewayAddress {
+                r#type: if ip.is_some() {
+                    "IPAddress"
+                } else {
+                    "Hostname"
+                },
+                value: pin.address.clone(),
+            });
             pin.wait_for = Some(Wait {
                 jsonpath: if ip.is_some() { LB_IP } else { LB_HOSTNAME }.to_owned(),
                 planned: pin.address.clone(),

@@ -9,8 +9,9 @@ EXTERNAL_ISTIOD, ...), the `cacerts` Secret and the remote secrets that remote-s
 In every cluster it then creates by hand what the controllers, the scheduler, the injector and the
 kubelets would: one Pod per sample Deployment (with the injector's `security.istio.io/tlsMode`
 label, a pod IP from the cluster's pod range, Ready) and the EndpointSlices of the Services that
-select it. The load balancer stand-in (stubs/kubectl) has already given the east-west Services
-their planned addresses.
+select it. The east-west Services already hold their planned addresses: from MetalLB's real
+controller on clusters with MetalLB pools (and, in an ambient mesh, the Gateway's status from the
+istiod that gateway.py ran during the install), from the cloud stand-in (stubs/kubectl) elsewhere.
 
 Then it asks istiod's debug endpoints and, as a sidecar on the primary's network, its xDS
 (xds-probe/main.go), and fails unless

@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# The real consumers of meshplan's output check it: istioctl, helm, kube-apiserver and kubectl,
-# built once from the pins in versions.env (build-tools.sh). For every shipped plan and ok
-# fixture it builds the tree, then
+# The real consumers of meshplan's output check it: istioctl, helm, kube-apiserver, kubectl and
+# MetalLB's controller, built once from the pins in versions.env (build-tools.sh) and metallb.env
+# (build-metallb.sh). For every shipped plan and ok fixture it builds the tree, then
 #   1. istioctl manifest generate -f on every IstioOperator file;
 #   2. istioctl validate -f on every file with Istio resources, istioctl analyze --use-kube=false
 #      over each cluster's kubectl bundle (errors fail, warnings are listed);
 #   3. helm template of every chart with every generated values file, as install.sh calls it;
 #   4. one etcd, and per cluster a kube-apiserver (plus kube-controller-manager for service account
-#      tokens) on loopback, a kubeconfig with the plan's context names, the MetalLB and Gateway API
-#      CRDs, then the generated install.sh with the real tools (stubs only where pods are needed,
-#      see README.md), then `kubectl get` of every object each bundle declares.
+#      tokens) on loopback with the cluster's planned service range, a kubeconfig with the plan's
+#      context names, the MetalLB and Gateway API CRDs, MetalLB's controller where the cluster has
+#      pools, then the generated install.sh with the real tools (stubs only where pods or a cloud
+#      are needed, see README.md), then `kubectl get` of every object each bundle declares and
+#      MetalLB's addresses on every LoadBalancer Service;
+#   5. istiod itself (istiod.py).
 # Exit 1 on any failure, including a tool that cannot be built. Usage: run.sh [PLAN.toml...]
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=SCRIPTDIR/metallb.env
+source "$here/metallb.env"
 if [ -n "${MESHPLAN_REAL_TOOLS_TRACE:-}" ]; then
   PS4='+ ${EPOCHREALTIME} '
   set -x
@@ -21,6 +26,8 @@ fi
 repo="$(cd "$here/../.." && pwd)"
 
 files_checked=0 objects_applied=0 failures=0 istiod_plans=0
+# MetalLB controller version -> how many plans it ran for.
+declare -A metallb_plans=()
 pids=()
 # The plan jobs still running: PID -> its port slot (run_plans).
 declare -A slot_of=()
@@ -61,7 +68,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 summary() {
-  echo "real tools: istioctl ${istioctl_version:-?}, helm ${helm_version:-?}, kube-apiserver ${kube_version:-?}: $files_checked files checked, $objects_applied objects applied, $failures failures"
+  local v used=()
+  for v in $(printf '%s\n' "${!metallb_plans[@]}" | sort -V); do
+    used+=("$v (${metallb_plans[$v]} plans)")
+  done
+  echo "real tools: istioctl ${istioctl_version:-?}, helm ${helm_version:-?}, kube-apiserver ${kube_version:-?}, MetalLB controller $(IFS=/ && echo "${used[*]:-none}"): $files_checked files checked, $objects_applied objects applied, $failures failures"
 }
 
 # A failure that ends the run, or inside a plan's job, that plan.
@@ -96,8 +107,9 @@ check() {
 # Tools
 
 setup_tools() {
-  local dir
+  local dir pair
   dir="$(bash "$here/build-tools.sh")" || fatal "a tool could not be built (see above)"
+  metallb_dir="$(bash "$here/build-metallb.sh")" || fatal "MetalLB's controller could not be built (see above)"
   export MESHPLAN_REAL_TOOLS_BIN="$dir/bin" MESHPLAN_REAL_TOOLS_CHARTS="$dir/charts"
   # The stubs come first and call the real tools by path; everything else finds the real ones.
   export PATH="$here/stubs:$dir/bin:$PATH"
@@ -108,6 +120,9 @@ setup_tools() {
   local tool
   for tool in istioctl pilot-discovery xds-probe helm kube-apiserver kube-controller-manager kubectl etcd; do
     [ -x "$dir/bin/$tool" ] || fatal "$tool is missing from $dir/bin"
+  done
+  for pair in $METALLB_PAIRS; do
+    [ -x "$metallb_dir/bin/metallb-controller-${pair#*=}" ] || fatal "metallb-controller-${pair#*=} is missing from $metallb_dir/bin"
   done
 }
 
@@ -246,27 +261,35 @@ start_etcd() {
   etcd_url="http://127.0.0.1:$client"
 }
 
-# Ports: etcd takes port_base and the next; each job slot a block of 20 after port_base+10:
-# API servers from the block's start, istiod the block's last five.
-slot_ports=20 slot_servers=15
+# Ports: etcd takes port_base and the next; each job slot a block of 40 after port_base+10:
+# API servers from the block's start (15), MetalLB controllers' metrics from the 16th (15), istiod
+# the block's last five.
+slot_ports=40 slot_servers=15 slot_metallb=15 slot_istiod=35
 
 slot_port() {
   echo $((port_base + 10 + slot * slot_ports + $1))
 }
 
-# start_apiserver INDEX PREFIX: the job's INDEXth kube-apiserver, its data under PREFIX.
+# start_apiserver INDEX PREFIX SERVICE_CIDR: the job's INDEXth kube-apiserver, its data under
+# PREFIX, serving the cluster's planned service range (its Services' ClusterIPs are of the
+# planned family, which MetalLB compares with the address a Service asks for).
 start_apiserver() {
-  local i="$1" prefix="$2" port pki="$work/pki"
+  local i="$1" prefix="$2" service_cidr="$3" port pki="$work/pki" advertise=127.0.0.1
   [ "$i" -lt "$slot_servers" ] || fatal "more than $slot_servers clusters in one plan; raise slot_servers in run.sh"
   port="$(slot_port "$i")"
   need_port "$port"
+  # The advertised address must be of the service range's family (an IPv6-only cluster's too);
+  # it only names the `kubernetes` Service's endpoint, which nothing here calls.
+  case "$service_cidr" in
+    *:*) advertise=::1 ;;
+  esac
   kube-apiserver --etcd-servers "$etcd_url" --etcd-prefix "$prefix" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$port" \
+    --bind-address 127.0.0.1 --advertise-address "$advertise" --secure-port "$port" \
     --tls-cert-file "$pki/server.crt" --tls-private-key-file "$pki/server.key" \
     --token-auth-file "$pki/tokens.csv" --authorization-mode RBAC \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
-    --service-cluster-ip-range 10.96.0.0/16,fd00:10:96::/108 --profiling=false \
+    --service-cluster-ip-range "$service_cidr" --profiling=false \
     >"$job/apiserver-$i.log" 2>&1 &
   pids+=("$!")
   server_pid[i]="$!"
@@ -308,7 +331,24 @@ start_token_controller() {
   pids+=("$!")
 }
 
-server_cpu_ticks=0
+# start_metallb INDEX CONTEXT: MetalLB's controller for the job's INDEXth cluster, as its
+# Deployment runs it (in the plan's MetalLB namespace), out of cluster: no webhook (its port is
+# fixed at 9443 on every interface, one per machine; the controller validates the same
+# configuration itself when it loads the pools) and no memberlist secret (the speakers' business).
+start_metallb() {
+  local i="$1" ctx="$2" kc="$job/metallb-$1.kubeconfig" port
+  [ "$i" -lt "$slot_metallb" ] || fatal "more than $slot_metallb MetalLB clusters in one plan; raise slot_metallb in run.sh"
+  port="$(slot_port $((slot_servers + i)))"
+  need_port "$port"
+  kubectl config view --minify --flatten --context "$ctx" >"$kc"
+  "$metallb_dir/bin/metallb-controller-$metallb_version" --kubeconfig "$kc" --namespace "$metallb_namespace" \
+    --webhook-mode disabled --port "$port" --log-level info >"$job/metallb-$i.log" 2>&1 &
+  pids+=("$!")
+  metallb_pid[$!]=1
+}
+
+server_cpu_ticks=0 metallb_cpu_ticks=0
+declare -A metallb_pid=()
 
 # A plan's servers hold nothing worth a graceful shutdown (which waits up to a minute for open
 # watches), so they are killed outright, after the CPU they used is added up (docs/testing.md:
@@ -322,7 +362,11 @@ stop_servers() {
     fi
     if stat="$(cat "/proc/$pid/stat" 2>/dev/null)"; then
       read -r -a stat <<<"${stat##*) }"
-      server_cpu_ticks=$((server_cpu_ticks + stat[11] + stat[12]))
+      if [ -n "${metallb_pid[$pid]:-}" ]; then
+        metallb_cpu_ticks=$((metallb_cpu_ticks + stat[11] + stat[12]))
+      else
+        server_cpu_ticks=$((server_cpu_ticks + stat[11] + stat[12]))
+      fi
     fi
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
@@ -331,12 +375,13 @@ stop_servers() {
 }
 
 # What a cluster has before meshplan's procedure runs: the CRDs its prerequisites bring
-# (MetalLB, Gateway API; Istio's own come from the install itself, from the base chart), the
-# metallb-system namespace and kube-proxy's ConfigMap, and the Nodes that node-labels.sh labels.
+# (Gateway API, and MetalLB's of the release that checks the plan; Istio's own come from the
+# install itself, from the base chart), the plan's MetalLB namespace and kube-proxy's ConfigMap,
+# and the Nodes that node-labels.sh labels.
 prepare_cluster() {
   local tree="$1" c="$2" ctx="$3" node
-  kubectl --context "$ctx" apply --server-side -f "$here/crds/" >/dev/null || return 1
-  kubectl --context "$ctx" create namespace metallb-system >/dev/null || return 1
+  kubectl --context "$ctx" apply --server-side -f "$here/crds/" -f "$metallb_dir/crds/$metallb_version/" >/dev/null || return 1
+  kubectl --context "$ctx" create namespace "$metallb_namespace" >/dev/null || return 1
   kubectl --context "$ctx" -n kube-system create configmap kube-proxy \
     --from-literal=config.conf="$(printf 'mode: ipvs\nipvs:\n  strictARP: false\n')" >/dev/null || return 1
   if [ -f "$tree/$c/scripts/node-labels.sh" ]; then
@@ -369,10 +414,13 @@ make_mesh_certs() {
 # The generated install procedure, run as a user would (bash install.sh at the top of the tree,
 # CERTS_DIR outside it), with the stubs first on PATH. The one place that knows how it is
 # invoked. The istioctl built here is not the plan's release (versions.env), and the checks of
-# a running mesh need pods: both are switched off with the switches install.sh documents.
+# a running mesh need pods: both are switched off with the switches install.sh documents. Every
+# address here is assigned within seconds (MetalLB's controller, the cloud stand-in) or never
+# (MetalLB refused the Service): the install's address waits last a minute, not five.
 run_install_procedure() {
   local tree="$1" certs="$2"
-  (cd "$tree" && CERTS_DIR="$certs" MESHPLAN_SKIP_VERSION_CHECK=1 MESHPLAN_SKIP_VERIFY=1 bash install.sh)
+  (cd "$tree" && CERTS_DIR="$certs" MESHPLAN_SKIP_VERSION_CHECK=1 MESHPLAN_SKIP_VERIFY=1 \
+    MESHPLAN_WAIT_TIMEOUT="${MESHPLAN_WAIT_TIMEOUT:-60s}" bash install.sh)
 }
 
 # Every object each cluster's bundle declares must now exist on that cluster's server, and
@@ -407,7 +455,7 @@ check_istiod() {
     args+=(--cluster "${cluster_names[i]}=${cluster_ports[i]}")
   done
   for i in 0 1 2 3 4; do
-    ports+=("$(slot_port $((slot_servers + i)))")
+    ports+=("$(slot_port $((slot_istiod + i)))")
     need_port "${ports[i]}"
   done
   istiod_plans=$((istiod_plans + 1))
@@ -421,16 +469,61 @@ check_istiod() {
   istiod_seconds="$(seconds "$t0" "$EPOCHREALTIME")"
 }
 
+# What the plan itself says about its clusters' service ranges and MetalLB (metallb.py facts):
+# sets service_cidr_of and pools_of (cluster name -> value), metallb_namespace, and
+# metallb_version, the controller release paired with the plan's mesh.metallb.version in
+# metallb.env.
+read_plan_facts() {
+  local plan="$1" name cidr pools minor="" pair
+  service_cidr_of=() pools_of=() metallb_version="" metallb_namespace=""
+  while read -r name cidr pools; do
+    if [ "$name" = version ]; then
+      minor="$cidr" metallb_namespace="$pools"
+      continue
+    fi
+    service_cidr_of[$name]="$cidr" pools_of[$name]="$pools"
+  done < <(python3 "$here/metallb.py" facts --plan "$plan")
+  for pair in $METALLB_PAIRS; do
+    [ "${pair%%=*}" != "$minor" ] || metallb_version="${pair#*=}"
+  done
+  [ -n "$metallb_version" ] || {
+    fail "the plan's MetalLB version $minor has no controller pair in tests/real-tools/metallb.env (METALLB_PAIRS)"
+    return 1
+  }
+}
+
+declare -A service_cidr_of=() pools_of=()
+
+# After the install procedure, on every cluster with MetalLB pools: every LoadBalancer Service
+# holds its planned address, from MetalLB's controller (metallb.py check).
+check_metallb() {
+  local plan="$1" i args=()
+  local -n cluster_names="$2" cluster_contexts="$3"
+  for i in "${!cluster_names[@]}"; do
+    args+=(--cluster "${cluster_names[i]}=${cluster_contexts[i]}")
+  done
+  if check "MetalLB's controller ($metallb_version) gave every LoadBalancer Service its planned address" \
+    python3 "$here/metallb.py" check --plan "$plan" "${args[@]}"; then
+    cat "$job/check.log"
+  fi
+}
+
 check_on_servers() {
   local plan="$1" tree="$2" plan_name="$3" i=0 c ctx failed=""
-  # shellcheck disable=SC2034 # read through check_istiod's nameref
+  # shellcheck disable=SC2034 # read through check_istiod's and check_metallb's namerefs
   local -a names=() contexts=()
+  local metallb_contexts=""
   export KUBECONFIG="$job/kubeconfig"
   rm -f "$KUBECONFIG"
+  read_plan_facts "$plan" || return 0
   for c in $(clusters_of "$tree"); do
     ctx="$(context_of "$tree" "$c")"
     names+=("$c") contexts+=("$ctx")
-    start_apiserver "$i" "/$plan_name/$c"
+    [ -n "${service_cidr_of[$c]:-}" ] || {
+      fail "cluster directory $c is not a cluster of $plan"
+      return 0
+    }
+    start_apiserver "$i" "/$plan_name/$c" "${service_cidr_of[$c]}"
     add_context "$KUBECONFIG" "$ctx" "${server_port[i]}"
     i=$((i + 1))
   done
@@ -453,12 +546,25 @@ check_on_servers() {
     done
   fi
   if [ -z "$failed" ]; then
+    # MetalLB's controller wherever the plan has pools, before the install applies them.
+    for i in "${!names[@]}"; do
+      [ "${pools_of[${names[i]}]}" = 1 ] || continue
+      start_metallb "$i" "${contexts[i]}"
+      metallb_contexts+="${contexts[i]}"$'\n'
+      metallb_used="$metallb_version"
+    done
+    # The kubectl stub leaves these clusters' load balancer to MetalLB.
+    export MESHPLAN_REAL_TOOLS_METALLB_CONTEXTS="$metallb_contexts"
     make_mesh_certs "$job/certs" "${names[@]}" || fail "openssl could not make the mesh certs" "$job/certs.log"
     export CERTS_DIR="$job/certs"
     files_checked=$((files_checked + $(find "$tree" -name '*.sh' -path '*scripts*' | wc -l) + 1))
     if check "install.sh against the API servers" run_install_procedure "$tree" "$CERTS_DIR"; then
       verify_objects "$tree"
+      [ -z "$metallb_contexts" ] || check_metallb "$plan" names contexts
       check_istiod "$plan" "$tree" names server_port
+    elif [ -n "$metallb_contexts" ]; then
+      # A Service that MetalLB left without its address is a common reason for the failure.
+      check_metallb "$plan" names contexts
     fi
   fi
   stop_servers
@@ -485,8 +591,14 @@ check_plan() {
   istiod_seconds=0
   check_on_servers "$plan" "$tree" "$name"
   if [ "$failures" -eq "$before" ]; then
-    echo "ok   $name ($(wc -l <"$MESHPLAN_REAL_TOOLS_STUB_LOG") stubbed steps; files $(seconds "$t0" "$t1") s, servers $(seconds "$t1" "$EPOCHREALTIME") s of which istiod $istiod_seconds s; API servers and controller-managers used $((server_cpu_ticks / $(getconf CLK_TCK))) s CPU)"
+    echo "ok   $name ($(wc -l <"$MESHPLAN_REAL_TOOLS_STUB_LOG") stubbed steps; files $(seconds "$t0" "$t1") s, servers $(seconds "$t1" "$EPOCHREALTIME") s of which istiod $istiod_seconds s; API servers and controller-managers used $((server_cpu_ticks / $(getconf CLK_TCK))) s CPU${metallb_used:+, MetalLB controller $metallb_used $(cpu_seconds "$metallb_cpu_ticks") s})"
   fi
+}
+
+# cpu_seconds TICKS: clock ticks as seconds, to a hundredth.
+cpu_seconds() {
+  local hundredths=$(($1 * 100 / $(getconf CLK_TCK)))
+  printf '%d.%02d\n' $((hundredths / 100)) $((hundredths % 100))
 }
 
 # seconds START END: the time between two $EPOCHREALTIME readings, to a tenth.
@@ -499,14 +611,21 @@ seconds() {
 # plan_job INDEX PLAN SLOT: one plan's checks, in a background subshell with its own directory,
 # ports, kubectl cache and stub log. Its counters go to $work/result-INDEX for main to add up.
 plan_job() {
-  local index="$1" plan="$2"
+  local index="$1" plan i ports=()
+  plan="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"
   slot="$3" job="$work/plans/$1"
-  files_checked=0 objects_applied=0 failures=0 istiod_plans=0
+  files_checked=0 objects_applied=0 failures=0 istiod_plans=0 metallb_used=""
   pids=()
-  trap 'stop_servers; echo "$files_checked $objects_applied $failures $istiod_plans" >"$work/result-$index"' EXIT
+  trap 'stop_servers; echo "$files_checked $objects_applied $failures $istiod_plans ${metallb_used:--}" >"$work/result-$index"' EXIT
   trap 'exit 143' TERM INT
   mkdir -p "$job"
-  export MESHPLAN_REAL_TOOLS_STUB_LOG="$job/stubs.log" KUBECACHEDIR="$job/kube-cache"
+  for i in 0 1 2 3 4; do
+    ports+=("$(slot_port $((slot_istiod + i)))")
+  done
+  # The stubs read these: gateway.py (stubs/kubectl) runs istiod on the job's istiod ports.
+  MESHPLAN_REAL_TOOLS_ISTIOD_PORTS="$(IFS=, && echo "${ports[*]}")"
+  export MESHPLAN_REAL_TOOLS_STUB_LOG="$job/stubs.log" KUBECACHEDIR="$job/kube-cache" \
+    MESHPLAN_REAL_TOOLS_PLAN="$plan" MESHPLAN_REAL_TOOLS_JOB="$job" MESHPLAN_REAL_TOOLS_ISTIOD_PORTS
   check_plan "$plan"
 }
 
@@ -541,15 +660,16 @@ reap_job() {
   free+=("${slot_of[$pid]}")
   if [ ! -f "$work/result-${index_of[$pid]}" ]; then
     echo "FAIL the job of ${plans[${index_of[$pid]}]} ended without a result" >>"$work/output-${index_of[$pid]}"
-    echo "0 0 1 0" >"$work/result-${index_of[$pid]}"
+    echo "0 0 1 0 -" >"$work/result-${index_of[$pid]}"
   fi
   unset "slot_of[$pid]" "index_of[$pid]"
-  local f o fl n
+  local f o fl n m
   while [ -f "$work/result-$printed" ]; do
     cat "$work/output-$printed"
-    read -r f o fl n <"$work/result-$printed"
+    read -r f o fl n m <"$work/result-$printed"
     files_checked=$((files_checked + f)) objects_applied=$((objects_applied + o))
     failures=$((failures + fl)) istiod_plans=$((istiod_plans + n))
+    [ "$m" = - ] || metallb_plans[$m]=$((${metallb_plans[$m]:-0} + 1))
     printed=$((printed + 1))
   done
 }
