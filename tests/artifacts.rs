@@ -278,6 +278,12 @@ fn default_hosts() -> BTreeSet<String> {
     hosts
 }
 
+/// A Service of the cluster the call runs in (`NAME.NAMESPACE.svc`): nothing is fetched from
+/// outside.
+fn is_in_cluster(host: &str) -> bool {
+    host.ends_with(".svc")
+}
+
 fn is_loopback(host: &str) -> bool {
     host == "localhost"
         || host
@@ -306,6 +312,7 @@ fn violations(plan: &str, tree: &Output, mirrored: bool) -> Vec<String> {
             defaults.contains(&r.host)
         } else {
             is_loopback(&r.host)
+                || is_in_cluster(&r.host)
                 || named.contains(&r.host)
                 || (!mirrored && defaults.contains(&r.host))
         };

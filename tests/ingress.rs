@@ -98,8 +98,9 @@ fn productpage_is_reachable_on_the_ingress_service_port_80() {
                     .unwrap_or_default();
                 assert!(
                     verify.is_empty()
-                        || verify
-                            .contains("'http://istio-ingressgateway.istio-system:80/productpage'"),
+                        || verify.contains(
+                            "'http://istio-ingressgateway.istio-system.svc:80/productpage'"
+                        ),
                     "{cluster}'s verify-bookinfo.sh does not go through the ingress Service"
                 );
                 checked += 1;

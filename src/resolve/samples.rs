@@ -214,7 +214,7 @@ pub fn samples(
         bookinfo_ingress,
         gateway_port: super::INGRESS_HTTP_TARGET_PORT,
         productpage_url: format!(
-            "http://istio-ingressgateway.istio-system:{}/productpage",
+            "http://istio-ingressgateway.istio-system.svc:{}/productpage",
             super::INGRESS_PORTS[1].port
         ),
         verify_bookinfo: if bookinfo_ingress {
