@@ -156,16 +156,34 @@ pub fn istioctl_archive(base: &str, version: &Version) -> String {
     format!("{base}/{version}/istioctl-{version}-linux-amd64.tar.gz")
 }
 
+/// The tag of Istio's image `name` as the install pulls it. Istio's ambient profile (istioctl's,
+/// and the `files/profile-ambient.yaml` of the charts installed with `profile: ambient`) sets
+/// `global.variant: distroless`, so an ambient mesh pulls `TAG-distroless` (the 1.30.3
+/// reference copy: schemas/istio/ambient/istiod-profile-ambient.yaml). The ztunnel chart takes
+/// no profile and reads only its own `variant` (empty), so with Helm it pulls the plain tag.
+/// tests/real-tools compares this with what helm and istioctl render.
+fn istio_image_tag(plan: &Plan, name: &str) -> String {
+    let tag = plan.mesh.istio_version.to_string();
+    let helm_ztunnel = name == "ztunnel" && plan.mesh.installer == crate::raw::Installer::Helm;
+    if plan.mesh.dataplane == Dataplane::Ambient && !helm_ztunnel {
+        format!("{tag}-distroless")
+    } else {
+        tag
+    }
+}
+
 /// Collects what the resolved clusters fetch.
 pub fn collect(plan: &Plan, clusters: &[Cluster], istioctl: bool) -> Artifacts {
     let a = &plan.mesh.artifacts;
-    let tag = plan.mesh.istio_version.to_string();
     let mut images: Vec<Image> = istio_images(plan)
         .into_iter()
-        .map(|(name, used_by)| Image {
-            image: format!("{}/{name}:{tag}", a.hub),
-            upstream: format!("{DEFAULT_HUB}/{name}:{tag}"),
-            used_by,
+        .map(|(name, used_by)| {
+            let tag = istio_image_tag(plan, name);
+            Image {
+                image: format!("{}/{name}:{tag}", a.hub),
+                upstream: format!("{DEFAULT_HUB}/{name}:{tag}"),
+                used_by,
+            }
         })
         .collect();
     images.extend(sample_images(plan));

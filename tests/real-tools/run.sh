@@ -2,10 +2,12 @@
 # The real consumers of meshplan's output check it: istioctl, helm, kube-apiserver, kubectl and
 # MetalLB's controller, built once from the pins in versions.env (build-tools.sh) and metallb.env
 # (build-metallb.sh). For every shipped plan and ok fixture it builds the tree, then
-#   1. istioctl manifest generate -f on every IstioOperator file;
+#   1. istioctl manifest generate -f on every IstioOperator file, every image it renders listed in
+#      the tree's images.txt;
 #   2. istioctl validate -f on every file with Istio resources, istioctl analyze --use-kube=false
 #      over each cluster's kubectl bundle (errors fail, warnings are listed);
-#   3. helm template of every chart with every generated values file, as install.sh calls it;
+#   3. helm template of every chart with every generated values file, as install.sh calls it,
+#      every image it renders listed in the tree's images.txt and no retired Istio location;
 #   4. one etcd, and per cluster a kube-apiserver (plus kube-controller-manager for service account
 #      tokens) on loopback with the cluster's planned service range, a kubeconfig with the plan's
 #      context names, the MetalLB and Gateway API CRDs, MetalLB's controller where the cluster has
@@ -170,8 +172,15 @@ check_istio_operators() {
   for f in "$tree"/*/istio/*.yaml; do
     [ -f "$f" ] || continue
     files_checked=$((files_checked + 1))
-    check "istioctl manifest generate -f ${f#"$tree"/}" istioctl manifest generate -f "$f" || true
+    check "istioctl manifest generate -f ${f#"$tree"/}" manifest_generate "$f" "$tree/images.txt" || true
   done
+}
+
+# istioctl's rendering of an IstioOperator, whose images must all be in the tree's images.txt.
+manifest_generate() {
+  local rendered="$job/rendered.yaml"
+  istioctl manifest generate -f "$1" >"$rendered" || return 1
+  rendered_images_are_listed "$rendered" "$2"
 }
 
 check_istio_resources() {
@@ -194,28 +203,52 @@ check_istio_resources() {
 
 # Every `helm upgrade --install` line of a cluster's install.sh, as helm template.
 check_helm_values() {
-  local tree="$1" c line
+  local tree="$1" c line lines
   for c in $(clusters_of "$tree"); do
     [ -d "$tree/$c/helm" ] || continue
+    lines=0
     while read -r line; do
+      lines=$((lines + 1))
       files_checked=$((files_checked + 1))
       check "helm template ($c: ${line#helm upgrade --install })" helm_template_line "$tree/$c" "$line" \
         "$(context_of "$tree" "$c")" || true
-    done < <(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' "$tree/$c/scripts/install.sh" | grep '^helm upgrade --install ')
+    done < <(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' -e 's/^[[:space:]]*//' "$tree/$c/scripts/install.sh" |
+      grep '^helm upgrade --install ')
+    # install.sh's helm lines sit inside its phase functions: finding none is this check's failure.
+    [ "$lines" -gt 0 ] || check "helm template ($c): install.sh has helm values but no helm line was found" false || true
   done
 }
 
 helm_template_line() {
-  local dir="$1" line="$2"
+  local dir="$1" line="$2" rendered="$job/rendered.yaml"
   # The line is meshplan's own generated, quoted shell; helm here renders instead of installing.
   (
     # shellcheck disable=SC2034 # the line refers to it
     context="$3"
     cd "$dir"
     # shellcheck disable=SC2317 # called by the eval below
-    helm() { shift 2 && command helm template "$@" >/dev/null; }
+    helm() { shift 2 && command helm template "$@" >"$rendered"; }
     eval "$line"
-  )
+  ) || return 1
+  rendered_images_are_listed "$rendered" "$dir/../images.txt"
+}
+
+# What helm renders pulls only images the tree's images.txt lists (what a closed network must
+# mirror), and names no retired Istio location (issue 23).
+rendered_images_are_listed() {
+  local rendered="$1" listed="$2" image bad=0
+  if grep -nE 'istio-release\.storage\.googleapis\.com|gcr\.io/istio-release|registry\.istio\.io' "$rendered"; then
+    echo "the rendered chart names a retired Istio location (above)"
+    bad=1
+  fi
+  while read -r image; do
+    [ "$image" = auto ] && continue
+    if ! grep -v '^#' "$listed" | cut -d' ' -f1 | grep -qxF -- "$image"; then
+      echo "the rendered chart pulls $image, which images.txt does not list"
+      bad=1
+    fi
+  done < <(python3 "$here/images.py" "$rendered")
+  return "$bad"
 }
 
 # ---------------------------------------------------------------------------------------------
