@@ -592,19 +592,25 @@ mod tests {
         assert_eq!(shown.matches('╰').count(), 3, "{shown}");
     }
 
-    #[test]
-    fn a_short_line_is_shown_whole() {
+    /// The shipped plan with a pool entry that is not a CIDR, and that finding (the plan's own
+    /// warnings, which its header names, come before it).
+    fn bad_pool_entry() -> (Source, Error) {
         let (source, findings) = findings_of(&SHIPPED.replacen(
             POOL,
             "addresses = [\"10.64.30.71-10.64.30.73\", \"bad\"]",
             1,
         ));
-        // The shipped plan's own warnings (its header names them) come first.
         let invalid = findings
-            .iter()
+            .into_iter()
             .find(|f| f.code_str() == "meshplan::cidr::invalid")
             .unwrap();
-        let shown = human(&source, invalid, STYLE);
+        (source, invalid)
+    }
+
+    #[test]
+    fn a_short_line_is_shown_whole() {
+        let (source, invalid) = bad_pool_entry();
+        let shown = human(&source, &invalid, STYLE);
         assert!(
             shown.contains("│ addresses = [\"10.64.30.71-10.64.30.73\", \"bad\"]\n"),
             "{shown}"
@@ -630,16 +636,8 @@ mod tests {
 
     #[test]
     fn the_plain_report_names_each_label_place() {
-        let (source, findings) = findings_of(&SHIPPED.replacen(
-            POOL,
-            "addresses = [\"10.64.30.71-10.64.30.73\", \"bad\"]",
-            1,
-        ));
-        let invalid = findings
-            .iter()
-            .find(|f| f.code_str() == "meshplan::cidr::invalid")
-            .unwrap();
-        let shown = plain(&source, invalid);
+        let (source, invalid) = bad_pool_entry();
+        let shown = plain(&source, &invalid);
         let number = SHIPPED[..SHIPPED.find(POOL).unwrap()].matches('\n').count() + 1;
         assert!(shown.starts_with("meshplan::cidr::invalid\n"), "{shown}");
         assert!(shown.contains("× `bad` is not a CIDR"), "{shown}");

@@ -5,9 +5,12 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use serde_json::Value;
+
+#[path = "support/run.rs"]
+mod run;
+use run::meshplan;
 
 const SPLIT: &str = "tests/fixtures/ok/bookinfo-split.toml";
 const REGIONS: &str = "tests/fixtures/whatif/two-regions.toml";
@@ -16,23 +19,8 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn meshplan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_meshplan"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .unwrap()
-}
-
 fn ok(args: &[&str]) -> String {
-    let out = meshplan(args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    run::stdout_of_success(args)
 }
 
 fn traffic(plan: &str, extra: &[&str]) -> Value {

@@ -3,18 +3,13 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap in a test is a test failure with its location
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
 const SPLIT: &str = "tests/fixtures/ok/bookinfo-split.toml";
 const REGIONS: &str = "tests/fixtures/whatif/two-regions.toml";
 
-fn meshplan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_meshplan"))
-        .args(args)
-        .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-        .output()
-        .unwrap()
-}
+#[path = "support/run.rs"]
+mod run;
+use run::meshplan;
 
 /// stdout of a successful `explain PLAN --without ...`.
 fn without(plan: &str, clusters: &[&str], format: &str) -> String {
@@ -22,14 +17,7 @@ fn without(plan: &str, clusters: &[&str], format: &str) -> String {
     for c in clusters {
         args.extend(["--without", c]);
     }
-    let out = meshplan(&args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    run::stdout_of_success(&args)
 }
 
 fn snapshot(name: &str, text: &str) {

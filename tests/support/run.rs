@@ -17,3 +17,16 @@ pub fn meshplan_env(args: &[&str], env: &[(&str, &str)]) -> Output {
         .output()
         .expect("the meshplan binary runs")
 }
+
+/// stdout of `meshplan ARGS...`, which must exit 0 (else the test fails with its stderr).
+#[allow(dead_code)] // not every test file needs it
+pub fn stdout_of_success(args: &[&str]) -> String {
+    let out = meshplan(args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("meshplan prints UTF-8")
+}
