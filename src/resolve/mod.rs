@@ -412,6 +412,19 @@ fn image_registries(mesh: &Mesh) -> Vec<(String, &'static str)> {
     registries
 }
 
+/// The versions the verify script `file` of `bundle` expects, when the bundle has that script.
+fn expected(
+    bundle: &Cluster,
+    file: &str,
+    expect: impl Fn(&samples::Samples) -> Option<&samples::Expect>,
+) -> Option<Vec<String>> {
+    if !bundle.files.iter().any(|f| f == file) {
+        return None;
+    }
+    let versions = bundle.samples.as_ref().and_then(expect);
+    Some(versions.map(|e| e.versions.clone()).unwrap_or_default())
+}
+
 fn procedure_facts<'a>(c: &'a model::Cluster, bundle: &Cluster) -> procedure::ClusterFacts<'a> {
     let has = |file: &str| bundle.files.iter().any(|f| f == file);
     let pins = [
@@ -427,8 +440,10 @@ fn procedure_facts<'a>(c: &'a model::Cluster, bundle: &Cluster) -> procedure::Cl
     procedure::ClusterFacts {
         plan: c,
         phases: bundle.phases.clone(),
-        verify: has("scripts/verify.sh"),
-        verify_bookinfo: has("scripts/verify-bookinfo.sh"),
+        verify: expected(bundle, "scripts/verify.sh", |s| s.verify.as_ref()),
+        verify_bookinfo: expected(bundle, "scripts/verify-bookinfo.sh", |s| {
+            s.verify_bookinfo.as_ref()
+        }),
         routes: has("scripts/routes.sh"),
         gke_firewall: has("platform/gke-firewall.sh"),
         external_ips: pins

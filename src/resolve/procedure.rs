@@ -216,10 +216,10 @@ pub struct ClusterFacts<'a> {
     pub plan: &'a model::Cluster,
     /// Its install phases.
     pub phases: Vec<&'static str>,
-    /// Whether it writes `scripts/verify.sh`.
-    pub verify: bool,
-    /// Whether it writes `scripts/verify-bookinfo.sh`.
-    pub verify_bookinfo: bool,
+    /// The helloworld versions `scripts/verify.sh` expects, when it writes that script.
+    pub verify: Option<Vec<String>>,
+    /// The reviews versions `scripts/verify-bookinfo.sh` expects, when it writes that script.
+    pub verify_bookinfo: Option<Vec<String>>,
     /// Whether it writes `scripts/routes.sh`.
     pub routes: bool,
     /// Whether it writes `platform/gke-firewall.sh`.
@@ -602,19 +602,34 @@ fn preflight_title(clusters: &[ClusterFacts]) -> String {
 
 fn verify(steps: &mut Steps, c: &ClusterFacts) {
     let name = &c.plan.name;
-    if c.verify {
+    if let Some(versions) = &c.verify {
         steps.verify(
             Some(name),
-            format!("{name}: helloworld answers from every version in the mesh"),
+            format!(
+                "{name}: helloworld answers from {} (first traffic tier)",
+                versions_text(versions)
+            ),
             words(&["bash", &format!("{name}/scripts/verify.sh")]),
         );
     }
-    if c.verify_bookinfo {
+    if let Some(versions) = &c.verify_bookinfo {
         steps.verify(
             Some(name),
-            format!("{name}: productpage through the ingress shows every planned reviews version"),
+            format!(
+                "{name}: productpage through the ingress shows reviews {} (first traffic tier)",
+                versions_text(versions)
+            ),
             words(&["bash", &format!("{name}/scripts/verify-bookinfo.sh")]),
         );
+    }
+}
+
+/// `v1`, `v1 and v2`, `v1, v2 and v3`.
+fn versions_text(versions: &[String]) -> String {
+    match versions.split_last() {
+        None => "no version".to_owned(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
     }
 }
 
