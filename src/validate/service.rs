@@ -216,6 +216,28 @@ pub enum ServiceError {
         #[label("one cluster")]
         at: SourceSpan,
     },
+
+    /// A cluster-scoped service that clients in some clusters cannot reach at all.
+    #[error(
+        "cluster-scoped service `{service}` answers no client in {clusters}: it runs only in {runs}"
+    )]
+    #[diagnostic(
+        code(meshplan::service::cluster_scope_leaves_clients),
+        severity(Warning),
+        help(
+            "`scope = \"cluster\"` keeps each client on its own cluster's endpoints (serviceSettings.clusterLocal; in ambient, no `istio.io/global`), so a call from {clusters} gets no endpoint; run it there too, or set `scope = \"mesh\"` if they call it (`meshplan explain PLAN --traffic --service {service}` shows who reaches what)"
+        )
+    )]
+    ClusterScopeLeavesClients {
+        /// `name.namespace`.
+        service: String,
+        /// The clusters without an endpoint, quoted and joined.
+        clusters: String,
+        /// The clusters it runs in, quoted and joined.
+        runs: String,
+        #[label("only the service's own clusters reach it")]
+        at: SourceSpan,
+    },
 }
 
 /// Every region a cluster's nodes can be in: the cluster's own and its nodes' overrides.
@@ -301,7 +323,49 @@ pub fn check(facts: &Facts, out: &mut Findings) {
         failover_is_sound(s, &index, out);
         outlier_is_accepted(s, out);
         reachable_and_redundant(s, &index, out);
+        cluster_scope_reaches_every_cluster(s, facts, out);
     }
+}
+
+/// A cluster-scoped service is reached only from the clusters it runs in; a client anywhere else
+/// gets no endpoint (meshplan cannot know who calls a plan's own service, so every cluster of the
+/// plan counts as a possible client).
+fn cluster_scope_reaches_every_cluster(s: &raw::Service, facts: &Facts, out: &mut Findings) {
+    let Some(scope) = s
+        .scope
+        .as_ref()
+        .filter(|sc| *sc.get_ref() == Scope::Cluster)
+    else {
+        return;
+    };
+    let runs: BTreeSet<&str> = s
+        .clusters
+        .get_ref()
+        .iter()
+        .map(|c| c.get_ref().as_str())
+        .collect();
+    let left: Vec<&str> = facts
+        .plan
+        .cluster
+        .iter()
+        .map(|c| c.get_ref().name.get_ref().as_str())
+        .filter(|name| !runs.contains(name))
+        .collect();
+    if left.is_empty() || runs.is_empty() {
+        return;
+    }
+    let quoted = |names: &mut dyn Iterator<Item = &str>| {
+        names
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    out.push(ServiceError::ClusterScopeLeavesClients {
+        service: service_id(s),
+        clusters: quoted(&mut left.into_iter()),
+        runs: quoted(&mut runs.into_iter()),
+        at: at(scope),
+    });
 }
 
 fn names_are_labels(s: &raw::Service, out: &mut Findings) {
