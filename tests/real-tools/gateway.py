@@ -86,7 +86,7 @@ def deploy(args, stub_log):
         deployment = wait_for(f"the Deployment istiod makes for Gateway {ns}/{name}", lambda: owned(ctx, "deployments", ns, name), process, log, deadline)
         service = wait_for(f"the Service istiod makes for Gateway {ns}/{name}", lambda: owned(ctx, "services", ns, name), process, log, deadline)
         svc_name = f"{ns}/{service['metadata']['name']}"
-        pod = istiod.run_pod(cluster, deployment, cluster.pod_cidr[-2], istiod.first_node(ctx), True)
+        pod = istiod.run_pod(cluster, deployment, cluster.pod_cidr[-2], istiod.sample_node(cluster), True)
         istiod.publish_endpoints(cluster, service, [pod])
         stub_log.write(f"stub: istiod ran for {cluster.name} while install.sh waited for Gateway {ns}/{name}; the Pod of its Deployment and its EndpointSlice made by hand (no kubelet)\n")
 

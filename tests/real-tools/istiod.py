@@ -22,10 +22,20 @@ Then it asks istiod's debug endpoints and, as a sidecar on the primary's network
     address and port, and no gateway sits at an address the plan did not plan;
   - EDS: a sidecar on the primary's network is sent its own network's pods directly and every
     other network's endpoints as that network's planned east-west address and port, nothing else.
+  - the traffic model: a sidecar in each client cluster of `meshplan explain --traffic` (with that
+    cluster's ID, network and planned locality) is sent, for every service of the model, the
+    endpoints of the model's tiers at priorities 0, 1, ... in that order: the pods of its own
+    network, other networks' endpoints as their east-west gateway (explain's `via`);
+  - and the comparison can fail: edited on the live DestinationRule, a rule without its
+    outlierDetection (the tiers flatten) and a failover pointed at a third region (the tiers swap)
+    must each make istiod disagree with the model, and agree again once restored.
+The sample pods are bound to a Node that node-labels.sh labelled, so istiod reads their locality
+from the labels the install set, as it does from a kubelet's Node.
 In an ambient plan a network's gateway is its `istio-east-west` Gateway, compared by the HBONE
 port, and no EDS is asked for (ambient proxies are sent workloads).
 
-The expectations are read from the plan itself (tomllib), not from meshplan's output, so a wrong
+Except the tiers, which are meshplan's model (explain --traffic), the expectations are read from
+the plan itself (tomllib), not from meshplan's output, so a wrong
 network ID, a missing remote secret or a meshNetworks address off the plan shows up here.
 The one stand-in between istiod and the API servers: the remote secrets name each cluster's
 planned API server address, which does not exist here, so their `server` is pointed at that
@@ -73,6 +83,7 @@ class PlannedCluster:
         self.eastwest = lb.get("eastwest")
         self.eastwest_port = lb.get("eastwest_node_port", 31443) if self.via == "node_port" else 15443
         self.context = table.get("context", self.name)
+        self.locality = tuple(table.get(k, "") for k in ("region", "zone", "subzone"))
         self.port = None  # the loopback port of this cluster's test API server
 
 
@@ -137,9 +148,18 @@ def sample_deployments(context):
     )
 
 
-def first_node(context):
-    nodes = kubectl_json(context, "get", "nodes")["items"]
-    return sorted(n["metadata"]["name"] for n in nodes)[0] if nodes else None
+LOCALITY_LABELS = ("topology.kubernetes.io/region", "topology.kubernetes.io/zone", "topology.istio.io/subzone")
+
+
+def sample_node(cluster):
+    """The node the scheduler would put the samples on: the first with the cluster's planned
+    locality in its labels (which node-labels.sh set), else the first; None without nodes."""
+    nodes = sorted(kubectl_json(cluster.context, "get", "nodes")["items"], key=lambda n: n["metadata"]["name"])
+    for node in nodes:
+        labels = node["metadata"].get("labels", {})
+        if tuple(labels.get(k, "") for k in LOCALITY_LABELS) == cluster.locality:
+            return node["metadata"]["name"]
+    return nodes[0]["metadata"]["name"] if nodes else None
 
 
 def run_pod(cluster, deployment, ip, node, ambient):
@@ -235,7 +255,7 @@ def run_samples(cluster, ambient):
     hosts = iter(cluster.pod_cidr.hosts())
     for _ in range(10):
         next(hosts)
-    node = first_node(cluster.context)
+    node = sample_node(cluster)
     pods = [run_pod(cluster, d, next(hosts), node, ambient) for d in sample_deployments(cluster.context)]
     published = {}
     for ns in sorted({p["namespace"] for p in pods}):
@@ -457,14 +477,169 @@ def eds_problems(eds, expected, primary):
     return found
 
 
-def probe_eds(args, primary):
-    out = os.path.join(args.work, "eds.json")
-    command = [args.xds_probe, "-xds", f"127.0.0.1:{args.ports[1]}", "-cluster", primary.name, "-network", primary.network, "-out", out]
+def probe_eds(args, client):
+    """What istiod sends a sidecar in CLIENT's cluster, network and locality:
+    {EDS cluster name: [{address, port, weight, priority, locality}]}."""
+    out = os.path.join(args.work, f"eds-{client.name}.json")
+    region, zone, subzone = client.locality
+    command = [
+        args.xds_probe, "-xds", f"127.0.0.1:{args.ports[1]}", "-cluster", client.name, "-network", client.network,
+        "-region", region, "-zone", zone, "-subzone", subzone, "-out", out,
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise Failure(f"xds-probe exited with {result.returncode}:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
     with open(out) as f:
         return json.load(f)
+
+
+# ------------------------------------------------------------------------------------------------
+# The traffic model (`meshplan explain --traffic --format json`) against what istiod sends
+
+
+def eds_name(service):
+    return f"outbound|{service['port']}||{service['service']}.svc.cluster.local"
+
+
+def model_tiers(service, view, by_name, published):
+    """The model's tiers for one client, as the (address, port) sets istiod should send at
+    priorities 0, 1, ...: each endpoint cluster's sample pods (the only pods this test runs; a
+    planned cluster without them has nothing to send), or its network's east-west gateways. Tiers
+    left empty are dropped and the rest renumbered, as istiod renumbers them. None when an
+    endpoint is behind a DNS-named gateway (istiod resolves it; nothing resolves here)."""
+    client = by_name[view["client"]]
+    tiers = []
+    for tier in view["tiers"]:
+        want = set()
+        for endpoint in tier["endpoints"]:
+            there = by_name[endpoint["cluster"]]
+            workload = published[there.name].get(service["service"])
+            if not workload or service["port"] not in workload["ports"]:
+                continue
+            if there.network != client.network and there.eastwest_host:
+                return None
+            if endpoint["via"]:
+                want.update((a, int(p)) for a, p in (v.rsplit(":", 1) for v in endpoint["via"]))
+            else:
+                want.update((ip, workload["ports"][service["port"]]) for ip in workload["ips"])
+        if want:
+            tiers.append(want)
+    return tiers
+
+
+def sent_tiers(endpoints):
+    """istiod's endpoints for one EDS cluster as [(priority, {(address, port)})], by priority."""
+    by_priority = {}
+    for e in endpoints:
+        by_priority.setdefault(e.get("priority", 0), set()).add((e["address"], e["port"]))
+    return sorted(by_priority.items())
+
+
+def show_tiers(tiers):
+    return " | ".join(f"{p}: {' '.join(f'{a}:{port}' for a, port in sorted(t))}" for p, t in tiers) or "nothing"
+
+
+def traffic_problems(args, traffic, by_name, published, only=None):
+    """Every (service, client) whose tiers istiod sends differ from the model's, as messages;
+    and the comparisons made. ONLY limits it to one service."""
+    found, compared, sent = [], [], {}
+    for service in traffic["services"]:
+        if only and service["service"] != only:
+            continue
+        for view in service["clients"]:
+            want = model_tiers(service, view, by_name, published)
+            if want is None:
+                compared.append(f"{service['service']} from {view['client']}: not compared (DNS-named gateway)")
+                continue
+            if view["client"] not in sent:
+                sent[view["client"]] = probe_eds(args, by_name[view["client"]])
+            got = sent_tiers(sent[view["client"]].get(eds_name(service), []))
+            want = list(enumerate(want))
+            compared.append(f"{service['service']} from {view['client']}: {show_tiers(want)}")
+            if got != want:
+                found.append(f"EDS of {service['service']}:{service['port']} to a sidecar in {view['client']}: istiod sends priorities {show_tiers(got)}; the model (explain --traffic) says {show_tiers(want)}")
+    return found, compared
+
+
+def destination_rule(context, service):
+    """The DestinationRule meshplan made for SERVICE ("name.namespace") on the config cluster, or None."""
+    rules = kubectl_json(context, "-n", "istio-system", "get", "destinationrules.networking.istio.io")["items"]
+    return next((r for r in rules if r["metadata"]["name"] == service), None)
+
+
+def replace(context, obj):
+    obj = json.loads(json.dumps(obj))
+    for key in ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields"):
+        obj["metadata"].pop(key, None)
+    kubectl(context, "replace", "-f", "-", stdin=json.dumps(obj))
+
+
+def regions_of(service, by_name):
+    return sorted({by_name[e["cluster"]].locality[0] for v in service["clients"] for t in v["tiers"] for e in t["endpoints"]} - {""})
+
+
+def edits(traffic, by_name, published):
+    """The edits of a live DestinationRule that must make istiod disagree with the model:
+    [(service, what it shows, edit of the spec)]. Dropping outlierDetection wherever the model
+    gives a client more than one tier (Istio ignores locality failover without it, so the tiers
+    flatten); pointing each failover at the third region wherever the service fails over and its
+    endpoints span three regions (the tiers swap)."""
+    out = []
+    for service in traffic["services"]:
+        views = [model_tiers(service, v, by_name, published) or [] for v in service["clients"]]
+        if max((len(t) for t in views), default=0) < 2:
+            continue
+        out.append((service["service"], "without outlierDetection the tiers flatten", drop_outlier))
+        fails_over = any(t["why"].startswith("failover") for v in service["clients"] for t in v["tiers"])
+        regions = regions_of(service, by_name)
+        if fails_over and len(regions) >= 3:
+            out.append((service["service"], "each failover pointed at the other region swaps the tiers", lambda spec, r=regions: flip_failover(spec, r)))
+    return out
+
+
+def drop_outlier(spec):
+    spec["trafficPolicy"].pop("outlierDetection", None)
+
+
+def flip_failover(spec, regions):
+    for rule in spec["trafficPolicy"]["loadBalancer"]["localityLbSetting"]["failover"]:
+        rule["to"] = next(r for r in regions if r not in (rule["from"], rule["to"]))
+
+
+def wait_for_mismatch(args, traffic, by_name, published, service, deadline):
+    """istiod's disagreements with the model about SERVICE, once there are any (an edit takes a
+    push to arrive), or none by DEADLINE."""
+    while True:
+        found, _ = traffic_problems(args, traffic, by_name, published, service)
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(1)
+
+
+def edits_problems(args, traffic, by_name, published, config, deadline):
+    """Applies each edit to the live DestinationRule, waits until istiod's tiers disagree with
+    the model (the comparison must fail), restores the rule and waits until they agree again.
+    Returns the problems (an edit istiod's tiers did not follow) and what was shown."""
+    found, shown = [], []
+    for service, what, edit in edits(traffic, by_name, published):
+        original = destination_rule(config.context, service)
+        if original is None:
+            found.append(f"{service}: the model gives it failover tiers, but the config cluster {config.name} has no DestinationRule {service} in istio-system")
+            continue
+        changed = json.loads(json.dumps(original))
+        edit(changed["spec"])
+        replace(config.context, changed)
+        try:
+            mismatch = wait_for_mismatch(args, traffic, by_name, published, service, deadline)
+        finally:
+            replace(config.context, original)
+        if mismatch:
+            shown.append(f"edit of DestinationRule {service} ({what}): the comparison fails as it must:\n      {mismatch[0]}")
+        else:
+            found.append(f"{service}: {what}, yet istiod's tiers still equal the model's: the comparison cannot tell")
+        _, back = until(deadline, lambda: (None, traffic_problems(args, traffic, by_name, published, service)[0]))
+        found.extend(f"after restoring DestinationRule {service}: {p}" for p in back)
+    return found, shown
 
 
 def report(seen, clusters, primary, published, expected, ambient):
@@ -480,6 +655,17 @@ def report(seen, clusters, primary, published, expected, ambient):
     for name, want in sorted(expected.items()):
         shown = "not compared (DNS-named gateway)" if want is None else " ".join(f"{a}:{p}" for a, p in sorted(want))
         print(f"    EDS to a sidecar on {primary.network}: {name} -> {shown}")
+
+
+def report_traffic(traffic, compared, shown, ambient):
+    if ambient:
+        print("    traffic model: not compared with EDS (ambient proxies are sent workloads over ztunnel's stream, which xds-probe does not ask; istiod's endpointShardz is checked above)")
+        return
+    print(f"    traffic model: istiod's EDS priorities equal explain --traffic for {len(compared)} service/client pairs of {len(traffic['services'])} services")
+    for line in compared:
+        print(f"      {line}")
+    for line in shown:
+        print(f"    {line}")
 
 
 def until(deadline, attempt):
@@ -505,6 +691,9 @@ def check(args):
     published = {c.name: run_samples(c, ambient) for c in clusters}
     # Sidecar EDS is what a sidecar mesh's proxies are sent; ambient proxies are sent workloads.
     expected = {} if ambient else expected_eds(clusters, primary, published)
+    with open(args.traffic) as f:
+        traffic = json.load(f)
+    compared, shown = [], []
     process, log = start_istiod(primary, args, args.ports)
     try:
         deadline = time.monotonic() + args.timeout
@@ -512,10 +701,16 @@ def check(args):
         seen, found = until(deadline, lambda: (seen := observe(args.ports[0]), problems(seen, clusters, primary, published, ambient)))
         if not found and expected:
             _, found = until(deadline, lambda: (None, eds_problems(probe_eds(args, primary), expected, primary)))
+        if not found and not ambient:
+            compared, found = until(deadline, lambda: traffic_problems(args, traffic, by_name, published)[::-1])
+        if not found and not ambient:
+            found, shown = edits_problems(args, traffic, by_name, published, primary, time.monotonic() + args.timeout)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
     report(seen, clusters, primary, published, {} if found else expected, ambient)
+    if not found:
+        report_traffic(traffic, compared, shown, ambient)
     if found:
         raise Failure("\n".join(found))
 
@@ -526,6 +721,7 @@ def main():
     parser.add_argument("--cluster", action="append", default=[], metavar="NAME=PORT", help="a cluster's loopback API server port")
     parser.add_argument("--pilot-discovery", required=True)
     parser.add_argument("--xds-probe", required=True)
+    parser.add_argument("--traffic", required=True, help="meshplan explain --traffic --format json of the plan")
     parser.add_argument("--ports", required=True, type=lambda s: [int(p) for p in s.split(",")], help="5 free loopback ports")
     parser.add_argument("--work", required=True)
     parser.add_argument("--stub-log", required=True)

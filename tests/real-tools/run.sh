@@ -410,7 +410,8 @@ stop_servers() {
 # What a cluster has before meshplan's procedure runs: the CRDs its prerequisites bring
 # (Gateway API, and MetalLB's of the release that checks the plan; Istio's own come from the
 # install itself, from the base chart), the plan's MetalLB namespace and kube-proxy's ConfigMap,
-# and the Nodes that node-labels.sh labels.
+# and the Nodes that node-labels.sh labels (one, `real-tools-node`, where it labels them all: the
+# sample pods are bound to it, so istiod reads their locality from the labels the script set).
 prepare_cluster() {
   local tree="$1" c="$2" ctx="$3" node
   kubectl --context "$ctx" apply --server-side -f "$here/crds/" -f "$metallb_dir/crds/$metallb_version/" >/dev/null || return 1
@@ -420,7 +421,7 @@ prepare_cluster() {
   if [ -f "$tree/$c/scripts/node-labels.sh" ]; then
     while read -r node; do
       printf 'apiVersion: v1\nkind: Node\nmetadata:\n  name: %s\n' "$node" | kubectl --context "$ctx" apply -f - >/dev/null || return 1
-    done < <(sed -n "s/.* label nodes '\{0,1\}\([^' ]*\)'\{0,1\} .*/\1/p" "$tree/$c/scripts/node-labels.sh" | grep -vx -- '--all' | sort -u)
+    done < <(sed -n "s/.* label nodes '\{0,1\}\([^' ]*\)'\{0,1\} .*/\1/p" "$tree/$c/scripts/node-labels.sh" | sed 's/^--all$/real-tools-node/' | sort -u)
   fi
   kubectl --context "$ctx" wait crd --all --for=condition=Established --timeout=60s >/dev/null
 }
@@ -493,9 +494,13 @@ check_istiod() {
   done
   istiod_plans=$((istiod_plans + 1))
   local t0="$EPOCHREALTIME"
-  if check "istiod (pilot-discovery) sees every cluster's endpoints, networks and gateways" \
+  if ! "$meshplan" explain --traffic --format json --quiet "$plan" >"$job/traffic.json" 2>"$job/traffic.log"; then
+    fail "meshplan explain --traffic $plan" "$job/traffic.log"
+    return 0
+  fi
+  if check "istiod (pilot-discovery) sees every cluster's endpoints, networks and gateways, and sends each client the traffic model's tiers" \
     python3 "$here/istiod.py" --plan "$plan" "${args[@]}" --pilot-discovery "$MESHPLAN_REAL_TOOLS_BIN/pilot-discovery" \
-    --xds-probe "$MESHPLAN_REAL_TOOLS_BIN/xds-probe" \
+    --xds-probe "$MESHPLAN_REAL_TOOLS_BIN/xds-probe" --traffic "$job/traffic.json" \
     --ports "$(IFS=,; echo "${ports[*]}")" --work "$job" --stub-log "$MESHPLAN_REAL_TOOLS_STUB_LOG"; then
     cat "$job/check.log"
   fi
