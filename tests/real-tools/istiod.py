@@ -661,6 +661,9 @@ def report_traffic(traffic, compared, shown, ambient):
     if ambient:
         print("    traffic model: not compared with EDS (ambient proxies are sent workloads over ztunnel's stream, which xds-probe does not ask; istiod's endpointShardz is checked above)")
         return
+    if not traffic["services"]:
+        print("    traffic model: no service to compare (the plan runs no sample and plans no [[service]])")
+        return
     print(f"    traffic model: istiod's EDS priorities equal explain --traffic for {len(compared)} service/client pairs of {len(traffic['services'])} services")
     for line in compared:
         print(f"      {line}")

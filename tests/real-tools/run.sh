@@ -177,9 +177,13 @@ check_istio_operators() {
 }
 
 # istioctl's rendering of an IstioOperator, whose images must all be in the tree's images.txt.
+# Kept under the file's content hash for the install's `istioctl install -f FILE` stand-in
+# (stubs/istioctl), which applies it instead of running the same istioctl on the same file again.
 manifest_generate() {
-  local rendered="$job/rendered.yaml"
-  istioctl manifest generate -f "$1" >"$rendered" || return 1
+  local rendered
+  rendered="$MESHPLAN_REAL_TOOLS_RENDERED/$(sha256sum <"$1" | cut -d' ' -f1).yaml"
+  istioctl manifest generate -f "$1" >"$rendered.partial" || return 1
+  mv "$rendered.partial" "$rendered"
   rendered_images_are_listed "$rendered" "$2"
 }
 
@@ -408,13 +412,13 @@ stop_servers() {
 }
 
 # What a cluster has before meshplan's procedure runs: the CRDs its prerequisites bring
-# (Gateway API, and MetalLB's of the release that checks the plan; Istio's own come from the
-# install itself, from the base chart), the plan's MetalLB namespace and kube-proxy's ConfigMap,
+# (Gateway API, and MetalLB's of the release that checks the plan, already in its etcd prefix:
+# seed_crds; Istio's own come from the install itself, from the base chart), the plan's MetalLB
+# namespace and kube-proxy's ConfigMap,
 # and the Nodes that node-labels.sh labels (one, `real-tools-node`, where it labels them all: the
 # sample pods are bound to it, so istiod reads their locality from the labels the script set).
 prepare_cluster() {
   local tree="$1" c="$2" ctx="$3" node
-  kubectl --context "$ctx" apply --server-side -f "$here/crds/" -f "$metallb_dir/crds/$metallb_version/" >/dev/null || return 1
   kubectl --context "$ctx" create namespace "$metallb_namespace" >/dev/null || return 1
   kubectl --context "$ctx" -n kube-system create configmap kube-proxy \
     --from-literal=config.conf="$(printf 'mode: ipvs\nipvs:\n  strictARP: false\n')" >/dev/null || return 1
@@ -424,6 +428,48 @@ prepare_cluster() {
     done < <(sed -n "s/.* label nodes '\{0,1\}\([^' ]*\)'\{0,1\} .*/\1/p" "$tree/$c/scripts/node-labels.sh" | sed 's/^--all$/real-tools-node/' | sort -u)
   fi
   kubectl --context "$ctx" wait crd --all --for=condition=Established --timeout=60s >/dev/null
+}
+
+# The prerequisite CRDs (Gateway API's, and MetalLB's of each controller release), applied once
+# per release to a template API server whose data is under /crd-templates/RELEASE. Each cluster's
+# prefix gets a copy before its server starts (seed_crds): a server that starts on CRDs already
+# established serves them at once, for about a third of the CPU applying them costs it
+# (docs/testing.md). Runs before the plan jobs, on the ports of slot 0.
+make_crd_templates() {
+  local pair version i=0 ctx failed=""
+  local -a versions=()
+  job="$work/crd-templates" slot=0
+  mkdir -p "$job"
+  export KUBECONFIG="$job/kubeconfig"
+  for pair in $METALLB_PAIRS; do
+    version="${pair#*=}"
+    versions+=("$version")
+    start_apiserver "$i" "/crd-templates/$version" 10.96.0.0/16
+    add_context "$KUBECONFIG" "crd-template-$version" "${server_port[i]}"
+    i=$((i + 1))
+  done
+  for i in "${!versions[@]}"; do
+    ctx="crd-template-${versions[i]}"
+    wait_ready "$i" "$ctx" || failed=1
+    [ -n "$failed" ] ||
+      kubectl --context "$ctx" apply --server-side -f "$here/crds/" -f "$metallb_dir/crds/${versions[i]}/" >"$job/apply-$i.log" 2>&1 ||
+      failed=1
+  done
+  for i in "${!versions[@]}"; do
+    [ -n "$failed" ] ||
+      kubectl --context "crd-template-${versions[i]}" wait crd --all --for=condition=Established --timeout=60s >>"$job/apply-$i.log" 2>&1 ||
+      failed=1
+  done
+  stop_servers
+  server_cpu_ticks=0
+  unset KUBECONFIG
+  job="" slot=""
+  [ -z "$failed" ] || fatal "the CRD templates could not be made: $(tail -n 5 "$work/crd-templates/"*.log)"
+}
+
+# seed_crds PREFIX: the template CRDs of the plan's MetalLB release, copied under PREFIX.
+seed_crds() {
+  python3 "$here/etcd-copy.py" "$etcd_url" "/crd-templates/$metallb_version/apiextensions.k8s.io/" "$1/apiextensions.k8s.io/"
 }
 
 # Test CAs for cacerts.sh: one root, an intermediate per cluster, laid out as Istio's tools/certs.
@@ -561,6 +607,10 @@ check_on_servers() {
       fail "cluster directory $c is not a cluster of $plan"
       return 0
     }
+    seed_crds "/$plan_name/$c" >>"$job/seed.log" 2>&1 || {
+      fail "copy the prerequisite CRDs into $c's etcd prefix" "$job/seed.log"
+      return 0
+    }
     start_apiserver "$i" "/$plan_name/$c" "${service_cidr_of[$c]}"
     add_context "$KUBECONFIG" "$ctx" "${server_port[i]}"
     i=$((i + 1))
@@ -662,6 +712,8 @@ plan_job() {
   done
   # The stubs read these: gateway.py (stubs/kubectl) runs istiod on the job's istiod ports.
   MESHPLAN_REAL_TOOLS_ISTIOD_PORTS="$(IFS=, && echo "${ports[*]}")"
+  export MESHPLAN_REAL_TOOLS_RENDERED="$job/rendered"
+  mkdir -p "$MESHPLAN_REAL_TOOLS_RENDERED"
   export MESHPLAN_REAL_TOOLS_STUB_LOG="$job/stubs.log" KUBECACHEDIR="$job/kube-cache" \
     MESHPLAN_REAL_TOOLS_PLAN="$plan" MESHPLAN_REAL_TOOLS_JOB="$job" MESHPLAN_REAL_TOOLS_ISTIOD_PORTS
   check_plan "$plan"
@@ -723,6 +775,7 @@ main() {
   make_pki
   start_etcd
   etcd_pid="${pids[-1]}"
+  make_crd_templates
   run_plans "${plans[@]}"
   echo "istiod: pilot-discovery ran against $istiod_plans plans"
   summary
