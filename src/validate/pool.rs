@@ -194,6 +194,21 @@ pub enum PoolError {
         at: SourceSpan,
     },
 
+    /// L2Advertisement `interfaces` on a MetalLB release whose CRD does not have the field.
+    #[error("`interfaces` needs MetalLB 0.13.6 or later; the plan targets {version}")]
+    #[diagnostic(
+        code(meshplan::pool::interfaces_unsupported),
+        help(
+            "MetalLB added L2Advertisement `interfaces` in v0.13.6 (its CRD before that has no such field, and the API server refuses the L2Advertisement: `.spec.interfaces: field not declared in schema`): set mesh.metallb.version to 0.13.6 or later, or remove `interfaces`"
+        )
+    )]
+    InterfacesUnsupported {
+        /// The plan's MetalLB version, as written.
+        version: String,
+        #[label("not in MetalLB {version}'s L2Advertisement")]
+        at: SourceSpan,
+    },
+
     /// A key of the other mode.
     #[error("`{key}` is ignored in {mode} mode")]
     #[diagnostic(code(meshplan::pool::mode_mismatch), severity(Warning), help("{hint}"))]
@@ -270,6 +285,27 @@ pub fn check(facts: &Facts, out: &mut Findings) {
         l2_pool_in_node_subnet(facts, cluster, metallb.get_ref(), out);
         bgp_has_peers_and_asn(cluster, metallb.get_ref(), out);
         keys_match_mode(metallb.get_ref(), out);
+        interfaces_are_known(facts, metallb.get_ref(), out);
+    }
+}
+
+/// MetalLB's L2Advertisement has `interfaces` from v0.13.6 (`api/v1beta1/l2advertisement_types.go`
+/// at the v0.13.5 and v0.13.6 tags). A version without a patch names the minor, whose newest
+/// releases have it.
+fn interfaces_are_known(facts: &Facts, metallb: &raw::Metallb, out: &mut Findings) {
+    let (Some(interfaces), Some(version)) = (&metallb.interfaces, &facts.metallb_version) else {
+        return;
+    };
+    let before = (
+        version.major,
+        version.minor,
+        version.patch.unwrap_or(u64::MAX),
+    ) < (0, 13, 6);
+    if before {
+        out.push(PoolError::InterfacesUnsupported {
+            version: version.to_string(),
+            at: at(interfaces),
+        });
     }
 }
 
