@@ -519,7 +519,8 @@ def model_tiers(service, view, by_name, published):
             if there.network != client.network and there.eastwest_host:
                 return None
             if endpoint["via"]:
-                want.update((a, int(p)) for a, p in (v.rsplit(":", 1) for v in endpoint["via"]))
+                # "ADDRESS:PORT", an IPv6 address in brackets.
+                want.update((a.strip("[]"), int(p)) for a, p in (v.rsplit(":", 1) for v in endpoint["via"]))
             else:
                 want.update((ip, workload["ports"][service["port"]]) for ip in workload["ips"])
         if want:
