@@ -184,12 +184,15 @@ pub struct RenderError {
 
 /// Renders every file of the mesh; `README.md` is the explanation in Markdown.
 pub fn render(mesh: &Mesh, explanation: &Explanation) -> Result<Output, RenderError> {
+    render_tree(mesh, render_explanation(explanation, true)?)
+}
+
+/// [`render`] with `README.md` already rendered ([`render_explanation`] in Markdown): the
+/// caller can drop the explanation and the plan before the clusters' files are rendered.
+pub fn render_tree(mesh: &Mesh, readme: String) -> Result<Output, RenderError> {
     let env = environment()?;
     let mut output = Output::new();
-    output.insert(
-        "README.md".to_owned(),
-        render_explanation_with(&env, explanation, true)?,
-    );
+    output.insert("README.md".to_owned(), readme);
     let mesh_value = Value::from(minijinja::value::Serde(mesh));
     let procedure = Value::from(minijinja::value::Serde(&mesh.procedure));
     let artifacts = Value::from(minijinja::value::Serde(&mesh.artifacts));

@@ -42,42 +42,28 @@ pub fn parse(text: &str) -> Option<raw::Plan> {
 /// plans too).
 pub fn parse_from(text: &str, min_clusters: usize) -> Option<raw::Plan> {
     let pieces = cut(text, min_clusters)?;
+    // Each cluster's piece becomes its `raw::Cluster` on the thread that parsed it, so only a
+    // few pieces' TOML trees exist at once (a whole plan's tree is ~60 MB at 1,000 clusters).
     let parsed = crate::parallel::map_on_all_cores(&pieces, |(kind, range)| {
         let piece = text.get(range.clone())?;
-        let table = DeTable::parse(piece).ok()?.into_inner();
-        Some((*kind, shift_table(table, range.start)))
-    });
-    let mut root: DeTable<'_> = DeTable::new();
-    let mut clusters: Option<Spanned<DeValue<'_>>> = None;
-    for piece in parsed {
-        let (kind, mut table) = piece?;
+        let table = shift_table(DeTable::parse(piece).ok()?.into_inner(), range.start);
         match kind {
             Kind::Cluster => {
-                // Exactly `cluster = [ { ... } ]`, from its `[[cluster]]` header.
-                if table.len() != 1 {
-                    return None;
-                }
-                let mut value = table.remove("cluster")?;
-                let DeValue::Array(items) = value.get_mut() else {
-                    return None;
-                };
-                if items.len() != 1 {
-                    return None;
-                }
-                match clusters.as_mut().map(Spanned::get_mut) {
-                    None => clusters = Some(value),
-                    Some(DeValue::Array(all)) => {
-                        let DeValue::Array(items) = value.into_inner() else {
-                            return None;
-                        };
-                        for item in items {
-                            all.push(item);
-                        }
-                    }
-                    Some(_) => return None,
-                }
+                let document = Spanned::new(range.clone(), table);
+                let one: OneCluster =
+                    serde::Deserialize::deserialize(toml::de::Deserializer::from(document)).ok()?;
+                let [cluster] = <[_; 1]>::try_from(one.cluster).ok()?;
+                Some(Piece::Cluster(cluster))
             }
-            Kind::Other => {
+            Kind::Other => Some(Piece::Other(table)),
+        }
+    });
+    let mut root: DeTable<'_> = DeTable::new();
+    let mut clusters = Vec::new();
+    for piece in parsed {
+        match piece? {
+            Piece::Cluster(cluster) => clusters.push(cluster),
+            Piece::Other(table) => {
                 for (key, value) in table {
                     if key.get_ref() == "cluster" || root.contains_key(key.get_ref().as_ref()) {
                         return None;
@@ -87,15 +73,27 @@ pub fn parse_from(text: &str, min_clusters: usize) -> Option<raw::Plan> {
             }
         }
     }
-    let clusters = clusters?;
-    // The key's span: where a whole-text parse puts it, the first `[[cluster]]` header's key.
-    let key_span = first_cluster_key(text, &pieces)?;
-    root.insert(
-        Spanned::new(key_span, std::borrow::Cow::Borrowed("cluster")),
-        clusters,
-    );
+    // `cluster` is left out of the rest (it defaults to none) and filled in from the pieces.
     let document = Spanned::new(0..text.len(), root);
-    serde::Deserialize::deserialize(toml::de::Deserializer::from(document)).ok()
+    let mut plan: raw::Plan =
+        serde::Deserialize::deserialize(toml::de::Deserializer::from(document)).ok()?;
+    plan.cluster = clusters;
+    Some(plan)
+}
+
+/// A cluster's piece: `[[cluster]]` and its sub-tables, and nothing else.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OneCluster {
+    cluster: Vec<Spanned<raw::Cluster>>,
+}
+
+/// A piece, parsed.
+enum Piece<'i> {
+    /// One cluster.
+    Cluster(Spanned<raw::Cluster>),
+    /// The tables of the rest, to join.
+    Other(DeTable<'i>),
 }
 
 /// The pieces: `None` when the plan is small or has no `[[cluster]]` header to cut at.
@@ -166,14 +164,6 @@ fn header_key(line: &str) -> Option<Header> {
         return Some(Header::NewCluster);
     }
     Some(Header::ClusterPart)
-}
-
-/// The span of the key in the first `[[cluster]]` header.
-fn first_cluster_key(text: &str, pieces: &[(Kind, Range<usize>)]) -> Option<Range<usize>> {
-    let (_, range) = pieces.iter().find(|(kind, _)| *kind == Kind::Cluster)?;
-    let piece = text.get(range.clone())?;
-    let at = piece.find("cluster")?;
-    Some(range.start + at..range.start + at + "cluster".len())
 }
 
 fn shift(range: Range<usize>, by: usize) -> Range<usize> {
