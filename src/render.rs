@@ -403,14 +403,18 @@ fn render_one(env: &Environment, name: &str, ctx: Value) -> Result<String, Rende
 }
 
 /// LF endings, one trailing newline: the same bytes on every machine.
-fn normalize(text: String) -> String {
-    let mut text = text.replace("\r\n", "\n");
+fn normalize(mut text: String) -> String {
+    if text.contains('\r') {
+        text = text.replace("\r\n", "\n");
+    }
     while text.ends_with("\n\n") {
         text.pop();
     }
     if !text.ends_with('\n') {
         text.push('\n');
     }
+    // A build holds every file until it commits them: no spare capacity (issue 28).
+    text.shrink_to_fit();
     text
 }
 
