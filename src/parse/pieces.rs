@@ -56,7 +56,7 @@ pub fn parse_from(text: &str, min_clusters: usize) -> Option<raw::Plan> {
                 let one: OneCluster =
                     serde::Deserialize::deserialize(toml::de::Deserializer::from(document)).ok()?;
                 let [cluster] = <[_; 1]>::try_from(one.cluster).ok()?;
-                Some(Piece::Cluster(cluster))
+                Some(Piece::Cluster(Box::new(cluster)))
             }
             Kind::Other => Some(Piece::Other(table)),
         }
@@ -65,7 +65,7 @@ pub fn parse_from(text: &str, min_clusters: usize) -> Option<raw::Plan> {
     let mut clusters = Vec::new();
     for piece in parsed {
         match piece? {
-            Piece::Cluster(cluster) => clusters.push(cluster),
+            Piece::Cluster(cluster) => clusters.push(*cluster),
             Piece::Other(table) => {
                 for (key, value) in table {
                     if key.get_ref() == "cluster" || root.contains_key(key.get_ref().as_ref()) {
@@ -93,8 +93,8 @@ struct OneCluster {
 
 /// A piece, parsed.
 enum Piece<'i> {
-    /// One cluster.
-    Cluster(Spanned<raw::Cluster>),
+    /// One cluster (boxed: a `raw::Cluster` is over a kilobyte).
+    Cluster(Box<Spanned<raw::Cluster>>),
     /// The tables of the rest, to join.
     Other(DeTable<'i>),
 }
