@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks meshplan on synthetic plans (see tests/support/synthetic.rs) with hyperfine:
-# check, build and render times (median, milliseconds), peak memory, and `meshplan render
+# check, build (beside `cp -r` of the tree it wrote) and render times (median, milliseconds),
+# peak memory, and `meshplan render
 # --cluster` against `kubectl kustomize` of the same cluster's
 # directory, in one run. Prints a Markdown table. `cargo bench --bench stages` times the
 # library's stages instead.
@@ -40,13 +41,21 @@ first_build_ms() {
   median_ms "$work/h.json"
 }
 
+# `cp -r` of the first build's tree, RUNS times, each into a new directory: the reference a
+# build is measured against (issue 28: at most twice the cost of writing its files).
+first_copy_ms() {
+  hyperfine -N --style none --runs 1 --parameter-scan run 1 "$runs" \
+    --export-json "$work/h.json" "cp -r $1 $1-copy-{run}" >/dev/null 2>>"$work/warnings"
+  median_ms "$work/h.json"
+}
+
 peak_mb() {
   /usr/bin/time -o "$work/time" -f '%M' "$@" >/dev/null 2>&1
   echo $(( $(tail -n 1 "$work/time") / 1024 ))
 }
 
-echo "| plan | lines | check ms | build ms | rebuild ms | render ms | kustomize ms | peak MB |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| plan | lines | check ms | build ms | cp -r ms | rebuild ms | render ms | kustomize ms | peak MB |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 for shape in "10 500 2" "100 5000 10" "1000 50000 100"; do
   read -r clusters nodes networks <<<"$shape"
   plan="$work/plan-$clusters.toml"
@@ -54,6 +63,7 @@ for shape in "10 500 2" "100 5000 10" "1000 50000 100"; do
   cargo run --release --quiet --example synthetic_plan -- "$clusters" "$nodes" "$networks" >"$plan"
   check="$(time_ms "$meshplan check -q $plan")"
   build="$(first_build_ms "$plan" "$out")"
+  copy="$(first_copy_ms "$out-1")"
   rebuild="$(time_ms "$meshplan build -q $plan -o $out-1")"
   render="$(time_ms "$meshplan render -q $plan --cluster c7")"
   kustomize="n/a"
@@ -66,7 +76,7 @@ for shape in "10 500 2" "100 5000 10" "1000 50000 100"; do
     mb="$(peak_mb "$meshplan" $command)"
     peak=$(( mb > peak ? mb : peak ))
   done
-  echo "| $clusters clusters, $nodes nodes, $networks networks | $(wc -l <"$plan") | $check | $build | $rebuild | $render | $kustomize | $peak |"
+  echo "| $clusters clusters, $nodes nodes, $networks networks | $(wc -l <"$plan") | $check | $build | $copy | $rebuild | $render | $kustomize | $peak |"
 done
 
 # `explain --without` on the largest plan with ten services per cluster (docs/performance.md).

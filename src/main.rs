@@ -84,8 +84,16 @@ fn rendered<T>(cli: &Cli, result: Result<T, meshplan::render::RenderError>) -> R
 /// Checks and compiles a plan into its whole tree.
 fn compile(cli: &Cli, path: &Path) -> Result<Output, ExitCode> {
     let (plan, mesh) = resolved(cli, path)?;
+    // The README first, so the explanation and the plan are gone before the clusters' files
+    // are rendered (peak memory, issue 28).
     let explanation = meshplan::explain::explain(&plan, &mesh);
-    let mut output = rendered(cli, meshplan::render::render(&mesh, &explanation))?;
+    drop(plan);
+    let readme = rendered(
+        cli,
+        meshplan::render::render_explanation(&explanation, true),
+    )?;
+    drop(explanation);
+    let mut output = rendered(cli, meshplan::render::render_tree(&mesh, readme))?;
     attach(cli, path, &mesh, &mut output)?;
     Ok(output)
 }

@@ -8,6 +8,15 @@ use thiserror::Error;
 
 use crate::{raw, source::Source, suggest};
 
+mod pieces;
+
+/// The plan parsed in pieces whenever it has `min_clusters` clusters or more, `None` where
+/// [`parse`] would parse the whole text: for tests that prove both give the same plan.
+#[doc(hidden)]
+pub fn in_pieces(source: &Source, min_clusters: usize) -> Option<raw::Plan> {
+    pieces::parse_from(&source.text, min_clusters)
+}
+
 /// Problems with the plan's syntax or shape (`meshplan::plan::*`).
 #[derive(Debug, Error, Diagnostic)]
 pub enum PlanError {
@@ -94,6 +103,16 @@ pub enum PlanError {
 
 /// Parses the plan text into its raw mirror.
 pub fn parse(source: &Source) -> Result<raw::Plan, PlanError> {
+    // A large plan in pieces on every core; any problem, and a small plan, the whole text.
+    if let Some(plan) = pieces::parse(&source.text) {
+        return Ok(plan);
+    }
+    whole(source)
+}
+
+/// The whole text in one `toml` parse: what [`parse`] falls back to, and what its pieces must
+/// agree with.
+pub fn whole(source: &Source) -> Result<raw::Plan, PlanError> {
     toml::from_str(&source.text).map_err(|err| classify(&err, &source.text))
 }
 

@@ -184,12 +184,15 @@ pub struct RenderError {
 
 /// Renders every file of the mesh; `README.md` is the explanation in Markdown.
 pub fn render(mesh: &Mesh, explanation: &Explanation) -> Result<Output, RenderError> {
+    render_tree(mesh, render_explanation(explanation, true)?)
+}
+
+/// [`render`] with `README.md` already rendered ([`render_explanation`] in Markdown): the
+/// caller can drop the explanation and the plan before the clusters' files are rendered.
+pub fn render_tree(mesh: &Mesh, readme: String) -> Result<Output, RenderError> {
     let env = environment()?;
     let mut output = Output::new();
-    output.insert(
-        "README.md".to_owned(),
-        render_explanation_with(&env, explanation, true)?,
-    );
+    output.insert("README.md".to_owned(), readme);
     let mesh_value = Value::from(minijinja::value::Serde(mesh));
     let procedure = Value::from(minijinja::value::Serde(&mesh.procedure));
     let artifacts = Value::from(minijinja::value::Serde(&mesh.artifacts));
@@ -400,14 +403,18 @@ fn render_one(env: &Environment, name: &str, ctx: Value) -> Result<String, Rende
 }
 
 /// LF endings, one trailing newline: the same bytes on every machine.
-fn normalize(text: String) -> String {
-    let mut text = text.replace("\r\n", "\n");
+fn normalize(mut text: String) -> String {
+    if text.contains('\r') {
+        text = text.replace("\r\n", "\n");
+    }
     while text.ends_with("\n\n") {
         text.pop();
     }
     if !text.ends_with('\n') {
         text.push('\n');
     }
+    // A build holds every file until it commits them: no spare capacity (issue 28).
+    text.shrink_to_fit();
     text
 }
 

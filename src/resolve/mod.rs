@@ -341,10 +341,11 @@ pub struct Cluster {
 /// Resolves a validated plan. `plan_file` names the plan in generated headers.
 pub fn resolve(plan: &Plan, plan_file: &str) -> Mesh {
     let mut mesh = mesh(plan, plan_file);
+    let mut memo = samples::VerifyMemo::default();
     mesh.clusters = plan
         .clusters
         .iter()
-        .map(|c| cluster(plan, c, &mesh))
+        .map(|c| cluster(plan, c, &mesh, &mut memo))
         .collect();
     let facts: Vec<procedure::ClusterFacts> = plan
         .clusters
@@ -470,7 +471,7 @@ pub fn resolve_cluster(plan: &Plan, plan_file: &str, name: &str) -> (Mesh, Optio
         .clusters
         .iter()
         .find(|c| c.name == name)
-        .map(|c| cluster(plan, c, &mesh));
+        .map(|c| cluster(plan, c, &mesh, &mut samples::VerifyMemo::default()));
     (mesh, cluster)
 }
 
@@ -723,7 +724,12 @@ fn metallb_annotation(plan: &Plan) -> &'static str {
     }
 }
 
-fn cluster(plan: &Plan, c: &model::Cluster, mesh: &Mesh) -> Cluster {
+fn cluster(
+    plan: &Plan,
+    c: &model::Cluster,
+    mesh: &Mesh,
+    memo: &mut samples::VerifyMemo,
+) -> Cluster {
     let multi_network = mesh.multi_network;
     let is_primary = c.role == Role::Primary;
     let ambient = plan.mesh.dataplane == Dataplane::Ambient;
@@ -804,6 +810,7 @@ fn cluster(plan: &Plan, c: &model::Cluster, mesh: &Mesh) -> Cluster {
                     index,
                     default_ingress || c.lb.ingress.is_some(),
                     &mesh.sample_services,
+                    memo,
                 )
             }),
         services: services::config_for(&mesh.services, is_primary),

@@ -1,8 +1,10 @@
 //! Derived demo workloads: which sample objects each cluster gets, with their images.
 
 use serde::Serialize;
+use serde::ser::SerializeSeq;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use super::traffic::{self, ServiceDef};
 use crate::model::{DEFAULT_SAMPLES_HUB, Plan};
@@ -52,15 +54,57 @@ pub struct Samples {
     pub verify_bookinfo: Option<Expect>,
 }
 
-/// What a verify script expects, from the traffic model.
+/// What a verify script expects, from the traffic model. Clients that see the same first tier
+/// share one copy of it (issue 28: with helloworld in 1,000 clusters each list is 1,000 long).
 #[derive(Debug, Serialize)]
 pub struct Expect {
     /// The versions that must answer, and the only ones that may.
-    pub versions: Vec<String>,
+    pub versions: Arc<[String]>,
     /// The versions planned in the mesh that this cluster does not reach while healthy.
-    pub not_expected: Vec<String>,
+    pub not_expected: Arc<[String]>,
     /// Other clusters whose Deployments serve the expected answers, to wait for.
-    pub waits: Vec<RemoteWait>,
+    pub waits: RemoteWaits,
+}
+
+/// The clusters whose Deployments a verify script waits for: a list shared by every client
+/// with the same first tier, less the client's own cluster (its script waits for all of its
+/// own). Serialized as the list of the others.
+#[derive(Debug, Clone)]
+pub struct RemoteWaits {
+    /// `(cluster index, what to wait for there)`, in plan order.
+    all: Arc<[(usize, RemoteWait)]>,
+    /// The client's own cluster, left out.
+    except: Option<usize>,
+}
+
+impl RemoteWaits {
+    /// The clusters to wait in, in plan order.
+    pub fn iter(&self) -> impl Iterator<Item = &RemoteWait> {
+        self.all
+            .iter()
+            .filter(|(i, _)| Some(*i) != self.except)
+            .map(|(_, wait)| wait)
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// None to wait for.
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+}
+
+impl Serialize for RemoteWaits {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.len()))?;
+        for wait in self.iter() {
+            seq.serialize_element(wait)?;
+        }
+        seq.end()
+    }
 }
 
 /// Deployments of another cluster to wait for.
@@ -151,6 +195,7 @@ pub fn samples(
     index: usize,
     has_ingress: bool,
     defs: &[ServiceDef],
+    memo: &mut VerifyMemo,
 ) -> Option<Samples> {
     let c = plan.clusters.get(index)?;
     let s = &c.samples;
@@ -207,7 +252,7 @@ pub fn samples(
             .map(|w| bookinfo_workload(hub, *w))
             .collect(),
         verify: if s.sleep {
-            def(HELLOWORLD).and_then(|d| verify_helloworld(plan, index, d))
+            def(HELLOWORLD).and_then(|d| verify_helloworld(plan, index, d, memo))
         } else {
             None
         },
@@ -246,22 +291,62 @@ fn add_wait(client: usize, i: usize, deployment: String, waits: &mut Waits) {
     }
 }
 
-fn remote_waits(plan: &Plan, waits: Waits) -> Vec<RemoteWait> {
+fn remote_waits(plan: &Plan, waits: Waits) -> Vec<(usize, RemoteWait)> {
     waits
         .into_iter()
-        .filter_map(|(i, deployments)| {
+        .filter_map(|(i, mut deployments)| {
             let c = plan.clusters.get(i)?;
-            Some(RemoteWait {
-                cluster: c.name.clone(),
-                context: c.context.clone(),
-                deployments,
-            })
+            deployments.shrink_to_fit();
+            Some((
+                i,
+                RemoteWait {
+                    cluster: c.name.clone(),
+                    context: c.context.clone(),
+                    deployments,
+                },
+            ))
         })
         .collect()
 }
 
+/// verify.sh's expectations, by the [`traffic::ViewKey`] of the clients they are for: computed
+/// once for all the clients that see the same first tier of helloworld (the clusters of one
+/// network, without locality failover). Lives for one `resolve`.
+#[derive(Debug, Default)]
+pub struct VerifyMemo(HashMap<traffic::ViewKey, Option<Shared>>);
+
+/// An [`Expect`] for every client with one [`traffic::ViewKey`], waits in every cluster included.
+#[derive(Debug, Clone)]
+struct Shared {
+    versions: Arc<[String]>,
+    not_expected: Arc<[String]>,
+    waits: Arc<[(usize, RemoteWait)]>,
+}
+
 /// verify.sh: the helloworld versions of the sleep client's first tier.
-fn verify_helloworld(plan: &Plan, client: usize, def: &ServiceDef) -> Option<Expect> {
+fn verify_helloworld(
+    plan: &Plan,
+    client: usize,
+    def: &ServiceDef,
+    memo: &mut VerifyMemo,
+) -> Option<Expect> {
+    let shared = memo
+        .0
+        .entry(traffic::view_key(plan, def, client))
+        .or_insert_with(|| helloworld_tier(plan, client, def))
+        .clone()?;
+    Some(Expect {
+        versions: shared.versions,
+        not_expected: shared.not_expected,
+        waits: RemoteWaits {
+            all: shared.waits,
+            except: Some(client),
+        },
+    })
+}
+
+/// What [`verify_helloworld`] expects of `client`'s first tier, waits in its own cluster too.
+fn helloworld_tier(plan: &Plan, client: usize, def: &ServiceDef) -> Option<Shared> {
     let view = traffic::view(plan, def, client);
     let mut versions = Vec::new();
     let mut seen = HashSet::new();
@@ -272,23 +357,23 @@ fn verify_helloworld(plan: &Plan, client: usize, def: &ServiceDef) -> Option<Exp
             if seen.insert(v.as_str()) {
                 versions.push(v.clone());
             }
-            add_wait(client, i, helloworld_deployment(v), &mut waits);
+            add_wait(usize::MAX, i, helloworld_deployment(v), &mut waits);
         }
     }
     if versions.is_empty() {
         return None;
     }
-    let not_expected = def
+    let not_expected: Vec<String> = def
         .endpoints
         .iter()
         .flat_map(|(_, vs)| vs.iter())
         .filter(|v| !seen.contains(v.as_str()))
         .cloned()
         .collect();
-    Some(Expect {
-        versions,
-        not_expected,
-        waits: remote_waits(plan, waits),
+    Some(Shared {
+        versions: versions.into(),
+        not_expected: not_expected.into(),
+        waits: remote_waits(plan, waits).into(),
     })
 }
 
@@ -340,7 +425,7 @@ fn verify_bookinfo<'a>(
         return None;
     }
     versions.sort();
-    let not_expected = ["v1", "v2", "v3"]
+    let not_expected: Vec<String> = ["v1", "v2", "v3"]
         .into_iter()
         .filter(|v| !versions.iter().any(|e| e == v))
         .filter(|v| {
@@ -352,9 +437,12 @@ fn verify_bookinfo<'a>(
         .map(str::to_owned)
         .collect();
     Some(Expect {
-        versions,
-        not_expected,
-        waits: remote_waits(plan, waits),
+        versions: versions.into(),
+        not_expected: not_expected.into(),
+        waits: RemoteWaits {
+            all: remote_waits(plan, waits).into(),
+            except: None,
+        },
     })
 }
 

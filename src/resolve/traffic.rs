@@ -428,6 +428,37 @@ pub struct Client<'a> {
     pub network: &'a str,
 }
 
+/// Everything of client cluster `client` that [`view_from`] reads to place `def`'s endpoints
+/// (its name and locality text only label the view): clients with equal keys get the same
+/// tiers of the same endpoints, so what is derived from the tiers can be shared between them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ViewKey {
+    /// The client's own cluster, which only a cluster-local service looks at.
+    cluster: Option<usize>,
+    /// Its network: which endpoints go through which east-west gateways.
+    network: String,
+    /// Its locality, which only locality failover (outlier detection, sidecar) looks at.
+    locality: Option<[Option<String>; 3]>,
+}
+
+/// The [`ViewKey`] of client cluster `client` for `def`.
+pub fn view_key(plan: &Plan, def: &ServiceDef, client: usize) -> ViewKey {
+    let me = &plan.clusters[client];
+    let ambient = plan.mesh.dataplane == Dataplane::Ambient;
+    let cluster_local = def.scope == Scope::Cluster;
+    ViewKey {
+        cluster: cluster_local.then_some(client),
+        network: me.network.clone(),
+        locality: (!cluster_local && !ambient && def.outlier).then(|| {
+            [
+                me.locality.region.clone(),
+                me.locality.zone.clone(),
+                me.locality.subzone.clone(),
+            ]
+        }),
+    }
+}
+
 /// What client cluster `client` (an index into `plan.clusters`) reaches of `def`.
 pub fn view(plan: &Plan, def: &ServiceDef, client: usize) -> ClientView {
     let me = &plan.clusters[client];
