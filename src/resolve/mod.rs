@@ -423,7 +423,7 @@ fn expected(
         return None;
     }
     let versions = bundle.samples.as_ref().and_then(expect);
-    Some(versions.map(|e| e.versions.clone()).unwrap_or_default())
+    Some(versions.map(|e| e.versions.to_vec()).unwrap_or_default())
 }
 
 fn procedure_facts<'a>(c: &'a model::Cluster, bundle: &Cluster) -> procedure::ClusterFacts<'a> {
