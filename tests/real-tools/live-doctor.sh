@@ -11,6 +11,7 @@
 #   - the east-west Service's status patched to another IP  meshplan::live::eastwest_address
 #   - a MetalLB pool given one more range                   meshplan::live::metallb_pool
 #   - the Gateway API CRDs' bundle-version lowered          meshplan::live::gateway_api_version
+#     (to just below the plan's: v1.5's CRDs refuse anything before v1.5.0)
 # A mutation whose object the plan does not have is skipped (and says so). The east-west address
 # is mutated only where no MetalLB controller runs (the cloud stand-in's clusters): MetalLB's
 # controller would write its own address back at once. Where the mutated values come from: the
@@ -136,8 +137,16 @@ mapfile -t w < <(call_of gateway_api)
 if [ "${#w[@]}" -eq 4 ]; then
   crd=crd/gateways.gateway.networking.k8s.io key=gateway.networking.k8s.io/bundle-version
   was="$(kubectl --context "${w[2]}" get "$crd" -o "jsonpath={.metadata.annotations.gateway\.networking\.k8s\.io/bundle-version}")"
-  kubectl --context "${w[2]}" annotate "$crd" "$key=v0.5.0" --overwrite >/dev/null
-  expect "${w[1]}: Gateway API bundle-version lowered to v0.5.0" 1 meshplan::live::gateway_api_version
+  # Just below the minimum: Gateway API v1.5's own ValidatingAdmissionPolicy
+  # (safe-upgrades.gateway.networking.k8s.io) refuses a bundle-version before v1.5.0.
+  IFS=. read -r major minor patch <<<"${w[3]#v}"
+  if [ "${patch%%-*}" -gt 0 ]; then
+    lower="v$major.$minor.$((${patch%%-*} - 1))"
+  else
+    lower="v$major.$((minor - 1)).0"
+  fi
+  kubectl --context "${w[2]}" annotate "$crd" "$key=$lower" --overwrite >/dev/null
+  expect "${w[1]}: Gateway API bundle-version lowered to $lower" 1 meshplan::live::gateway_api_version
   kubectl --context "${w[2]}" annotate "$crd" "$key=$was" --overwrite >/dev/null
 else
   echo "skip gateway_api_version: the plan needs no Gateway API CRDs"
