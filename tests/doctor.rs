@@ -168,24 +168,22 @@ struct Run {
     log: Vec<String>,
 }
 
-/// Builds the plan once into `dir` (kept between runs of the same test).
+/// Builds the plan into `dir/out`, afresh (a tree left by an older meshplan is replaced).
 fn build(plan: &Path, dir: &Path) -> PathBuf {
     let tree = dir.join("out");
-    if !tree.join("doctor.sh").exists() {
-        let _ = fs::remove_dir_all(dir);
-        fs::create_dir_all(dir).unwrap();
-        let out = meshplan(&[
-            "build",
-            &plan.to_string_lossy(),
-            "-o",
-            &tree.to_string_lossy(),
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let _ = fs::remove_dir_all(dir);
+    fs::create_dir_all(dir).unwrap();
+    let out = meshplan(&[
+        "build",
+        &plan.to_string_lossy(),
+        "-o",
+        &tree.to_string_lossy(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     tree
 }
 
@@ -460,8 +458,12 @@ fn each_difference_yields_exactly_its_code_in_both_formats() {
     for (plan, code, mutate) in plan_mutations() {
         cases.push((crate_root().join(plan), code, mutate));
     }
+    let mut trees = std::collections::BTreeMap::new();
     for (plan, code, mutate) in cases {
-        let tree = build(&plan, &scratch("codes", &plan));
+        let tree = trees
+            .entry(plan.clone())
+            .or_insert_with(|| build(&plan, &scratch("codes", &plan)))
+            .clone();
         let mut live = healthy(&plan);
         mutate(&mut live);
         assert_exactly(&plan, &tree, &live, &[], code, 1);
