@@ -52,7 +52,7 @@ expect() {
     status=0
     (cd "$tree" && bash doctor.sh ${format:+"$format"}) >"$out" 2>&1 || status=$?
     if [ "$status" != "$exit" ] || [ "$(codes "$format")" != "$code" ]; then
-      echo "FAIL $what: doctor.sh $format exited $status, reported [$(codes "$format" | tr '\n' ' ')], want $exit [$code]"
+      echo "FAIL $what: doctor.sh${format:+ $format} exited $status, reported [$(codes "$format" | tr '\n' ' ')], want $exit [$code]"
       sed 's/^/    /' "$out"
       failed=1
       return 0
