@@ -39,6 +39,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         "verify-trust.sh",
         include_str!("../templates/verify-trust.sh.j2"),
     ),
+    ("doctor.sh", include_str!("../templates/doctor.sh.j2")),
     (
         "gitops/argocd.yaml",
         include_str!("../templates/gitops/argocd.yaml.j2"),
@@ -200,6 +201,7 @@ pub fn render_tree(mesh: &Mesh, readme: String) -> Result<Output, RenderError> {
         "install.sh".to_owned(),
         "preflight.sh".to_owned(),
         "verify-trust.sh".to_owned(),
+        "doctor.sh".to_owned(),
         "images.txt".to_owned(),
         "charts.txt".to_owned(),
     ];
@@ -212,6 +214,7 @@ pub fn render_tree(mesh: &Mesh, readme: String) -> Result<Output, RenderError> {
             procedure => procedure.clone(),
             artifacts => artifacts.clone(),
             clusters => Value::from(minijinja::value::Serde(&mesh.procedure.members)),
+            doctor => Value::from(minijinja::value::Serde(&mesh.doctor)),
         };
         let text = render_one(&env, &file, ctx)?;
         output.insert(file, text);

@@ -7,6 +7,7 @@
 
 pub mod artifacts;
 pub mod change;
+pub mod doctor;
 mod networking;
 mod platform;
 pub mod procedure;
@@ -55,6 +56,10 @@ pub struct Mesh {
     /// The sample services of the traffic model, which the verify scripts follow.
     #[serde(skip)]
     pub sample_services: Vec<traffic::ServiceDef>,
+    /// What `doctor.sh` compares with the live clusters (empty when one cluster was resolved
+    /// alone).
+    #[serde(skip)]
+    pub doctor: doctor::Doctor,
 }
 
 /// Where the GitOps tool finds each cluster's bundle.
@@ -354,6 +359,7 @@ pub fn resolve(plan: &Plan, plan_file: &str) -> Mesh {
         .map(|(c, bundle)| procedure_facts(c, bundle))
         .collect();
     mesh.procedure = procedure::procedure(plan, &facts);
+    mesh.doctor = doctor::doctor(&mesh, &mesh.clusters);
     mesh.artifacts = artifacts::collect(
         plan,
         &mesh.clusters,
@@ -498,6 +504,7 @@ fn mesh(plan: &Plan, plan_file: &str) -> Mesh {
         services: services::services(plan),
         artifacts: artifacts::Artifacts::default(),
         sample_services: traffic::sample_definitions(plan),
+        doctor: doctor::Doctor::default(),
     }
 }
 

@@ -553,6 +553,15 @@ check_istiod() {
   istiod_seconds="$(seconds "$t0" "$EPOCHREALTIME")"
 }
 
+# Check 6: the tree's doctor.sh passes on the clusters as installed, and each live mutation makes
+# it report exactly its code (live-doctor.sh says which), with the real kubectl, not the stubs.
+check_doctor() {
+  if check "doctor.sh matches the installed clusters and names each live mutation by its code" \
+    env PATH="$MESHPLAN_REAL_TOOLS_BIN:$PATH" bash "$here/live-doctor.sh" "$1"; then
+    cat "$job/check.log"
+  fi
+}
+
 # What the plan itself says about its clusters' service ranges and MetalLB (metallb.py facts):
 # sets service_cidr_of and pools_of (cluster name -> value), metallb_namespace, and
 # metallb_version, the controller release paired with the plan's mesh.metallb.version in
@@ -650,6 +659,7 @@ check_on_servers() {
       verify_objects "$tree"
       [ -z "$metallb_contexts" ] || check_metallb "$plan" names contexts
       check_istiod "$plan" "$tree" names server_port
+      check_doctor "$tree"
     elif [ -n "$metallb_contexts" ]; then
       # A Service that MetalLB left without its address is a common reason for the failure.
       check_metallb "$plan" names contexts
