@@ -95,6 +95,13 @@ def read_plan(path):
     return clusters, dataplane
 
 
+def failing_over(path):
+    """The services ("name.namespace") the plan gives a failover."""
+    with open(path, "rb") as f:
+        plan = tomllib.load(f)
+    return {f"{s['name']}.{s['namespace']}" for s in plan.get("service", []) if s.get("failover")}
+
+
 HBONE_PORT = 15008
 
 
@@ -579,7 +586,7 @@ def regions_of(service, by_name):
     return sorted({by_name[e["cluster"]].locality[0] for v in service["clients"] for t in v["tiers"] for e in t["endpoints"]} - {""})
 
 
-def edits(traffic, by_name, published):
+def edits(traffic, by_name, published, fail_over):
     """The edits of a live DestinationRule that must make istiod disagree with the model:
     [(service, what it shows, edit of the spec)]. Dropping outlierDetection wherever the model
     gives a client more than one tier (Istio ignores locality failover without it, so the tiers
@@ -591,9 +598,8 @@ def edits(traffic, by_name, published):
         if max((len(t) for t in views), default=0) < 2:
             continue
         out.append((service["service"], "without outlierDetection the tiers flatten", drop_outlier))
-        fails_over = any(t["why"].startswith("failover") for v in service["clients"] for t in v["tiers"])
         regions = regions_of(service, by_name)
-        if fails_over and len(regions) >= 3:
+        if service["service"] in fail_over and len(regions) >= 3:
             out.append((service["service"], "each failover pointed at the other region swaps the tiers", lambda spec, r=regions: flip_failover(spec, r)))
     return out
 
@@ -621,8 +627,9 @@ def edits_problems(args, traffic, by_name, published, config, deadline):
     """Applies each edit to the live DestinationRule, waits until istiod's tiers disagree with
     the model (the comparison must fail), restores the rule and waits until they agree again.
     Returns the problems (an edit istiod's tiers did not follow) and what was shown."""
+    fail_over = failing_over(args.plan)
     found, shown = [], []
-    for service, what, edit in edits(traffic, by_name, published):
+    for service, what, edit in edits(traffic, by_name, published, fail_over):
         original = destination_rule(config.context, service)
         if original is None:
             found.append(f"{service}: the model gives it failover tiers, but the config cluster {config.name} has no DestinationRule {service} in istio-system")
