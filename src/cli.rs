@@ -82,6 +82,7 @@ impl Command {
             | Command::Build { reporting, .. }
             | Command::Render { reporting, .. }
             | Command::Diff { reporting, .. }
+            | Command::Upgrade { reporting, .. }
             | Command::Explain { reporting, .. } => *reporting,
             Command::ExplainCode { .. } | Command::Schema | Command::Completions { .. } => {
                 Reporting::default()
@@ -188,6 +189,31 @@ pub enum Command {
         old: PathBuf,
         /// The plan after.
         new: PathBuf,
+    },
+    /// Compile the upgrade from one plan to the next (a new Istio version and revision) into an
+    /// ordered, resumable procedure: DIR/upgrade.sh, DIR/README.md and the files it uses.
+    #[command(
+        after_help = "The plans may differ only in [mesh.istio] version and revision (and the Gateway API release).
+upgrade.sh runs its phases in order; `upgrade.sh remove-old` removes the old revision, and
+`upgrade.sh rollback` undoes every phase before that.
+
+Examples:
+  meshplan upgrade plans/mesh.toml plans/mesh-1.31.toml -o upgrade-1.31
+  git show main:plans/mesh.toml > old.toml && meshplan upgrade old.toml plans/mesh.toml -o upgrade"
+    )]
+    Upgrade {
+        #[command(flatten)]
+        reporting: Reporting,
+        /// The plan installed now.
+        old: PathBuf,
+        /// The plan to upgrade to.
+        new: PathBuf,
+        /// Output directory.
+        #[arg(short, long, value_name = "DIR")]
+        output: PathBuf,
+        /// Write into a non-empty directory that holds no `.meshplan-manifest`.
+        #[arg(long)]
+        force: bool,
     },
     /// Print the planning tables (clusters, networks, addresses, pools) and a topology diagram.
     #[command(

@@ -83,6 +83,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Artifacts(#[from] crate::validate::artifacts::ArtifactsError),
+    /// `meshplan::upgrade::*`: a pair of plans (`meshplan upgrade`, `meshplan diff`).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Upgrade(#[from] crate::validate::upgrade::UpgradeError),
 }
 
 impl Error {

@@ -48,11 +48,14 @@ impl PlanDiff {
 pub fn diff(old: &Side, new: &Side) -> PlanDiff {
     let mut summary = Vec::new();
     summary.extend(plan_changes(old.plan, new.plan));
-    summary.extend(service_changes(old.plan, new.plan));
     summary.extend(route_changes(old.mesh, new.mesh));
     let files = file_changes(old, new, &mut summary);
     let changed: BTreeSet<&str> = changed_paths(old, new);
-    summary.extend(step_lines(&change(old.mesh, new.mesh, &changed)));
+    if is_upgrade(old.plan, new.plan) {
+        summary.extend(upgrade_lines(old, new));
+    } else {
+        summary.extend(step_lines(&change(old.mesh, new.mesh, &changed)));
+    }
     if !summary.is_empty() {
         summary.insert(0, format!("plan change: {} -> {}", old.name, new.name));
     }
@@ -131,7 +134,16 @@ fn changes(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Ve
         .collect()
 }
 
-fn plan_changes(old: &Plan, new: &Plan) -> Vec<String> {
+/// Every difference between the two plans' contents, a line each (`  mesh: key old -> new`,
+/// `  cluster eu1 added`, `  reviews.bookinfo: …`): the summary's first lines, and what the
+/// upgrade rules look at.
+pub(crate) fn plan_changes(old: &Plan, new: &Plan) -> Vec<String> {
+    let mut lines = field_changes(old, new);
+    lines.extend(service_changes(old, new));
+    lines
+}
+
+fn field_changes(old: &Plan, new: &Plan) -> Vec<String> {
     let mut lines = Vec::new();
     for change in changes(&flat(&old.mesh), &flat(&new.mesh)) {
         lines.push(format!("  mesh: {change}"));
@@ -312,6 +324,56 @@ fn file_changes(old: &Side, new: &Side, summary: &mut Vec<String>) -> Vec<String
 
 /// The change's steps as summary sections: complete commands, runnable from the new tree's
 /// root, each prefixed with the cluster it acts on.
+/// A new Istio version or revision: re-running every cluster's install would upgrade every
+/// control plane at once, in place, so the summary shows the upgrade instead.
+fn is_upgrade(old: &Plan, new: &Plan) -> bool {
+    old.mesh.istio_version != new.mesh.istio_version
+        || old.mesh.istio_revision != new.mesh.istio_revision
+}
+
+/// The upgrade's phases, or why meshplan cannot order one.
+fn upgrade_lines(old: &Side, new: &Side) -> Vec<String> {
+    let findings = crate::validate::upgrade::check_pair(old.plan, new.plan, None);
+    if !findings.is_empty() {
+        let mut lines = vec![
+            "upgrade: not one meshplan can order (`meshplan upgrade OLD NEW -o DIR` shows where):"
+                .to_owned(),
+        ];
+        lines.extend(findings.iter().map(|f| format!("  {f}")));
+        return lines;
+    }
+    let upgrade = crate::resolve::upgrade::upgrade(old.plan, old.mesh, new.plan, new.mesh);
+    let kind = if upgrade.in_place {
+        "in place"
+    } else {
+        "by canary"
+    };
+    let mut lines = vec![format!(
+        "upgrade {kind}, not a re-run of install.sh (`meshplan upgrade OLD NEW -o DIR` writes upgrade.sh), phase by phase:"
+    )];
+    for phase in &upgrade.phases {
+        lines.push(format!(
+            "  {}: {}",
+            phase.name,
+            terminal::text(&phase.title)
+        ));
+        lines.extend(
+            phase
+                .steps
+                .iter()
+                .map(|step| format!("    {}", terminal::text(&step.title))),
+        );
+    }
+    if let Some(removal) = &upgrade.removal {
+        lines.push(format!(
+            "  then, by hand when satisfied: {}: {}",
+            removal.name,
+            terminal::text(&removal.title)
+        ));
+    }
+    lines
+}
+
 fn step_lines(change: &Change) -> Vec<String> {
     let mut lines = Vec::new();
     let sections = [

@@ -39,6 +39,13 @@ fn main() -> ExitCode {
         } if !without.is_empty() => run_what_if(&cli, plan, *format, without),
         Command::Explain { plan, format, .. } => run_explain(&cli, plan, *format),
         Command::Diff { old, new, .. } => run_diff(&cli, old, new),
+        Command::Upgrade {
+            old,
+            new,
+            output,
+            force,
+            ..
+        } => run_upgrade(&cli, old, new, output, *force),
         Command::Completions { shell } => print_completion_script(*shell),
         Command::ExplainCode { code } => run_explain_code(&cli, code),
         Command::Schema => {
@@ -177,6 +184,7 @@ fn check_bytes(cli: &Cli, name: &str, bytes: &[u8]) -> Option<(Source, Checked)>
 /// name the plan, so a renamed plan compiles to the same tree.)
 struct Compiled {
     name: String,
+    source: Source,
     plan: meshplan::model::Plan,
     mesh: meshplan::resolve::Mesh,
     output: Output,
@@ -204,6 +212,7 @@ fn compile_side(cli: &Cli, path: &Path) -> Result<Compiled, ExitCode> {
     attach(cli, path, &mesh, &mut output)?;
     Ok(Compiled {
         name: terminal::text(&source.name).into_owned(),
+        source,
         plan,
         mesh,
         output,
@@ -244,6 +253,62 @@ fn run_diff(cli: &Cli, old: &Path, new: &Path) -> ExitCode {
         }
     }
     ExitCode::from(1)
+}
+
+/// `meshplan upgrade`: both plans compiled, the pair checked by the upgrade rules (findings
+/// point into the new plan), then the procedure and the files it uses written to DIR.
+fn run_upgrade(cli: &Cli, old: &Path, new: &Path, dir: &Path, force: bool) -> ExitCode {
+    if old.as_os_str() == "-" && new.as_os_str() == "-" {
+        report_error(
+            cli,
+            "meshplan::cli::usage",
+            "only one side of an upgrade can be read from stdin",
+        );
+        return ExitCode::from(2);
+    }
+    let (old, new) = match (compile_side(cli, old), compile_side(cli, new)) {
+        (Ok(old), Ok(new)) => (old, new),
+        (Err(code), _) | (_, Err(code)) => return code,
+    };
+    let raw = meshplan::parse::parse(&new.source).ok();
+    let findings: Vec<meshplan::diagnostic::Error> =
+        meshplan::validate::upgrade::check_pair(&old.plan, &new.plan, raw.as_ref())
+            .into_iter()
+            .map(Into::into)
+            .collect();
+    if !findings.is_empty() {
+        print_finding_list(cli, &new.source, &findings);
+        print_summary(cli, &new.source.name, &findings);
+        return ExitCode::from(1);
+    }
+    let upgrade = meshplan::resolve::upgrade::upgrade(&old.plan, &old.mesh, &new.plan, &new.mesh);
+    let output = match rendered(
+        cli,
+        meshplan::render::render_upgrade(&upgrade, &old.output, &new.output),
+    ) {
+        Ok(output) => output,
+        Err(code) => return code,
+    };
+    match emit::build(dir, &output, emit::Options { force }) {
+        Ok(written) => {
+            if !cli.quiet {
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "{}: {} files written, {} unchanged, {} removed; run {}",
+                    terminal::path(dir),
+                    written.changed.len(),
+                    written.unchanged,
+                    written.removed.len(),
+                    printable_word(&format!("{}/upgrade.sh", terminal::path(dir)))
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            report_error(cli, "meshplan::io::write_output", &err.to_string());
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn paint(line: &str, color: bool) -> String {

@@ -179,6 +179,8 @@ pub struct Mesh {
     pub dataplane: Dataplane,
     /// Istio version.
     pub istio_version: Version,
+    /// The control plane's revision (`None`: Istio's default revision).
+    pub istio_revision: Option<String>,
     /// Where the tree's images, charts, CRDs and downloads come from.
     pub artifacts: Artifacts,
     /// Installer.
@@ -478,6 +480,7 @@ impl Plan {
                 .as_ref()
                 .map_or(Dataplane::Sidecar, |d| *d.get_ref()),
             istio_version: facts.istio_version.clone()?,
+            istio_revision: text(&istio.revision),
             artifacts: artifacts(istio, raw_mesh.artifacts.as_ref().map(|a| a.get_ref())),
             installer: istio
                 .installer

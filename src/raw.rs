@@ -153,6 +153,10 @@ pub struct Istio {
     /// `istioctl` (default) or `helm`.
     #[schemars(with = "Option<Installer>")]
     pub installer: Option<Spanned<Installer>>,
+    /// The control plane's revision, e.g. `1-30-3`: istiod runs as `istiod-<revision>`, beside
+    /// other revisions (a canary upgrade).
+    #[schemars(with = "Option<String>")]
+    pub revision: Option<Spanned<String>>,
 }
 
 /// How Istio is installed.

@@ -40,6 +40,8 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/verify-trust.sh.j2"),
     ),
     ("doctor.sh", include_str!("../templates/doctor.sh.j2")),
+    ("upgrade.sh", include_str!("../templates/upgrade.sh.j2")),
+    ("upgrade.md", include_str!("../templates/upgrade.md.j2")),
     (
         "gitops/argocd.yaml",
         include_str!("../templates/gitops/argocd.yaml.j2"),
@@ -249,6 +251,39 @@ fn render_cluster_with(
         let ctx = context! { mesh => mesh.clone(), cluster => cluster_value.clone() };
         let text = render_one(env, &format!("cluster/{file}"), ctx)?;
         output.insert(format!("{}/{file}", cluster.name), text);
+    }
+    Ok(output)
+}
+
+/// The upgrade's tree: `upgrade.sh`, `README.md`, and under `old/` and `new/` the files of the
+/// two compiled trees its steps use.
+pub fn render_upgrade(
+    upgrade: &crate::resolve::upgrade::Upgrade,
+    old: &Output,
+    new: &Output,
+) -> Result<Output, RenderError> {
+    let env = environment()?;
+    let value = Value::from(minijinja::value::Serde(upgrade));
+    let mut output = Output::new();
+    output.insert(
+        "upgrade.sh".to_owned(),
+        render_one(&env, "upgrade.sh", context! { upgrade => value.clone() })?,
+    );
+    output.insert(
+        "README.md".to_owned(),
+        render_one(&env, "upgrade.md", context! { upgrade => value })?,
+    );
+    for path in &upgrade.files {
+        let (tree, file) = match path.split_once('/') {
+            Some(("old", file)) => (old, file),
+            Some(("new", file)) => (new, file),
+            _ => (new, path.as_str()),
+        };
+        let text = tree.get(file).ok_or_else(|| RenderError {
+            file: path.clone(),
+            message: "a step of the upgrade names a file its tree does not have".to_owned(),
+        })?;
+        output.insert(path.clone(), text.clone());
     }
     Ok(output)
 }

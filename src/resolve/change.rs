@@ -92,7 +92,7 @@ pub fn change(old: &Mesh, new: &Mesh, changed_files: &BTreeSet<&str>) -> Change 
 }
 
 /// The new mesh's clusters in the order the install procedure first touches them.
-fn in_install_order(mesh: &Mesh) -> Vec<&Cluster> {
+pub(crate) fn in_install_order(mesh: &Mesh) -> Vec<&Cluster> {
     let first_step = |cluster: &Cluster| {
         mesh.procedure
             .steps

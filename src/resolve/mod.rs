@@ -14,6 +14,7 @@ pub mod procedure;
 mod samples;
 pub mod services;
 pub mod traffic;
+pub mod upgrade;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

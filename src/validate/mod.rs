@@ -19,6 +19,7 @@
 //! | several    | `ambient.rs`  | what `dataplane = "ambient"` needs                      |
 //! | `service`  | `service.rs`  | `[[service]]`: clusters, ports, failover, outlier, scope |
 //! | `artifacts`| `artifacts.rs`| `[mesh.artifacts]`: hubs, chart repositories, URLs      |
+//! | `upgrade`  | `upgrade.rs`  | a pair of plans: version jumps, revisions, skew         |
 
 pub mod ambient;
 pub mod artifacts;
@@ -34,6 +35,7 @@ pub mod platform;
 pub mod pool;
 pub mod role;
 pub mod service;
+pub mod upgrade;
 pub mod version;
 
 use crate::diagnostic::{Error, at};
