@@ -284,7 +284,7 @@ fn run_upgrade(cli: &Cli, old: &Path, new: &Path, dir: &Path, force: bool) -> Ex
     let upgrade = meshplan::resolve::upgrade::upgrade(&old.plan, &old.mesh, &new.plan, &new.mesh);
     let output = match rendered(
         cli,
-        meshplan::render::render_upgrade(&upgrade, &old.output, &new.output),
+        meshplan::render::render_upgrade(&upgrade, &old.mesh, &old.output, &new.output),
     ) {
         Ok(output) => output,
         Err(code) => return code,

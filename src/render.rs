@@ -259,6 +259,7 @@ fn render_cluster_with(
 /// two compiled trees its steps use.
 pub fn render_upgrade(
     upgrade: &crate::resolve::upgrade::Upgrade,
+    old_mesh: &Mesh,
     old: &Output,
     new: &Output,
 ) -> Result<Output, RenderError> {
@@ -274,6 +275,13 @@ pub fn render_upgrade(
         render_one(&env, "upgrade.md", context! { upgrade => value })?,
     );
     for path in &upgrade.files {
+        if let Some(("pinned", file)) = path.split_once('/') {
+            output.insert(
+                path.clone(),
+                pinned_lb(&env, old_mesh, file, &upgrade.from.label)?,
+            );
+            continue;
+        }
         let (tree, file) = match path.split_once('/') {
             Some(("old", file)) => (old, file),
             Some(("new", file)) => (new, file),
@@ -286,6 +294,36 @@ pub fn render_upgrade(
         output.insert(path.clone(), text.clone());
     }
     Ok(output)
+}
+
+/// A primary's `istiod-lb.yaml` of the old tree, its selector pinned to the old revision's
+/// istiod (`istio.io/rev`), so that a canary istiod does not join it.
+fn pinned_lb(
+    env: &Environment,
+    mesh: &Mesh,
+    file: &str,
+    revision: &str,
+) -> Result<String, RenderError> {
+    let missing = || RenderError {
+        file: format!("pinned/{file}"),
+        message: "the upgrade pins an istiod load balancer the old tree does not have".to_owned(),
+    };
+    let (name, _) = file.split_once('/').ok_or_else(missing)?;
+    let cluster = mesh
+        .clusters
+        .iter()
+        .find(|c| c.name == name)
+        .ok_or_else(missing)?;
+    let mut value = serde_json::to_value(cluster).map_err(|err| RenderError {
+        file: format!("pinned/{file}"),
+        message: err.to_string(),
+    })?;
+    value["istiod_lb_revision"] = serde_json::Value::from(revision);
+    let ctx = context! {
+        mesh => Value::from(minijinja::value::Serde(mesh)),
+        cluster => Value::from(minijinja::value::Serde(&value)),
+    };
+    render_one(env, "cluster/istiod-lb.yaml", ctx)
 }
 
 /// Which of a cluster's files `meshplan render --cluster` prints.

@@ -179,6 +179,9 @@ struct Setup {
     certs: Option<String>,
     /// The network namespace install.sh runs in (`ip netns exec`), with the real sleep.
     netns: Option<String>,
+    /// Instead of install.sh: `meshplan upgrade` from the plan to this one (its text), then
+    /// `upgrade.sh` with these arguments, on clusters the install left attached.
+    upgrade: Option<(String, Vec<String>)>,
 }
 
 impl Setup {
@@ -236,9 +239,17 @@ impl Setup {
                 .to_string_lossy()
                 .into_owned(),
         };
+        let (script, args, upgraded) = match &self.upgrade {
+            Some((text, args)) => {
+                let version = compile_upgrade(plan_path, text, &scratch, &remotes);
+                ("up/upgrade.sh", args.clone(), Some(version))
+            }
+            None => ("out/install.sh", Vec::new(), None),
+        };
         let istioctl = self
             .istioctl
             .clone()
+            .or(upgraded)
             .unwrap_or_else(|| plan.mesh.istio_version.to_string());
         let bash = self.bash.clone().unwrap_or_else(|| PathBuf::from("bash"));
         let mut command = match &self.netns {
@@ -250,7 +261,8 @@ impl Setup {
             None => Command::new(bash),
         };
         let output = command
-            .arg("out/install.sh")
+            .arg(script)
+            .args(args)
             .current_dir(&scratch)
             .env("PATH", path)
             .env("CERTS_DIR", certs)
@@ -286,6 +298,34 @@ impl Setup {
             scratch,
         }
     }
+}
+
+/// `meshplan upgrade PLAN new.toml -o up` in `scratch`, the remotes attached as the install
+/// left them; returns the new Istio version.
+fn compile_upgrade(plan_path: &Path, new_text: &str, scratch: &Path, remotes: &[&str]) -> String {
+    let new_plan = scratch.join("new.toml");
+    fs::write(&new_plan, new_text).unwrap();
+    let up = scratch.join("up");
+    let made = meshplan(&[
+        "upgrade",
+        "-q",
+        plan_path.to_str().unwrap(),
+        new_plan.to_str().unwrap(),
+        "-o",
+        up.to_str().unwrap(),
+    ]);
+    assert!(
+        made.status.success(),
+        "meshplan upgrade {}: {}",
+        plan_path.display(),
+        String::from_utf8_lossy(&made.stderr)
+    );
+    for remote in remotes {
+        fs::write(scratch.join("state").join(format!("attached-{remote}")), "").unwrap();
+    }
+    let source = meshplan::Source::new("new.toml", new_text);
+    let checked = meshplan::check(&source);
+    checked.plan.unwrap().mesh.istio_version.to_string()
 }
 
 impl Trace {
@@ -954,4 +994,240 @@ fn a_remote_install_first_reaches_istiods_address() {
     let _ = listener.kill();
     let _ = listener.wait();
     assert_order(&plan, &answered);
+}
+
+// The upgrade procedure as an operator runs it: `meshplan upgrade` from each plan to the plan
+// with Istio one minor newer, then its upgrade.sh against the recorder.
+
+/// The plans upgraded: every shipped plan, and the fixtures that add a Helm install, an
+/// ambient Helm install and the multi-cluster topologies the shipped plans lack.
+fn upgrade_plans() -> Vec<PathBuf> {
+    let mut plans: Vec<PathBuf> = fs::read_dir(crate_root().join("plans"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    plans.sort();
+    for fixture in [
+        "ambient-helm",
+        "helm-installer",
+        "multi-primary-multi-network",
+        "primary-remote-multi-network",
+    ] {
+        plans.push(plan_path(&format!("tests/fixtures/ok/{fixture}.toml")));
+    }
+    plans
+}
+
+/// The plan with `[mesh.istio] version` one minor newer (patch 0) and, for a sidecar mesh, the
+/// revision Istio's docs would name it: what an operator commits to upgrade.
+fn bumped(plan: &Path) -> (String, String, Option<String>) {
+    let text = fs::read_to_string(plan).unwrap();
+    let from = model(plan).mesh.istio_version;
+    let to = format!("{}.{}.0", from.major, from.minor + 1);
+    let ambient = model(plan).mesh.dataplane == meshplan::raw::Dataplane::Ambient;
+    let revision = (!ambient).then(|| to.replace('.', "-"));
+    let istio = text.find("[mesh.istio]").unwrap();
+    let line = istio + text[istio..].find("\nversion = ").unwrap() + 1;
+    let end = line + text[line..].find('\n').unwrap();
+    let mut new = format!("{}version = \"{to}\"", &text[..line]);
+    if let Some(revision) = &revision {
+        new.push_str(&format!("\nrevision = \"{revision}\""));
+    }
+    new.push_str(&text[end..]);
+    (new, to, revision)
+}
+
+fn run_upgrade(plan: &Path, args: &[&str], test: &str) -> (Trace, String, Option<String>) {
+    let (text, to, revision) = bumped(plan);
+    let args = args.iter().map(|a| (*a).to_owned()).collect();
+    let trace = Setup {
+        upgrade: Some((text, args)),
+        ..Setup::default()
+    }
+    .run(plan, test);
+    assert!(
+        trace.ok,
+        "{}: upgrade.sh failed\n{}\n{}\n{}",
+        plan.display(),
+        trace.stdout,
+        trace.stderr,
+        trace.log.join("\n")
+    );
+    let missing: Vec<&String> = trace
+        .log
+        .iter()
+        .filter(|l| l.starts_with("MISSING"))
+        .collect();
+    assert!(missing.is_empty(), "{}: {missing:?}", plan.display());
+    (trace, to, revision)
+}
+
+/// The cluster whose istiod serves `cluster`'s proxies: itself, or its primary.
+fn control_plane_of<'a>(plan: &'a Plan, cluster: &'a meshplan::model::Cluster) -> &'a str {
+    match &cluster.primary {
+        Some(primary) if cluster.role == Role::Remote => plan
+            .clusters
+            .iter()
+            .find(|c| &c.name == primary)
+            .map_or(cluster.context.as_str(), |c| c.context.as_str()),
+        _ => cluster.context.as_str(),
+    }
+}
+
+#[test]
+fn every_plan_upgrades_one_minor_by_canary_in_istios_order() {
+    for plan_file in upgrade_plans() {
+        let plan = model(&plan_file);
+        if plan.mesh.dataplane == meshplan::raw::Dataplane::Ambient {
+            continue;
+        }
+        let stem = plan_file.file_stem().unwrap().to_string_lossy();
+        let phases = ["canary", "tags", "gateways", "verify", "remove-old"];
+        let (trace, to, revision) = run_upgrade(&plan_file, &phases, &format!("upgrade-{stem}"));
+        let revision = revision.unwrap();
+        let name = plan_file.display();
+        let istiod = format!("istiod-{revision}");
+        let new_control_plane = |ctx: &str| {
+            trace
+                .first_on(ctx, &["install", "new/", "istio/control-plane.yaml"])
+                .or_else(|| trace.first_on(ctx, &[&format!("upgrade --install {istiod} ")]))
+                .unwrap_or_else(|| panic!("{name}: no {istiod} installed on {ctx}"))
+        };
+        let ready = |ctx: &str| {
+            trace
+                .first_on(ctx, &[&format!("rollout status deployment/{istiod} ")])
+                .unwrap_or_else(|| panic!("{name}: nothing waits for {istiod} on {ctx}"))
+        };
+        let mut last_tag = 0;
+        for c in &plan.clusters {
+            let ctx = c.context.as_str();
+            let serving = control_plane_of(&plan, c);
+            let tag = trace
+                .first_on(
+                    ctx,
+                    &["tag set default", &format!("--revision {revision} ")],
+                )
+                .unwrap_or_else(|| panic!("{name}: injection never moves on {ctx}"));
+            last_tag = last_tag.max(tag);
+            for before in [
+                new_control_plane(serving),
+                ready(serving),
+                new_control_plane(ctx),
+            ] {
+                assert!(
+                    before < tag,
+                    "{name}: {ctx}'s tag moved before {} (`{}`)",
+                    serving,
+                    trace.log[before]
+                );
+            }
+            if let Some(restart) = trace.first_on(ctx, &["rollout restart"]) {
+                assert!(tag < restart, "{name}: {ctx} restarts before its tag moved");
+            }
+            let gateway = trace
+                .first_on(ctx, &["new/", "istio/eastwest-gateway.yaml"])
+                .or_else(|| {
+                    trace.first_on(ctx, &["istio-eastwestgateway", &format!("--version {to} ")])
+                });
+            if let Some(gateway) = gateway {
+                for before in [ready(serving), new_control_plane(ctx), tag] {
+                    assert!(
+                        before < gateway,
+                        "{name}: {ctx}'s gateway upgraded before `{}`",
+                        trace.log[before]
+                    );
+                }
+            }
+        }
+        for c in &plan.clusters {
+            let removal = trace
+                .first_on(&c.context, &["uninstall"])
+                .unwrap_or_else(|| panic!("{name}: the old release never leaves {}", c.context));
+            assert!(
+                last_tag < removal,
+                "{name}: {} loses the old release before every tag moved",
+                c.context
+            );
+        }
+    }
+}
+
+#[test]
+fn every_ambient_plan_upgrades_in_place_istiod_then_cni_then_ztunnel() {
+    let mut seen = 0;
+    for plan_file in upgrade_plans() {
+        let plan = model(&plan_file);
+        if plan.mesh.dataplane != meshplan::raw::Dataplane::Ambient {
+            continue;
+        }
+        seen += 1;
+        let stem = plan_file.file_stem().unwrap().to_string_lossy();
+        let (trace, to, _) = run_upgrade(&plan_file, &[], &format!("upgrade-{stem}"));
+        let name = plan_file.display();
+        let first_install = trace
+            .first(|l| l.contains(" install ") || l.contains("upgrade --install"))
+            .unwrap();
+        if let Some(crds) = trace.first(|l| l.starts_with("GATEWAY-API ")) {
+            assert!(
+                crds < first_install,
+                "{name}: Gateway API CRDs after an install"
+            );
+        }
+        for c in &plan.clusters {
+            let ctx = c.context.as_str();
+            if plan.mesh.installer == meshplan::raw::Installer::Helm {
+                let version = format!("--version {to} ");
+                let at = |release: &str| {
+                    trace
+                        .first_on(ctx, &[&format!("upgrade --install {release} "), &version])
+                        .unwrap_or_else(|| panic!("{name}: {release} not upgraded on {ctx}"))
+                };
+                assert!(
+                    at("istiod") < at("istio-cni"),
+                    "{name}: {ctx}: istio-cni before istiod"
+                );
+                assert!(
+                    at("istio-cni") < at("ztunnel"),
+                    "{name}: {ctx}: ztunnel before istio-cni"
+                );
+            } else {
+                trace
+                    .first_on(ctx, &["install", "new/", "istio/control-plane.yaml"])
+                    .unwrap_or_else(|| panic!("{name}: {ctx} not upgraded"));
+            }
+        }
+    }
+    assert!(seen >= 2, "only {seen} ambient plans upgraded");
+}
+
+#[test]
+fn a_rollback_after_the_tags_moved_puts_injection_back_before_removing_the_canary() {
+    let plan_file = plan_path("tests/fixtures/ok/primary-remote-multi-network.toml");
+    let plan = model(&plan_file);
+    let (trace, _, revision) = run_upgrade(
+        &plan_file,
+        &["canary", "tags", "rollback"],
+        "upgrade-rollback",
+    );
+    let revision = revision.unwrap();
+    for c in &plan.clusters {
+        let ctx = c.context.as_str();
+        let back = trace
+            .first_on(ctx, &["tag set default --revision default "])
+            .unwrap_or_else(|| panic!("injection never moves back on {ctx}"));
+        let removed = trace
+            .first_on(ctx, &["uninstall", &format!("--revision {revision}")])
+            .unwrap_or_else(|| panic!("the canary never leaves {ctx}"));
+        assert!(
+            back < removed,
+            "{ctx}: the canary went before injection moved back"
+        );
+        assert!(
+            trace
+                .first_on(ctx, &["uninstall", "--revision default"])
+                .is_none(),
+            "{ctx}: a rollback removed the old release"
+        );
+    }
 }

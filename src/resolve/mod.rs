@@ -318,6 +318,9 @@ pub struct Cluster {
     pub default_ingress: bool,
     /// istiod's own LoadBalancer Service (hosted control plane).
     pub istiod_lb: Option<Pin>,
+    /// The revision whose istiod that Service selects (`istio.io/rev`), when the plan names
+    /// one: two revisions' istiods must not share the address during a canary upgrade.
+    pub istiod_lb_revision: Option<String>,
     /// istiod exposed through the east-west gateway (Gateway + VirtualService on 15012/15017).
     pub expose_istiod: bool,
     /// The cross-network Gateway (15443, AUTO_PASSTHROUGH): config clusters of a multi-network mesh.
@@ -796,6 +799,11 @@ fn cluster(
             .istiod
             .filter(|_| is_primary)
             .map(|ip| pin(plan, c, ip.to_string(), "service/istiod-lb")),
+        istiod_lb_revision: plan
+            .mesh
+            .istio_revision
+            .clone()
+            .filter(|_| is_primary && c.lb.istiod.is_some()),
         expose_istiod,
         cross_network_gateway: is_primary && multi_network && !ambient,
         watches: if is_primary {

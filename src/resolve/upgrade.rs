@@ -49,7 +49,8 @@ pub struct Upgrade {
     pub rollback_points: Vec<RollbackPoint>,
     /// Every kubectl context the steps use, each once.
     pub contexts: Vec<String>,
-    /// The files of the two trees the steps use (`old/…`, `new/…`).
+    /// The files of the two trees the steps use (`old/…`, `new/…`), and the old tree's
+    /// istiod-lb.yaml pinned to the old revision (`pinned/…`).
     pub files: Vec<String>,
     /// Whether a rollback step runs the old release's istioctl (`ISTIOCTL_OLD`).
     pub needs_old_istioctl: bool,
@@ -256,7 +257,7 @@ fn files(steps: &[&Step]) -> Vec<String> {
         .iter()
         .flat_map(|s| &s.commands)
         .flat_map(|c| &c.words)
-        .filter(|w| w.starts_with("old/") || w.starts_with("new/"))
+        .filter(|w| ["old/", "new/", "pinned/"].iter().any(|p| w.starts_with(p)))
         .cloned()
         .collect::<BTreeSet<String>>()
         .into_iter()
@@ -424,7 +425,13 @@ fn rollout_status(context: &str, object: &str) -> Command {
 fn canary(pair: &Pair) -> Phase {
     let mut steps = Vec::new();
     for cluster in primaries(pair.new) {
-        let mut commands = control_plane_commands(pair, cluster, "new");
+        let mut commands = Vec::new();
+        if cluster.istiod_lb.is_some() {
+            // istiod's own load balancer selects every istiod by `app: istiod`: pinned to the
+            // old revision first, so the remotes behind it keep reaching the old istiod.
+            commands.push(apply(&cluster.context, &lb_file("pinned", cluster)));
+        }
+        commands.extend(control_plane_commands(pair, cluster, "new"));
         if cluster.expose_istiod {
             // The new revision's VirtualService (istiod-vs-<revision>) beside the old one:
             // remotes' proxies of each revision reach their own istiod by its SNI.
@@ -574,6 +581,18 @@ fn tags(pair: &Pair, plan: &Plan) -> Phase {
         if let Some(step) = verify_step(cluster, "new") {
             steps.push(step);
         }
+        if cluster.istiod_lb.is_some() {
+            steps.push(Step {
+                cluster: cluster.name.clone(),
+                title: format!(
+                    "{}: its remotes' istiod address (istiod-lb) moves to {}",
+                    cluster.name, pair.to.istiod
+                ),
+                guard: None,
+                commands: vec![apply(&cluster.context, &lb_file("new", cluster))],
+                verify: false,
+            });
+        }
     }
     Phase {
         name: "tags".into(),
@@ -584,6 +603,17 @@ fn tags(pair: &Pair, plan: &Plan) -> Phase {
         ),
         steps,
     }
+}
+
+/// `kubectl apply -f FILE` on a cluster.
+fn apply(context: &str, file: &str) -> Command {
+    Command::new(&["kubectl", "--context", context, "apply", "-f", file])
+}
+
+/// A primary's istiod-lb.yaml in a tree: `pinned/` is the old tree's, selecting the old
+/// revision's istiod only (rendered by the upgrade).
+fn lb_file(side: &str, cluster: &Cluster) -> String {
+    format!("{side}/{}/istiod-lb.yaml", cluster.name)
 }
 
 fn verify_step(cluster: &Cluster, side: &str) -> Option<Step> {
@@ -781,7 +811,22 @@ fn delete_virtual_service(context: &str, name: &str) -> Command {
 }
 
 fn rollback_tags(pair: &Pair, plan: &Plan) -> Phase {
-    let mut steps = Vec::new();
+    // Remotes behind a primary's istiod-lb go back with the load balancer, first: their
+    // restarts below then inject the old release through it.
+    let mut steps: Vec<Step> = primaries(pair.new)
+        .into_iter()
+        .filter(|c| c.istiod_lb.is_some())
+        .map(|cluster| Step {
+            cluster: cluster.name.clone(),
+            title: format!(
+                "{}: its remotes' istiod address (istiod-lb) back to {}",
+                cluster.name, pair.from.istiod
+            ),
+            guard: None,
+            commands: vec![apply(&cluster.context, &lb_file("pinned", cluster))],
+            verify: false,
+        })
+        .collect();
     let mut order = tag_order(pair.new);
     order.reverse();
     for cluster in order {

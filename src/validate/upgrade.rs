@@ -149,23 +149,6 @@ pub enum UpgradeError {
         at: SourceSpan,
     },
 
-    /// A hosted istiod behind its own load balancer.
-    #[error(
-        "{cluster} serves its remotes through istiod's own load balancer (lb.istiod), which reaches one revision only: meshplan cannot order a canary upgrade through it"
-    )]
-    #[diagnostic(
-        code(meshplan::upgrade::istiod_lb),
-        help(
-            "serve remotes through the east-west gateway (drop lb.istiod: the gateway routes each revision's istiod by its SNI, istiod-<revision>.istio-system.svc), or upgrade this mesh by hand"
-        )
-    )]
-    IstiodLb {
-        /// The primary.
-        cluster: String,
-        #[label("a second revision cannot be reached through lb.istiod")]
-        at: SourceSpan,
-    },
-
     /// The plans differ in more than the version and revision.
     #[error(
         "an upgrade changes only the Istio version and revision, and these plans also differ in: {changes}"
@@ -229,22 +212,10 @@ pub fn check_pair(old: &Plan, new: &Plan, new_raw: Option<&raw::Plan>) -> Vec<Up
             is,
             spans.revision_or_version(),
         ));
-        out.extend(istiod_lb(new, spans.revision_or_version()));
     }
     out.extend(jump(from, to, ambient, spans.version));
     out.extend(primary_skew(new, from, to, ambient, spans.version));
     out
-}
-
-/// A primary serving its remotes through its own istiod LoadBalancer (`lb.istiod`) cannot run
-/// two revisions behind it: that Service selects one istiod, and remotes' proxies of either
-/// revision would reach it.
-fn istiod_lb(plan: &Plan, at: SourceSpan) -> Option<UpgradeError> {
-    let cluster = plan.clusters.iter().find(|c| c.lb.istiod.is_some())?;
-    Some(UpgradeError::IstiodLb {
-        cluster: cluster.name.clone(),
-        at,
-    })
 }
 
 /// Where the findings point in the new plan.
