@@ -180,8 +180,9 @@ struct Setup {
     /// The network namespace install.sh runs in (`ip netns exec`), with the real sleep.
     netns: Option<String>,
     /// Instead of install.sh: `meshplan upgrade` from the plan to this one (its text), then
-    /// `upgrade.sh` with these arguments, on clusters the install left attached.
-    upgrade: Option<(String, Vec<String>)>,
+    /// `upgrade.sh` run once with each of these argument lists, on clusters the install left
+    /// attached.
+    upgrade: Option<(String, Vec<Vec<String>>)>,
 }
 
 impl Setup {
@@ -239,12 +240,16 @@ impl Setup {
                 .to_string_lossy()
                 .into_owned(),
         };
-        let (script, args, upgraded) = match &self.upgrade {
-            Some((text, args)) => {
+        let (args, upgraded) = match &self.upgrade {
+            Some((text, runs)) => {
                 let version = compile_upgrade(plan_path, text, &scratch, &remotes);
-                ("up/upgrade.sh", args.clone(), Some(version))
+                let runs: Vec<String> = runs
+                    .iter()
+                    .map(|args| format!("bash up/upgrade.sh {}", args.join(" ")))
+                    .collect();
+                (vec!["-c".to_owned(), runs.join(" && ")], Some(version))
             }
-            None => ("out/install.sh", Vec::new(), None),
+            None => (vec!["out/install.sh".to_owned()], None),
         };
         let istioctl = self
             .istioctl
@@ -261,7 +266,6 @@ impl Setup {
             None => Command::new(bash),
         };
         let output = command
-            .arg(script)
             .args(args)
             .current_dir(&scratch)
             .env("PATH", path)
@@ -1038,14 +1042,26 @@ fn bumped(plan: &Path) -> (String, String, Option<String>) {
     (new, to, revision)
 }
 
-fn run_upgrade(plan: &Path, args: &[&str], test: &str) -> (Trace, String, Option<String>) {
+/// `upgrade.sh` run once with each argument list, after `meshplan upgrade` to [`bumped`].
+fn run_upgrade(
+    plan: &Path,
+    runs: &[&[&str]],
+    env: &[(&str, &str)],
+    test: &str,
+) -> (Trace, String, Option<String>) {
     let (text, to, revision) = bumped(plan);
-    let args = args.iter().map(|a| (*a).to_owned()).collect();
-    let trace = Setup {
-        upgrade: Some((text, args)),
+    let runs = runs
+        .iter()
+        .map(|args| args.iter().map(|a| (*a).to_owned()).collect())
+        .collect();
+    let mut setup = Setup {
+        upgrade: Some((text, runs)),
         ..Setup::default()
+    };
+    for (name, value) in env {
+        setup = setup.env(name, value);
     }
-    .run(plan, test);
+    let trace = setup.run(plan, test);
     assert!(
         trace.ok,
         "{}: upgrade.sh failed\n{}\n{}\n{}",
@@ -1083,8 +1099,9 @@ fn every_plan_upgrades_one_minor_by_canary_in_istios_order() {
             continue;
         }
         let stem = plan_file.file_stem().unwrap().to_string_lossy();
-        let phases = ["canary", "tags", "gateways", "verify", "remove-old"];
-        let (trace, to, revision) = run_upgrade(&plan_file, &phases, &format!("upgrade-{stem}"));
+        // The phases in upgrade.sh's own order, then the removal, as the operator runs them.
+        let runs: [&[&str]; 2] = [&[], &["remove-old"]];
+        let (trace, to, revision) = run_upgrade(&plan_file, &runs, &[], &format!("upgrade-{stem}"));
         let revision = revision.unwrap();
         let name = plan_file.display();
         let istiod = format!("istiod-{revision}");
@@ -1163,7 +1180,7 @@ fn every_ambient_plan_upgrades_in_place_istiod_then_cni_then_ztunnel() {
         }
         seen += 1;
         let stem = plan_file.file_stem().unwrap().to_string_lossy();
-        let (trace, to, _) = run_upgrade(&plan_file, &[], &format!("upgrade-{stem}"));
+        let (trace, to, _) = run_upgrade(&plan_file, &[&[]], &[], &format!("upgrade-{stem}"));
         let name = plan_file.display();
         let first_install = trace
             .first(|l| l.contains(" install ") || l.contains("upgrade --install"))
@@ -1205,9 +1222,16 @@ fn every_ambient_plan_upgrades_in_place_istiod_then_cni_then_ztunnel() {
 fn a_rollback_after_the_tags_moved_puts_injection_back_before_removing_the_canary() {
     let plan_file = plan_path("tests/fixtures/ok/primary-remote-multi-network.toml");
     let plan = model(&plan_file);
+    let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("install-trace/upgrade-rollback");
+    let old_istioctl = scratch.join("bin/istioctl");
     let (trace, _, revision) = run_upgrade(
         &plan_file,
-        &["canary", "tags", "rollback"],
+        &[&["canary", "tags"], &["rollback"]],
+        &[
+            ("ISTIOCTL_OLD", old_istioctl.to_str().unwrap()),
+            // The recorder reports one version for every istioctl.
+            ("MESHPLAN_SKIP_VERSION_CHECK", "1"),
+        ],
         "upgrade-rollback",
     );
     let revision = revision.unwrap();
