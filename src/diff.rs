@@ -51,11 +51,13 @@ pub fn diff(old: &Side, new: &Side) -> PlanDiff {
     summary.extend(route_changes(old.mesh, new.mesh));
     let files = file_changes(old, new, &mut summary);
     let changed: BTreeSet<&str> = changed_paths(old, new);
+    let mut steps = change(old.mesh, new.mesh, &changed);
     if is_upgrade(old.plan, new.plan) {
+        // Re-running the installs would upgrade every control plane in place at once.
+        steps.rerun.clear();
         summary.extend(upgrade_lines(old, new));
-    } else {
-        summary.extend(step_lines(&change(old.mesh, new.mesh, &changed)));
     }
+    summary.extend(step_lines(&steps));
     if !summary.is_empty() {
         summary.insert(0, format!("plan change: {} -> {}", old.name, new.name));
     }

@@ -180,6 +180,7 @@ pub struct Mesh {
     /// Istio version.
     pub istio_version: Version,
     /// The control plane's revision (`None`: Istio's default revision).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub istio_revision: Option<String>,
     /// Where the tree's images, charts, CRDs and downloads come from.
     pub artifacts: Artifacts,

@@ -485,10 +485,12 @@ fn every_code_is_documented_and_has_a_fixture() {
     let mut declared = Vec::new();
     // Certificate fixtures are recipes (tests/certs.rs builds and breaks a CA directory at run
     // time, so no private key is committed); their first line declares the code the same way.
+    // Upgrade fixtures are new plans whose second line names the old one (tests/upgrade.rs).
     for dir in [
         "tests/fixtures/err",
         "tests/fixtures/warn",
         "tests/fixtures/cert",
+        "tests/fixtures/upgrade",
     ] {
         for entry in fs::read_dir(crate_root().join(dir)).unwrap() {
             declared.push(declared_code(&entry.unwrap().path()));

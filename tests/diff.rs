@@ -129,6 +129,14 @@ fn a_removed_cluster_and_a_version_bump() {
         stdout.contains("--- a/mdemo-cluster3/namespace.yaml\n+++ /dev/null"),
         "{stdout}"
     );
+    // A new Istio is an upgrade, never a re-run of the installs; this one comes with another
+    // change, so meshplan says it cannot order it, and why.
+    assert!(!stdout.contains("re-run (from"), "{stdout}");
+    assert!(
+        stdout.contains("upgrade: not one meshplan can order")
+            && stdout.contains("cluster mdemo-cluster3 removed"),
+        "{stdout}"
+    );
     // The primary forgets the removed cluster, then the cluster loses Istio and its pool; each
     // command names its context, so pasting it acts on the right cluster whatever is current.
     assert!(

@@ -11,10 +11,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "support/bump.rs"]
+mod bump;
 #[path = "support/run.rs"]
 mod run;
 #[path = "support/tools.rs"]
 mod tools;
+use bump::{bumped, upgrade_plans};
 use run::meshplan;
 
 use meshplan::model::Plan;
@@ -1003,45 +1006,6 @@ fn a_remote_install_first_reaches_istiods_address() {
 // The upgrade procedure as an operator runs it: `meshplan upgrade` from each plan to the plan
 // with Istio one minor newer, then its upgrade.sh against the recorder.
 
-/// The plans upgraded: every shipped plan, and the fixtures that add a Helm install, an
-/// ambient Helm install and the multi-cluster topologies the shipped plans lack.
-fn upgrade_plans() -> Vec<PathBuf> {
-    let mut plans: Vec<PathBuf> = fs::read_dir(crate_root().join("plans"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    plans.sort();
-    for fixture in [
-        "ambient-helm",
-        "helm-installer",
-        "multi-primary-multi-network",
-        "primary-remote-multi-network",
-    ] {
-        plans.push(plan_path(&format!("tests/fixtures/ok/{fixture}.toml")));
-    }
-    plans
-}
-
-/// The plan with `[mesh.istio] version` one minor newer (patch 0) and, for a sidecar mesh, the
-/// revision Istio's docs would name it: what an operator commits to upgrade.
-fn bumped(plan: &Path) -> (String, String, Option<String>) {
-    let text = fs::read_to_string(plan).unwrap();
-    let from = model(plan).mesh.istio_version;
-    let to = format!("{}.{}.0", from.major, from.minor + 1);
-    let ambient = model(plan).mesh.dataplane == meshplan::raw::Dataplane::Ambient;
-    let revision = (!ambient).then(|| to.replace('.', "-"));
-    let istio = text.find("[mesh.istio]").unwrap();
-    let line = istio + text[istio..].find("\nversion = ").unwrap() + 1;
-    let end = line + text[line..].find('\n').unwrap();
-    let mut new = format!("{}version = \"{to}\"", &text[..line]);
-    if let Some(revision) = &revision {
-        new.push_str(&format!("\nrevision = \"{revision}\""));
-    }
-    new.push_str(&text[end..]);
-    (new, to, revision)
-}
-
 /// `upgrade.sh` run once with each argument list, after `meshplan upgrade` to [`bumped`].
 fn run_upgrade(
     plan: &Path,
@@ -1093,7 +1057,7 @@ fn control_plane_of<'a>(plan: &'a Plan, cluster: &'a meshplan::model::Cluster) -
 
 #[test]
 fn every_plan_upgrades_one_minor_by_canary_in_istios_order() {
-    for plan_file in upgrade_plans() {
+    for plan_file in upgrade_plans(&crate_root()) {
         let plan = model(&plan_file);
         if plan.mesh.dataplane == meshplan::raw::Dataplane::Ambient {
             continue;
@@ -1173,7 +1137,7 @@ fn every_plan_upgrades_one_minor_by_canary_in_istios_order() {
 #[test]
 fn every_ambient_plan_upgrades_in_place_istiod_then_cni_then_ztunnel() {
     let mut seen = 0;
-    for plan_file in upgrade_plans() {
+    for plan_file in upgrade_plans(&crate_root()) {
         let plan = model(&plan_file);
         if plan.mesh.dataplane != meshplan::raw::Dataplane::Ambient {
             continue;

@@ -913,13 +913,17 @@ fn rollback_canary(pair: &Pair) -> Phase {
 fn in_place_phases(pair: &Pair) -> (Vec<Phase>, Option<Phase>, Vec<Phase>) {
     let mut phases = Vec::new();
     phases.extend(gateway_api(pair));
+    let order = if pair.helm {
+        "istiod, then istio-cni, then ztunnel"
+    } else {
+        // One IstioOperator holds all three; istioctl applies them in its own order
+        // (operator/pkg/install/install.go componentDependencies).
+        "istioctl's order: base, then istiod and istio-cni, then ztunnel after istio-cni,"
+    };
     phases.push(Phase {
         name: "control-planes".into(),
         undo: Some("rollback-control-planes".into()),
-        title: format!(
-            "istiod, then istio-cni, then ztunnel, to {} on each cluster in turn",
-            pair.to.version
-        ),
+        title: format!("{order} to {} on each cluster in turn", pair.to.version),
         steps: in_place_steps(pair, "new"),
     });
     phases.push(ambient_gateways(pair));

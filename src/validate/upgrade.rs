@@ -124,7 +124,7 @@ pub enum UpgradeError {
         to: String,
         /// `the default revision` or `revision R`.
         revision: String,
-        #[label("the old plan's revision")]
+        #[label("a new version under the old plan's revision")]
         at: SourceSpan,
         #[help]
         help: String,
@@ -313,7 +313,7 @@ fn jump(from: &Version, to: &Version, ambient: bool, at: SourceSpan) -> Option<U
             )
         } else {
             format!(
-                "upgrade to {}.{} first, then on: Istio tests revision-based upgrades across at most two minors",
+                "upgrade to {}.{} first, then from there to {to}: Istio tests revision-based upgrades across at most two minors",
                 from.major,
                 from.minor + 2
             )
