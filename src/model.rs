@@ -183,6 +183,9 @@ pub struct Mesh {
     pub artifacts: Artifacts,
     /// Installer.
     pub installer: Installer,
+    /// The control plane's revision (`[mesh.istio] revision`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
     /// MetalLB version.
     pub metallb_version: Version,
     /// Namespace MetalLB runs in (its pools go there).
@@ -483,6 +486,7 @@ impl Plan {
                 .installer
                 .as_ref()
                 .map_or(Installer::Istioctl, |i| *i.get_ref()),
+            revision: text(&istio.revision),
             metallb_version: facts.metallb_version.clone()?,
             metallb_namespace: raw_mesh
                 .metallb

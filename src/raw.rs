@@ -153,6 +153,10 @@ pub struct Istio {
     /// `istioctl` (default) or `helm`.
     #[schemars(with = "Option<Installer>")]
     pub installer: Option<Spanned<Installer>>,
+    /// (addition) The control plane's revision, e.g. `1-30-3`: istiod runs as `istiod-<revision>`
+    /// and the default revision tag points at it; a lowercase DNS label, not `default`.
+    #[schemars(with = "Option<String>")]
+    pub revision: Option<Spanned<String>>,
 }
 
 /// How Istio is installed.
