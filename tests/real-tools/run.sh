@@ -14,7 +14,9 @@
 #      pools, then the generated install.sh with the real tools (stubs only where pods or a cloud
 #      are needed, see README.md), then `kubectl get` of every object each bundle declares and
 #      MetalLB's addresses on every LoadBalancer Service;
-#   5. istiod itself (istiod.py).
+#   5. istiod itself (istiod.py);
+#   7. with [mesh.istio] revision: the revisioned control plane and the default revision tag that
+#      install.sh set with the real istioctl (revision.py).
 # Exit 1 on any failure, including a tool that cannot be built. Usage: run.sh [PLAN.toml...]
 set -euo pipefail
 
@@ -562,6 +564,17 @@ check_doctor() {
   fi
 }
 
+# Check 7, in plans with `[mesh.istio] revision`: the revision's objects and the default revision
+# tag, which install.sh set with the real istioctl, on every cluster (revision.py says which).
+check_revision() {
+  local plan="$1"
+  python3 -c 'import sys, tomllib; sys.exit(0 if tomllib.load(open(sys.argv[1], "rb"))["mesh"]["istio"].get("revision") else 1)' "$plan" || return 0
+  if check "revision: istiod-<revision>, the remote's revisioned Service and EndpointSlice, and the default revision tag (set by the real istioctl) calling them" \
+    python3 "$here/revision.py" --plan "$plan"; then
+    cat "$job/check.log"
+  fi
+}
+
 # What the plan itself says about its clusters' service ranges and MetalLB (metallb.py facts):
 # sets service_cidr_of and pools_of (cluster name -> value), metallb_namespace, and
 # metallb_version, the controller release paired with the plan's mesh.metallb.version in
@@ -657,6 +670,7 @@ check_on_servers() {
     files_checked=$((files_checked + $(find "$tree" -name '*.sh' -path '*scripts*' | wc -l) + 1))
     if check "install.sh against the API servers" run_install_procedure "$tree" "$CERTS_DIR"; then
       verify_objects "$tree"
+      check_revision "$plan"
       [ -z "$metallb_contexts" ] || check_metallb "$plan" names contexts
       check_istiod "$plan" "$tree" names server_port
       check_doctor "$tree"
