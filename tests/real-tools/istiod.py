@@ -722,32 +722,53 @@ def check(args):
     expected = {} if ambient else expected_eds(clusters, primary, published)
     with open(args.traffic) as f:
         traffic = json.load(f)
-    compared, shown = [], []
     revision = plan_revision(args.plan) if args.revision is None else args.revision
-    revision = None if revision == "default" else revision
-    process, log = start_istiod(primary, args, args.ports, revision, args.name)
-    if revision:
-        print(f"    pilot-discovery runs as revision {revision} (REVISION of Deployment istiod-{revision}; mesh config istio-{revision})")
-    elif args.revision:
-        print("    pilot-discovery runs as revision default (Deployment istiod; mesh config istio)")
+    runs = [(None if revision == "default" else revision, args.ports, args.name)]
+    if args.also_revision:
+        # A second revision's pilot-discovery beside the first (the canary, run.sh's check 8):
+        # both run at once, on the same API servers, and each is checked as the first is.
+        also = None if args.also_revision == "default" else args.also_revision
+        runs.append((also, args.also_ports, f"istiod-{args.also_revision}"))
+    started = []
+    failures = []
     try:
-        deadline = time.monotonic() + args.timeout
-        wait_ready(process, args.ports[0], log, deadline)
-        seen, found = until(deadline, lambda: (seen := observe(args.ports[0]), problems(seen, clusters, primary, published, ambient)))
-        if not found and expected:
-            _, found = until(deadline, lambda: (None, eds_problems(probe_eds(args, primary), expected, primary)))
-        if not found and not ambient:
-            compared, found = until(deadline, lambda: traffic_problems(args, traffic, by_name, published)[::-1])
-        if not found and not ambient and not args.no_edits:
-            found, shown = edits_problems(args, traffic, by_name, published, primary, time.monotonic() + args.timeout)
+        for rev, ports, name in runs:
+            started.append(start_istiod(primary, args, ports, rev, name))
+        for (rev, ports, name), (process, log) in zip(runs, started):
+            if rev:
+                print(f"    pilot-discovery runs as revision {rev} (REVISION of Deployment istiod-{rev}; mesh config istio-{rev}; ports {ports[0]}..)")
+            elif args.revision or args.also_revision:
+                print(f"    pilot-discovery runs as revision default (Deployment istiod; mesh config istio; ports {ports[0]}..)")
+            found = serve_checks(argparse.Namespace(**{**vars(args), "ports": ports, "name": name}), process, log, clusters, primary, published, expected, traffic, by_name, ambient)
+            if found and len(runs) > 1:
+                found = [f"revision {rev or 'default'}: {line}" for line in found]
+            failures.extend(found)
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        for process, _ in started:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    if failures:
+        raise Failure("\n".join(failures))
+
+
+def serve_checks(args, process, log, clusters, primary, published, expected, traffic, by_name, ambient):
+    """What one running pilot-discovery serves, against the plan; prints the report and returns
+    the problems."""
+    compared, shown = [], []
+    seen = None
+    deadline = time.monotonic() + args.timeout
+    wait_ready(process, args.ports[0], log, deadline)
+    seen, found = until(deadline, lambda: (seen := observe(args.ports[0]), problems(seen, clusters, primary, published, ambient)))
+    if not found and expected:
+        _, found = until(deadline, lambda: (None, eds_problems(probe_eds(args, primary), expected, primary)))
+    if not found and not ambient:
+        compared, found = until(deadline, lambda: traffic_problems(args, traffic, by_name, published)[::-1])
+    if not found and not ambient and not args.no_edits:
+        found, shown = edits_problems(args, traffic, by_name, published, primary, time.monotonic() + args.timeout)
     report(seen, clusters, primary, published, {} if found else expected, ambient)
     if not found:
         report_traffic(traffic, compared, shown, ambient)
-    if found:
-        raise Failure("\n".join(found))
+    return found
 
 
 def main():
@@ -764,6 +785,8 @@ def main():
     parser.add_argument("--revision", help="run the istiod Deployment of this revision (`default`: the unrevisioned one); default the plan's")
     parser.add_argument("--name", default="istiod", help="its directory and log under --work")
     parser.add_argument("--no-edits", action="store_true", help="leave the live DestinationRules alone (another istiod is checked at the same time)")
+    parser.add_argument("--also-revision", help="also run this revision's istiod Deployment at the same time, and check it the same way")
+    parser.add_argument("--also-ports", type=lambda s: [int(p) for p in s.split(",")], help="5 more free loopback ports, for --also-revision")
     args = parser.parse_args()
     # A stopped run still kills istiod (the finally in check()), so it never outlives run.sh.
     for sig in (signal.SIGTERM, signal.SIGHUP):

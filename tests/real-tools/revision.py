@@ -18,7 +18,14 @@ istioctl against the real API server (no stub). The expectations are read from t
     istio.io/tag=default) calls Service istiod-R (at the injection path on a remote), serves the
     namespaces labelled istio-injection=enabled, and is the only webhook that does; and the
     cluster-wide validator istiod-default-validator calls istiod-R.
-Usage: revision.py --plan PLAN.toml (kubectl on PATH, KUBECONFIG with each cluster's context).
+With --before (the canary check, run.sh's check 8): the same plan without its revision was
+installed first and the revision's control plane beside it, and the tag is not set yet. Then the
+revision's objects must be there as above, and the old, unrevisioned control plane must still
+serve every namespace labelled istio-injection=enabled: its webhook istio-sidecar-injector alone,
+calling Service istiod (on a remote, the unrevisioned remote Service istiod, at the injection
+path), with no istio-revision-tag-default yet.
+Usage: revision.py --plan PLAN.toml [--before] (kubectl on PATH, KUBECONFIG with each cluster's
+context).
 """
 
 import argparse
@@ -82,7 +89,22 @@ def check_calls(found, what, config, service, path=None):
     return hooks
 
 
-def check_cluster(plan, cluster, revision):
+def check_old_serves(context, path):
+    """Before the tag moves: the unrevisioned injector alone serves istio-injection=enabled."""
+    found = []
+    if kubectl_get(context, "get", "mutatingwebhookconfiguration", "istio-revision-tag-default") is not None:
+        found.append("istio-revision-tag-default exists before the tag was set")
+    old = kubectl_get(context, "get", "mutatingwebhookconfiguration", "istio-sidecar-injector")
+    if old is None:
+        found.append("no MutatingWebhookConfiguration istio-sidecar-injector (the unrevisioned control plane's)")
+    else:
+        hooks = check_calls(found, "istio-sidecar-injector", old, "istiod", path)
+        if not any(serves_istio_injection(h) for h in hooks):
+            found.append("istio-sidecar-injector serves no namespace labelled istio-injection=enabled")
+    return found
+
+
+def check_cluster(plan, cluster, revision, before=False):
     found, shown = [], []
     context = cluster.get("context", cluster["name"])
     istiod = f"istiod-{revision}"
@@ -144,6 +166,17 @@ def check_cluster(plan, cluster, revision):
         found.append(f"no MutatingWebhookConfiguration istio-sidecar-injector-{revision}")
     else:
         check_calls(found, f"istio-sidecar-injector-{revision}", injector, istiod, path)
+    if before:
+        found.extend(check_old_serves(context, path))
+        shown.append(f"istio-sidecar-injector -> Service istiod{' at ' + path if path else ''}, serving istio-injection=enabled")
+        serving = sorted(
+            config["metadata"]["name"]
+            for config in kubectl_json(context, "get", "mutatingwebhookconfigurations")["items"]
+            if any(serves_istio_injection(h) for h in config.get("webhooks", []))
+        )
+        if serving != ["istio-sidecar-injector"]:
+            found.append(f"before the tag moves, the webhooks serving istio-injection=enabled are {serving}, not istio-sidecar-injector alone")
+        return found, shown
     tag = kubectl_get(context, "get", "mutatingwebhookconfiguration", "istio-revision-tag-default")
     if tag is None:
         found.append("no MutatingWebhookConfiguration istio-revision-tag-default: the default revision tag was not set")
@@ -175,6 +208,7 @@ def check_cluster(plan, cluster, revision):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--plan", required=True)
+    parser.add_argument("--before", action="store_true", help="the old control plane still serves injection (no tag yet)")
     args = parser.parse_args()
     with open(args.plan, "rb") as f:
         plan = tomllib.load(f)
@@ -185,7 +219,7 @@ def main():
     failed = False
     for cluster in plan["cluster"]:
         try:
-            found, shown = check_cluster(plan, cluster, revision)
+            found, shown = check_cluster(plan, cluster, revision, args.before)
         except Failure as failure:
             found, shown = [str(failure)], []
         for line in found:
