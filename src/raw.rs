@@ -155,7 +155,11 @@ pub struct Istio {
     pub installer: Option<Spanned<Installer>>,
     /// (addition) The control plane's revision, e.g. `1-30-3`: istiod runs as `istiod-<revision>`
     /// and the default revision tag points at it; a lowercase DNS label, not `default`.
-    #[schemars(with = "Option<String>")]
+    #[schemars(
+        with = "Option<String>",
+        length(max = 40),
+        pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub revision: Option<Spanned<String>>,
 }
 
