@@ -146,7 +146,8 @@ pub struct ExposeIstiod {
 /// The default revision tag, which serves namespaces labelled `istio-injection: enabled`.
 pub const DEFAULT_TAG: &str = "default";
 
-fn control_plane(revision: Option<&str>) -> ControlPlane {
+/// The names Istio derives from `revision` (`None`: the unrevisioned control plane's).
+pub fn control_plane(revision: Option<&str>) -> ControlPlane {
     let suffixed = |name: &str| match revision {
         Some(revision) => format!("{name}-{revision}"),
         None => name.to_owned(),
