@@ -329,8 +329,7 @@ fn file_changes(old: &Side, new: &Side, summary: &mut Vec<String>) -> Vec<String
 /// A new Istio version or revision: re-running every cluster's install would upgrade every
 /// control plane at once, in place, so the summary shows the upgrade instead.
 fn is_upgrade(old: &Plan, new: &Plan) -> bool {
-    old.mesh.istio_version != new.mesh.istio_version
-        || old.mesh.istio_revision != new.mesh.istio_revision
+    old.mesh.istio_version != new.mesh.istio_version || old.mesh.revision != new.mesh.revision
 }
 
 /// The upgrade's phases, or why meshplan cannot order one.

@@ -84,13 +84,18 @@ pub fn explain(plan: &Plan, mesh: &Mesh) -> Explanation {
         plan_file: mesh.plan_file.clone(),
         mesh_id: mesh.id.clone(),
         istio: format!(
-            "Istio {} ({}, {} data plane)",
+            "Istio {} ({}, {} data plane{})",
             mesh.istio.tag,
             mesh.istio.installer,
             if mesh.istio.ambient.is_some() {
                 "ambient"
             } else {
                 "sidecar"
+            },
+            match &mesh.istio.control_plane.revision {
+                Some(revision) =>
+                    format!(", revision {revision}: {}", mesh.istio.control_plane.istiod),
+                None => String::new(),
             }
         ),
         tables: [
@@ -436,8 +441,9 @@ fn mermaid(plan: &Plan, mesh: &Mesh) -> Vec<String> {
     for b in &mesh.clusters {
         if let (Some(primary), Some(addr)) = (&b.primary, b.remote_pilot_address) {
             lines.push(format!(
-                "  {} -->|\"istiod {addr}\"| {}",
+                "  {} -->|\"{} {addr}\"| {}",
                 id(primary),
+                mesh.istio.control_plane.istiod,
                 id(&b.name)
             ));
         }

@@ -179,13 +179,13 @@ pub struct Mesh {
     pub dataplane: Dataplane,
     /// Istio version.
     pub istio_version: Version,
-    /// The control plane's revision (`None`: Istio's default revision).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub istio_revision: Option<String>,
     /// Where the tree's images, charts, CRDs and downloads come from.
     pub artifacts: Artifacts,
     /// Installer.
     pub installer: Installer,
+    /// The control plane's revision (`[mesh.istio] revision`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
     /// MetalLB version.
     pub metallb_version: Version,
     /// Namespace MetalLB runs in (its pools go there).
@@ -481,12 +481,12 @@ impl Plan {
                 .as_ref()
                 .map_or(Dataplane::Sidecar, |d| *d.get_ref()),
             istio_version: facts.istio_version.clone()?,
-            istio_revision: text(&istio.revision),
             artifacts: artifacts(istio, raw_mesh.artifacts.as_ref().map(|a| a.get_ref())),
             installer: istio
                 .installer
                 .as_ref()
                 .map_or(Installer::Istioctl, |i| *i.get_ref()),
+            revision: text(&istio.revision),
             metallb_version: facts.metallb_version.clone()?,
             metallb_namespace: raw_mesh
                 .metallb

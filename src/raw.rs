@@ -153,9 +153,13 @@ pub struct Istio {
     /// `istioctl` (default) or `helm`.
     #[schemars(with = "Option<Installer>")]
     pub installer: Option<Spanned<Installer>>,
-    /// The control plane's revision, e.g. `1-30-3`: istiod runs as `istiod-<revision>`, beside
-    /// other revisions (a canary upgrade).
-    #[schemars(with = "Option<String>")]
+    /// (addition) The control plane's revision, e.g. `1-30-3`: istiod runs as `istiod-<revision>`
+    /// and the default revision tag points at it; a lowercase DNS label, not `default`.
+    #[schemars(
+        with = "Option<String>",
+        length(max = 40),
+        pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub revision: Option<Spanned<String>>,
 }
 

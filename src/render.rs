@@ -314,14 +314,18 @@ fn pinned_lb(
         .iter()
         .find(|c| c.name == name)
         .ok_or_else(missing)?;
-    let mut value = serde_json::to_value(cluster).map_err(|err| RenderError {
+    let json = |err: serde_json::Error| RenderError {
         file: format!("pinned/{file}"),
         message: err.to_string(),
-    })?;
-    value["istiod_lb_revision"] = serde_json::Value::from(revision);
+    };
+    // The template selects `istio.io/rev` when the mesh names a revision: here, the old one's
+    // label (`default` for the unrevisioned control plane, whose pods carry it too).
+    let mut mesh_value = serde_json::to_value(mesh).map_err(json)?;
+    mesh_value["istio"]["control_plane"]["revision"] = serde_json::Value::from(revision);
+    mesh_value["istio"]["control_plane"]["rev_label"] = serde_json::Value::from(revision);
     let ctx = context! {
-        mesh => Value::from(minijinja::value::Serde(mesh)),
-        cluster => Value::from(minijinja::value::Serde(&value)),
+        mesh => Value::from(minijinja::value::Serde(&mesh_value)),
+        cluster => Value::from(minijinja::value::Serde(cluster)),
     };
     render_one(env, "cluster/istiod-lb.yaml", ctx)
 }

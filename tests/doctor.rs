@@ -108,14 +108,17 @@ fn healthy(plan_path: &Path) -> Vec<Answer> {
             &c.network,
         ));
         if c.is_primary {
-            live.push(answer(ctx, sys, "deployment/istiod", CLUSTER_ID, &c.name));
+            // istiod-<revision> and istio-<revision> for a plan with a revision.
+            let istiod = format!("deployment/{}", mesh.istio.control_plane.istiod);
+            live.push(answer(ctx, sys, &istiod, CLUSTER_ID, &c.name));
             let image = format!("{}/pilot:{}", mesh.istio.hub, mesh.istio.tag);
-            live.push(answer(ctx, sys, "deployment/istiod", IMAGE, &image));
+            live.push(answer(ctx, sys, &istiod, IMAGE, &image));
             let config = format!(
                 "defaultConfig:\\n  discoveryAddress: istiod.istio-system.svc:15012\\n  meshId: {}\\nrootNamespace: istio-system\\ntrustDomain: {}\\n",
                 mesh.id, mesh.trust_domain
             );
-            live.push(answer(ctx, sys, "configmap/istio", MESH, &config));
+            let mesh_config = format!("configmap/{}", mesh.istio.control_plane.mesh_config);
+            live.push(answer(ctx, sys, &mesh_config, MESH, &config));
             let secrets: String = c
                 .watches
                 .iter()
@@ -307,10 +310,16 @@ fn every_call_doctor_makes_is_a_read() {
 
 type Mutation = fn(&mut Vec<Answer>);
 
+/// Sets the first answer for `object` at `jsonpath`; `deployment/istiod` is also the Deployment of
+/// a revision, `deployment/istiod-<revision>`.
 fn set(live: &mut [Answer], object: &str, jsonpath: &str, value: &str) {
+    let names = |a: &Answer| {
+        a.object == object
+            || (object == "deployment/istiod" && a.object.starts_with("deployment/istiod-"))
+    };
     let a = live
         .iter_mut()
-        .find(|a| a.object == object && a.jsonpath == jsonpath)
+        .find(|a| names(a) && a.jsonpath == jsonpath)
         .unwrap_or_else(|| panic!("no {object} {jsonpath} in the live state"));
     a.value = value.to_owned();
 }

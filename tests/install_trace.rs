@@ -425,12 +425,16 @@ fn assert_order(plan: &Path, trace: &Trace) {
             .unwrap_or_else(|| panic!("{name}: no cacerts Secret on {ctx}"));
         let control_plane = trace
             .first_on(ctx, &["install", "istio/control-plane.yaml"])
-            .or_else(|| trace.first_on(ctx, &["upgrade --install istiod "]))
+            // `istiod`, or `istiod-<revision>` for a plan with a revision.
+            .or_else(|| trace.first_on(ctx, &["upgrade --install istiod"]))
             .unwrap_or_else(|| panic!("{name}: no control plane installed on {ctx}"));
         assert!(
             cacerts < control_plane,
             "{name}: {ctx}: cacerts after the control plane"
         );
+        if let Some(revision) = &plan_model.mesh.revision {
+            assert_default_tag_order(&plan_model, trace, c, revision, control_plane);
+        }
         if c.role == Role::Primary {
             continue;
         }
@@ -464,6 +468,50 @@ fn assert_order(plan: &Path, trace: &Trace) {
                 "{name}: {ctx}: samples applied without waiting for istiod to attach it (last call there: {before:?})"
             );
         }
+    }
+}
+
+/// With a revision, the default revision tag is pointed at it on every cluster: after the
+/// cluster's control plane, on a remote after every primary watches it (its webhook then has a
+/// CA bundle and the primary's istiod injects through it), and before its samples, whose
+/// namespace (`istio-injection: enabled`) only the tag serves.
+fn assert_default_tag_order(
+    plan: &Plan,
+    trace: &Trace,
+    c: &meshplan::model::Cluster,
+    revision: &str,
+    control_plane: usize,
+) {
+    let ctx = c.context.as_str();
+    let tag = trace
+        .first_on(ctx, &["istioctl tag set default --revision", revision])
+        .unwrap_or_else(|| panic!("{ctx}: the default revision tag is never set"));
+    assert!(
+        trace.log[tag].contains(" --overwrite") && trace.log[tag].contains(" -y"),
+        "{}",
+        trace.log[tag]
+    );
+    assert!(
+        control_plane < tag,
+        "{ctx}: tag set before the control plane"
+    );
+    if c.role == Role::Remote {
+        for primary in plan.clusters.iter().filter(|p| p.role == Role::Primary) {
+            let attached = trace
+                .first(|l| l == format!("ATTACHED {ctx} ON {}", primary.context))
+                .unwrap_or_else(|| panic!("{ctx}: never attached to {}", primary.name));
+            assert!(
+                attached < tag,
+                "{ctx}: tag set before {} watches it",
+                primary.name
+            );
+        }
+    }
+    if let Some(samples) = trace.first_on(ctx, &["apply -f samples.yaml"]) {
+        assert!(
+            tag < samples,
+            "{ctx}: samples applied before the tag was set"
+        );
     }
 }
 
@@ -1218,4 +1266,52 @@ fn a_rollback_after_the_tags_moved_puts_injection_back_before_removing_the_canar
             "{ctx}: a rollback removed the old release"
         );
     }
+}
+
+/// With a revision, a cluster's own `install.sh samples` refuses to apply the samples until
+/// the default revision tag is set there (their namespace is labelled `istio-injection:
+/// enabled`, which only the tag serves), and says which command sets it.
+#[test]
+fn samples_wait_for_the_default_revision_tag() {
+    let plan = plan_path("tests/fixtures/ok/revision-primary-remote.toml");
+    let trace = run_install(&plan, "revision-tag");
+    assert_order(&plan, &trace);
+    let tag = trace.scratch.join("state/default-tag-media-core");
+    fs::remove_file(&tag).unwrap();
+    let samples = |trace: &Trace| {
+        let fakes = trace.scratch.join("bin");
+        Command::new("bash")
+            .args(["out/media-core/scripts/install.sh", "samples"])
+            .current_dir(&trace.scratch)
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    fakes.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .env("FAKE_LOG", trace.scratch.join("calls.log"))
+            .env("FAKE_STATE", trace.scratch.join("state"))
+            .output()
+            .unwrap()
+    };
+    let refused = samples(&trace);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(
+            "the default revision tag is not set on media-core, so no istiod would inject the \
+             samples: run istioctl tag set default --revision 1-30-3 --overwrite -y --context \
+             media-core first"
+        ),
+        "{stderr}"
+    );
+    fs::write(&tag, "").unwrap();
+    let applied = samples(&trace);
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
 }

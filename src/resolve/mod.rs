@@ -99,6 +99,80 @@ pub struct IstioTarget {
     pub helm_remote_profile: bool,
     /// The ambient data plane (ztunnel, no sidecars), when the plan asks for it.
     pub ambient: Option<Ambient>,
+    /// The control plane's revision and the names Istio derives from it.
+    pub control_plane: ControlPlane,
+}
+
+/// The control plane's revision, if the plan names one, and the names Istio derives from it
+/// (istio/istio `manifests/charts/istio-control/istio-discovery/templates`): derived here once,
+/// so that every file names the same objects. Without a revision they are Istio's defaults.
+#[derive(Debug, Serialize)]
+pub struct ControlPlane {
+    /// `[mesh.istio] revision`.
+    pub revision: Option<String>,
+    /// istiod's Deployment and Service (on a remote, the Service and EndpointSlice pointing
+    /// at its primary): `istiod-<revision>`, else `istiod`.
+    pub istiod: String,
+    /// The revision's injection webhook (MutatingWebhookConfiguration):
+    /// `istio-sidecar-injector-<revision>`, else `istio-sidecar-injector`.
+    pub injector_webhook: String,
+    /// istiod's mesh config ConfigMap: `istio-<revision>`, else `istio`.
+    pub mesh_config: String,
+    /// The `istio.io/rev` label of the revision's objects: the revision, else `default`.
+    pub rev_label: String,
+    /// The Helm release that installs istiod: `istiod-<revision>`, so that two revisions'
+    /// releases coexist, else `istiod`.
+    pub helm_release: String,
+    /// The default revision tag's injection webhook, which serves `istio-injection: enabled`
+    /// namespaces once `istioctl tag set default` points it at the revision (revision only).
+    pub tag_webhook: Option<String>,
+    /// istiod exposed through the east-west gateway, as Istio's
+    /// `samples/multicluster/expose-istiod{,-rev.yaml.tmpl}`: the VirtualService's name
+    /// (`istiod-vs-<revision>`, so that two revisions' coexist), the SNI names it routes (`*`
+    /// without a revision) and the Service it routes them to.
+    pub expose: ExposeIstiod,
+}
+
+/// The VirtualService that routes remotes' connections to istiod through the east-west gateway.
+#[derive(Debug, Serialize)]
+pub struct ExposeIstiod {
+    /// Its name.
+    pub virtual_service: String,
+    /// The SNI names it matches on 15012 and 15017.
+    pub sni_hosts: Vec<String>,
+    /// The istiod Service it routes to.
+    pub destination: String,
+}
+
+/// The default revision tag, which serves namespaces labelled `istio-injection: enabled`.
+pub const DEFAULT_TAG: &str = "default";
+
+/// The names Istio derives from `revision` (`None`: the unrevisioned control plane's).
+pub fn control_plane(revision: Option<&str>) -> ControlPlane {
+    let suffixed = |name: &str| match revision {
+        Some(revision) => format!("{name}-{revision}"),
+        None => name.to_owned(),
+    };
+    ControlPlane {
+        revision: revision.map(str::to_owned),
+        istiod: suffixed("istiod"),
+        injector_webhook: suffixed("istio-sidecar-injector"),
+        mesh_config: suffixed("istio"),
+        rev_label: revision.unwrap_or("default").to_owned(),
+        helm_release: suffixed("istiod"),
+        tag_webhook: revision.map(|_| format!("istio-revision-tag-{DEFAULT_TAG}")),
+        expose: ExposeIstiod {
+            virtual_service: suffixed("istiod-vs"),
+            sni_hosts: match revision {
+                Some(_) => vec![
+                    format!("{}.istio-system.svc", suffixed("istiod")),
+                    format!("{}.istio-system.svc.cluster.local", suffixed("istiod")),
+                ],
+                None => vec!["*".to_owned()],
+            },
+            destination: format!("{}.istio-system.svc.cluster.local", suffixed("istiod")),
+        },
+    }
 }
 
 /// Istio's Helm charts, as `helm upgrade --install` names them.
@@ -318,9 +392,6 @@ pub struct Cluster {
     pub default_ingress: bool,
     /// istiod's own LoadBalancer Service (hosted control plane).
     pub istiod_lb: Option<Pin>,
-    /// The revision whose istiod that Service selects (`istio.io/rev`), when the plan names
-    /// one: two revisions' istiods must not share the address during a canary upgrade.
-    pub istiod_lb_revision: Option<String>,
     /// istiod exposed through the east-west gateway (Gateway + VirtualService on 15012/15017).
     pub expose_istiod: bool,
     /// The cross-network Gateway (15443, AUTO_PASSTHROUGH): config clusters of a multi-network mesh.
@@ -341,6 +412,9 @@ pub struct Cluster {
     pub services: services::ConfigFor,
     /// The phases of its `scripts/install.sh`, in order (`control-plane`, `gateways`, `samples`).
     pub phases: Vec<&'static str>,
+    /// With a revision: the install step that points the default revision tag at it here
+    /// ([`procedure::set_default_tag`]), which its samples need to be injected.
+    pub default_tag_command: Option<Vec<String>>,
     /// Files in the bundle, relative to the cluster's directory, in apply order where it matters.
     pub files: Vec<String>,
     /// The kubectl-applicable files, in apply order (kustomization resources).
@@ -538,6 +612,7 @@ fn istio_target(plan: &Plan, version: &Version, multi_network: bool) -> IstioTar
     let mesh = &plan.mesh;
     IstioTarget {
         ambient: ambient(plan, multi_network),
+        control_plane: control_plane(mesh.revision.as_deref()),
         tag: version.to_string(),
         hub: mesh.artifacts.hub.clone(),
         installer: match mesh.installer {
@@ -799,11 +874,6 @@ fn cluster(
             .istiod
             .filter(|_| is_primary)
             .map(|ip| pin(plan, c, ip.to_string(), "service/istiod-lb")),
-        istiod_lb_revision: plan
-            .mesh
-            .istio_revision
-            .clone()
-            .filter(|_| is_primary && c.lb.istiod.is_some()),
         expose_istiod,
         cross_network_gateway: is_primary && multi_network && !ambient,
         watches: if is_primary {
@@ -831,6 +901,11 @@ fn cluster(
             }),
         services: services::config_for(&mesh.services, is_primary),
         phases: Vec::new(),
+        default_tag_command: plan
+            .mesh
+            .revision
+            .as_deref()
+            .map(|revision| procedure::set_default_tag(c, revision).1),
         files: Vec::new(),
         kubectl_files: Vec::new(),
     };

@@ -241,14 +241,32 @@ pub fn procedure(plan: &Plan, clusters: &[ClusterFacts]) -> Procedure {
         .iter()
         .filter(|c| c.plan.role == Role::Primary)
         .collect();
-    let control_plane = match plan.mesh.dataplane {
-        Dataplane::Sidecar => "control plane: namespace, CA, istiod",
-        Dataplane::Ambient => {
-            "control plane: namespace, CA, Gateway API CRDs, istiod, istio-cni, ztunnel"
+    let revision = plan.mesh.revision.as_deref();
+    let names = super::control_plane(revision);
+    let control_plane = match (plan.mesh.dataplane, revision) {
+        (Dataplane::Sidecar, None) => "control plane: namespace, CA, istiod".to_owned(),
+        (Dataplane::Sidecar, Some(revision)) => format!(
+            "control plane: namespace, CA, {} (revision {revision})",
+            names.istiod
+        ),
+        // A revision on an ambient plan is refused (`version::revision_ambient`).
+        (Dataplane::Ambient, _) => {
+            "control plane: namespace, CA, Gateway API CRDs, istiod, istio-cni, ztunnel".to_owned()
         }
     };
+    let remote_profile = match revision {
+        None => "the remote profile (webhook pointing at its primary)".to_owned(),
+        Some(revision) => format!(
+            "the remote profile of revision {revision} (webhook, and Service {} pointing at its \
+             primary)",
+            names.istiod
+        ),
+    };
     for c in &primaries {
-        steps.run_phase(c, "control-plane", control_plane);
+        steps.run_phase(c, "control-plane", &control_plane);
+        if let Some(revision) = revision {
+            steps.set_default_tag(c.plan, revision);
+        }
         steps.run_phase(c, "gateways", "gateways");
     }
     for watcher in &primaries {
@@ -263,12 +281,9 @@ pub fn procedure(plan: &Plan, clusters: &[ClusterFacts]) -> Procedure {
         let what = match remote.istiod_address {
             Some(address) => format!(
                 "control plane: istiod's address {address} answers on ports 15012 and 15017 \
-                 from here, then namespace, CA, the remote profile (webhook pointing at its \
-                 primary)"
+                 from here, then namespace, CA, {remote_profile}"
             ),
-            None => "control plane: namespace, CA, the remote profile (webhook pointing at its \
-                     primary)"
-                .to_owned(),
+            None => format!("control plane: namespace, CA, {remote_profile}"),
         };
         steps.run_phase(remote, "control-plane", &what);
         // Its own primary first: that is the istiod that injects its pods.
@@ -276,6 +291,9 @@ pub fn procedure(plan: &Plan, clusters: &[ClusterFacts]) -> Procedure {
         watchers.sort_by_key(|p| remote.plan.primary.as_deref() != Some(p.plan.name.as_str()));
         for watcher in watchers {
             steps.attach(watcher.plan, remote.plan);
+        }
+        if let Some(revision) = revision {
+            steps.set_default_tag(remote.plan, revision);
         }
         steps.run_phase(
             remote,
@@ -357,6 +375,12 @@ impl Steps {
         }
     }
 
+    /// The default revision tag pointed at `revision` on `cluster`: see [`set_default_tag`].
+    fn set_default_tag(&mut self, cluster: &model::Cluster, revision: &str) {
+        let (title, command) = set_default_tag(cluster, revision);
+        self.run(&cluster.name, title, command);
+    }
+
     fn attach(&mut self, watcher: &model::Cluster, watched: &model::Cluster) {
         let title = format!(
             "{}: istiod watches {} (remote secret)",
@@ -369,6 +393,34 @@ impl Steps {
             words(&["bash", &script, &watched.name]),
         );
     }
+}
+
+/// The step that points the default revision tag at `revision` on `cluster`: its title and
+/// command. Namespaces keep `istio-injection: enabled`; the tag's webhook
+/// (`istio-revision-tag-default`) serves them, and istioctl makes it from the revision's own
+/// webhook (a Service on a primary, the revisioned `istiod-<revision>` Service pointing at the
+/// primary on a remote), deactivating a non-revisioned `istio-sidecar-injector`
+/// (istio/istio `istioctl/pkg/tag/generate.go`). Moving a mesh to another revision is this same
+/// command, cluster by cluster; `--overwrite` makes it safe to run again.
+pub fn set_default_tag(cluster: &model::Cluster, revision: &str) -> (String, Vec<String>) {
+    let name = &cluster.name;
+    let istiod = super::control_plane(Some(revision)).istiod;
+    let served_by = match cluster.role {
+        Role::Primary => format!("its {istiod}"),
+        Role::Remote => format!(
+            "{}'s {istiod}",
+            cluster.primary.as_deref().unwrap_or("its primary")
+        ),
+    };
+    let title = format!(
+        "{name}: the default revision tag points at revision {revision}, so that namespaces \
+         labelled istio-injection: enabled are injected by {served_by}"
+    );
+    let mut command = words(&["istioctl", "tag", "set", super::DEFAULT_TAG, "--revision"]);
+    command.push(revision.to_owned());
+    command.extend(words(&["--overwrite", "-y", "--context"]));
+    command.push(cluster.context.clone());
+    (title, command)
 }
 
 fn words(words: &[&str]) -> Vec<String> {
@@ -641,7 +693,10 @@ fn preflight(plan: &Plan, clusters: &[ClusterFacts]) -> Preflight {
         }
     }
     let remote_secrets = plan.clusters.len() > 1;
-    let istioctl = plan.mesh.installer == Installer::Istioctl || remote_secrets;
+    // A revision's default tag is set with istioctl, whatever installs Istio.
+    let istioctl = plan.mesh.installer == Installer::Istioctl
+        || remote_secrets
+        || plan.mesh.revision.is_some();
     Preflight {
         istioctl_version: istioctl.then(|| plan.mesh.istio_version.to_string()),
         helm: plan.mesh.installer == Installer::Helm,
@@ -833,4 +888,32 @@ pub fn hosts(steps: &[Step], urls: &[(&str, &str)], registries: &[(String, &str)
 /// Whether a cluster is on GKE (its firewall script is a step).
 pub fn is_gke(c: &model::Cluster) -> bool {
     c.platform == Platform::Gke
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Source;
+
+    fn preflight_istioctl(revision: &str) -> Option<String> {
+        let text = format!(
+            "[mesh]\nid = \"m\"\n[mesh.istio]\nversion = \"1.30.3\"\ninstaller = \"helm\"\n{revision}\n\
+             [[network]]\nid = \"n\"\n[[cluster]]\nname = \"one\"\nrole = \"primary\"\n\
+             network = \"n\"\npod_cidr = \"10.1.0.0/16\"\nservice_cidr = \"10.2.0.0/16\"\n"
+        );
+        let checked = crate::check(&Source::new("p.toml", text));
+        let plan = checked.plan?;
+        let mesh = super::super::resolve(&plan, "p.toml");
+        mesh.procedure.preflight.istioctl_version.clone()
+    }
+
+    /// A single Helm-installed cluster runs no istioctl, unless the plan has a revision: its
+    /// default revision tag is set with istioctl, which preflight.sh must then check.
+    #[test]
+    fn a_helm_plan_with_a_revision_needs_istioctl() {
+        assert_eq!(preflight_istioctl(""), None);
+        assert_eq!(
+            preflight_istioctl("revision = \"1-30-3\"").as_deref(),
+            Some("1.30.3")
+        );
+    }
 }

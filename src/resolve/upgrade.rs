@@ -71,20 +71,21 @@ pub struct Release {
     pub istiod: String,
     /// The Helm release installing istiod: the same name.
     pub helm_release: String,
+    /// The VirtualService routing remotes' istiod connections to it through the east-west
+    /// gateway (Istio's expose-istiod.yaml and expose-istiod-rev.yaml.tmpl).
+    pub istiod_vs: String,
 }
 
 impl Release {
     fn of(plan: &Plan) -> Release {
-        let revision = plan.mesh.istio_revision.clone();
-        let istiod = revision
-            .as_ref()
-            .map_or_else(|| "istiod".to_owned(), |r| format!("istiod-{r}"));
+        let names = super::control_plane(plan.mesh.revision.as_deref());
         Release {
             version: plan.mesh.istio_version.to_string(),
-            label: revision.clone().unwrap_or_else(|| "default".to_owned()),
-            helm_release: istiod.clone(),
-            istiod,
-            revision,
+            label: names.rev_label,
+            helm_release: names.helm_release,
+            istiod: names.istiod,
+            revision: names.revision,
+            istiod_vs: names.expose.virtual_service,
         }
     }
 
@@ -322,14 +323,7 @@ fn control_plane_commands(pair: &Pair, cluster: &Cluster, side: &str) -> Vec<Com
     };
     let version = mesh.istio.tag.as_str();
     let values = |file: &str| format!("{side}/{}/helm/{file}", cluster.name);
-    commands.push(helm_upgrade(
-        "istio-base",
-        &charts.base,
-        ctx,
-        version,
-        &values("base.yaml"),
-        false,
-    ));
+    commands.push(base_upgrade(pair, cluster, side, None));
     commands.push(helm_upgrade(
         &release.helm_release,
         &cluster.helm_istiod_chart,
@@ -357,6 +351,41 @@ fn control_plane_commands(pair: &Pair, cluster: &Cluster, side: &str) -> Vec<Com
         ));
     }
     commands
+}
+
+/// `helm upgrade` of the base chart (CRDs, cluster roles, the default validating webhook) with
+/// a tree's values; `default_revision` overrides which revision's istiod the cluster-wide
+/// validator calls (`defaultRevision`): during a canary, still the old one.
+fn base_upgrade(
+    pair: &Pair,
+    cluster: &Cluster,
+    side: &str,
+    default_revision: Option<&str>,
+) -> Command {
+    let (mesh, _) = side_of(pair, side);
+    let chart = mesh
+        .istio
+        .charts
+        .as_ref()
+        .map_or("istio/base", |c| c.base.as_str());
+    let mut command = helm_upgrade(
+        "istio-base",
+        chart,
+        &cluster.context,
+        &mesh.istio.tag,
+        &format!("{side}/{}/helm/base.yaml", cluster.name),
+        false,
+    );
+    if let Some(revision) = default_revision {
+        command.words.push("--set".to_owned());
+        command.words.push(format!("defaultRevision={revision}"));
+    }
+    command
+}
+
+/// The `defaultRevision` of the base chart for the old release: its revision, or none.
+fn old_default_revision<'a>(pair: &'a Pair) -> &'a str {
+    pair.from.revision.as_deref().unwrap_or("")
 }
 
 fn side_of<'a>(pair: &'a Pair, side: &str) -> (&'a Mesh, &'a Release) {
@@ -432,6 +461,7 @@ fn canary(pair: &Pair) -> Phase {
             commands.push(apply(&cluster.context, &lb_file("pinned", cluster)));
         }
         commands.extend(control_plane_commands(pair, cluster, "new"));
+        keep_old_validator(pair, &mut commands);
         if cluster.expose_istiod {
             // The new revision's VirtualService (istiod-vs-<revision>) beside the old one:
             // remotes' proxies of each revision reach their own istiod by its SNI.
@@ -466,7 +496,11 @@ fn canary(pair: &Pair) -> Phase {
                 cluster.name, pair.to.label, pair.to.istiod
             ),
             guard: None,
-            commands: control_plane_commands(pair, cluster, "new"),
+            commands: {
+                let mut commands = control_plane_commands(pair, cluster, "new");
+                keep_old_validator(pair, &mut commands);
+                commands
+            },
             verify: false,
         });
     }
@@ -479,6 +513,19 @@ fn canary(pair: &Pair) -> Phase {
             pair.from.name()
         ),
         steps,
+    }
+}
+
+/// The new base chart installs with the old revision still behind the cluster-wide validator:
+/// the tag moves it (`istioctl tag set default` writes `istiod-default-validator` too).
+fn keep_old_validator(pair: &Pair, commands: &mut [Command]) {
+    for command in commands.iter_mut() {
+        if command.words.get(3).is_some_and(|r| r == "istio-base") {
+            command.words.push("--set".to_owned());
+            command
+                .words
+                .push(format!("defaultRevision={}", old_default_revision(pair)));
+        }
     }
 }
 
@@ -526,6 +573,21 @@ fn tag_command(cluster: &Cluster, revision: &str) -> Command {
     ])
 }
 
+/// The tag moved to a side's revision; with Helm, the base chart's `defaultRevision` then
+/// follows it, as a fresh install of that side leaves it.
+fn tag_commands(pair: &Pair, cluster: &Cluster, side: &str) -> Vec<Command> {
+    let (_, release) = side_of(pair, side);
+    let mut commands = vec![tag_command(cluster, &release.label)];
+    if pair.helm {
+        commands.push(if side == "new" {
+            base_upgrade(pair, cluster, "new", None)
+        } else {
+            base_upgrade(pair, cluster, "new", Some(old_default_revision(pair)))
+        });
+    }
+    commands
+}
+
 fn restart_commands(plan: &Plan, cluster: &Cluster) -> Vec<Command> {
     injected_namespaces(plan, cluster)
         .iter()
@@ -562,7 +624,7 @@ fn tags(pair: &Pair, plan: &Plan) -> Phase {
                 cluster.name, pair.to.label
             ),
             guard: None,
-            commands: vec![tag_command(cluster, &pair.to.label)],
+            commands: tag_commands(pair, cluster, "new"),
             verify: false,
         });
         let restarts = restart_commands(plan, cluster);
@@ -763,7 +825,7 @@ fn remove_old(pair: &Pair) -> Phase {
             ])
         }];
         if cluster.expose_istiod {
-            commands.push(delete_virtual_service(ctx, &istiod_vs(&pair.from)));
+            commands.push(delete_virtual_service(ctx, &pair.from.istiod_vs));
         }
         steps.push(Step {
             cluster: cluster.name.clone(),
@@ -785,15 +847,6 @@ fn remove_old(pair: &Pair) -> Phase {
         ),
         steps,
     }
-}
-
-/// The VirtualService that routes remotes' istiod SNI to a revision's istiod
-/// (Istio's expose-istiod.yaml and expose-istiod-rev.yaml.tmpl).
-fn istiod_vs(release: &Release) -> String {
-    release
-        .revision
-        .as_ref()
-        .map_or_else(|| "istiod-vs".to_owned(), |r| format!("istiod-vs-{r}"))
 }
 
 fn delete_virtual_service(context: &str, name: &str) -> Command {
@@ -837,7 +890,7 @@ fn rollback_tags(pair: &Pair, plan: &Plan) -> Phase {
                 cluster.name, pair.from.label
             ),
             guard: None,
-            commands: vec![tag_command(cluster, &pair.from.label)],
+            commands: tag_commands(pair, cluster, "old"),
             verify: false,
         });
         let restarts = restart_commands(plan, cluster);
@@ -889,7 +942,7 @@ fn rollback_canary(pair: &Pair) -> Phase {
             ])
         }];
         if cluster.expose_istiod {
-            commands.push(delete_virtual_service(ctx, &istiod_vs(&pair.to)));
+            commands.push(delete_virtual_service(ctx, &pair.to.istiod_vs));
         }
         steps.push(Step {
             cluster: cluster.name.clone(),

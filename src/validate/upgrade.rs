@@ -130,25 +130,6 @@ pub enum UpgradeError {
         help: String,
     },
 
-    /// An ambient mesh's revision changes.
-    #[error(
-        "an ambient mesh upgrades in place, so its revision stays {old}; the new plan names {new}"
-    )]
-    #[diagnostic(
-        code(meshplan::upgrade::ambient_revision),
-        help(
-            "keep [mesh.istio] revision as in the old plan: ztunnel is one DaemonSet per node and serves one istiod, so istiod, istio-cni and ztunnel are upgraded in place, in that order"
-        )
-    )]
-    AmbientRevision {
-        /// Old revision.
-        old: String,
-        /// New revision.
-        new: String,
-        #[label("changed")]
-        at: SourceSpan,
-    },
-
     /// The plans differ in more than the version and revision.
     #[error(
         "an upgrade changes only the Istio version and revision, and these plans also differ in: {changes}"
@@ -182,7 +163,7 @@ pub fn check_pair(old: &Plan, new: &Plan, new_raw: Option<&raw::Plan>) -> Vec<Up
         out.push(err);
     }
     let (from, to) = (&old.mesh.istio_version, &new.mesh.istio_version);
-    let (was, is) = (&old.mesh.istio_revision, &new.mesh.istio_revision);
+    let (was, is) = (&old.mesh.revision, &new.mesh.revision);
     if from == to && was == is {
         out.push(UpgradeError::Nothing {
             version: to.to_string(),
@@ -202,9 +183,9 @@ pub fn check_pair(old: &Plan, new: &Plan, new_raw: Option<&raw::Plan>) -> Vec<Up
         return out;
     }
     let ambient = new.mesh.dataplane == Dataplane::Ambient;
-    if ambient {
-        out.extend(ambient_revision(was, is, spans.revision_or_version()));
-    } else {
+    // An ambient plan names no revision (meshplan::version::revision_ambient): it upgrades in
+    // place.
+    if !ambient {
         out.extend(same_revision(
             from,
             to,
@@ -279,18 +260,6 @@ fn same_revision(
     })
 }
 
-fn ambient_revision(
-    was: &Option<String>,
-    is: &Option<String>,
-    at: SourceSpan,
-) -> Option<UpgradeError> {
-    (was != is).then(|| UpgradeError::AmbientRevision {
-        old: revision_name(was),
-        new: revision_name(is),
-        at,
-    })
-}
-
 fn jump(from: &Version, to: &Version, ambient: bool, at: SourceSpan) -> Option<UpgradeError> {
     let (how, most) = if ambient {
         ("an in-place upgrade", 1)
@@ -349,7 +318,7 @@ fn primary_skew(
 fn other_changes(old: &Plan, new: &Plan, at: SourceSpan) -> Option<UpgradeError> {
     let allowed = [
         "mesh: istio_version ",
-        "mesh: istio_revision ",
+        "mesh: revision ",
         "mesh: artifacts.gateway_api_version ",
     ];
     let changes: Vec<String> = crate::diff::plan_changes(old, new)

@@ -181,6 +181,35 @@ pub enum VersionError {
         at: SourceSpan,
     },
 
+    /// `[mesh.istio] revision` that cannot name a control plane revision.
+    #[error("`{value}` cannot be a control plane revision")]
+    #[diagnostic(code(meshplan::version::revision_invalid))]
+    RevisionInvalid {
+        /// As written.
+        value: String,
+        #[label("{reason}")]
+        at: SourceSpan,
+        /// What is wrong with it.
+        reason: String,
+        #[help]
+        help: String,
+    },
+
+    /// A revision on an ambient plan.
+    #[error("a revision is not supported on an ambient plan")]
+    #[diagnostic(
+        code(meshplan::version::revision_ambient),
+        help(
+            "remove mesh.istio.revision: an ambient data plane is one ztunnel DaemonSet and one istio-cni per cluster, each bound to one istiod (ztunnel's xDS address names istiod or istiod-<revision>), and namespaces join it by istio.io/dataplane-mode, not through the injection webhook a revision tag moves; meshplan plans ambient upgrades in place (istiod, then istio-cni, then ztunnel), so it plans no revision there"
+        )
+    )]
+    RevisionAmbient {
+        #[label("revision on an ambient mesh")]
+        at: SourceSpan,
+        #[label("ambient data plane here")]
+        dataplane: Option<SourceSpan>,
+    },
+
     /// MetalLB older than its CRD configuration.
     #[error("MetalLB {value} is older than {OLDEST_METALLB}")]
     #[diagnostic(
@@ -222,9 +251,27 @@ pub fn parse(
     parsed
 }
 
+/// The longest revision: `istio-sidecar-injector-<revision>` (the revision's injection webhook,
+/// the longest name Istio derives from it) must stay a 63-character label, as `istiod-<revision>`
+/// (a Service, so a DNS label) does.
+pub const REVISION_MAX: usize = 63 - "istio-sidecar-injector-".len();
+
 /// Runs the `version` rules; `today` dates the end-of-life rule.
 pub fn check(facts: &Facts, today: Day, out: &mut Findings) {
     let mesh = facts.plan.mesh.get_ref();
+    if let Some(revision) = &mesh.istio.get_ref().revision {
+        revision_is_valid(revision, out);
+        if let Some(dataplane) = mesh
+            .dataplane
+            .as_ref()
+            .filter(|d| *d.get_ref() == crate::raw::Dataplane::Ambient)
+        {
+            out.push(VersionError::RevisionAmbient {
+                at: at(revision),
+                dataplane: Some(at(dataplane)),
+            });
+        }
+    }
     let istio = &mesh.istio.get_ref().version;
     if let Some(version) = &facts.istio_version {
         istio_is_supported(istio, version, out);
@@ -391,5 +438,95 @@ fn metallb_is_supported(written: &Spanned<String>, version: &Version, out: &mut 
             value: written.get_ref().clone(),
             at: at(written),
         });
+    }
+}
+
+/// Why `value` cannot be a revision, if it cannot: Istio names objects `istiod-<revision>` and
+/// `istio-sidecar-injector-<revision>` and labels them `istio.io/rev: <revision>`.
+pub fn revision_problem(value: &str) -> Option<(String, String)> {
+    let suggestion: String = value
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect::<String>()
+        .trim_matches('-')
+        .to_owned();
+    let instead = |why: &str| {
+        if !suggestion.is_empty()
+            && suggestion != value
+            && suggestion != "default"
+            && suggestion.len() <= REVISION_MAX
+        {
+            format!("write `{suggestion}`: {why}")
+        } else {
+            format!("{why}, e.g. `1-30-3`")
+        }
+    };
+    if value == "default" {
+        return Some((
+            "the default revision tag's name".to_owned(),
+            "`default` is the name of the default revision tag (istioctl tag set default), which meshplan points at this revision; name the revision after its release, e.g. `1-30-3`".to_owned(),
+        ));
+    }
+    if value.is_empty() {
+        return Some((
+            "empty".to_owned(),
+            "name the revision, e.g. `1-30-3`, or remove mesh.istio.revision for an unrevisioned control plane".to_owned(),
+        ));
+    }
+    let label = value
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !value.starts_with('-')
+        && !value.ends_with('-');
+    if !label {
+        return Some((
+            "not a lowercase DNS label".to_owned(),
+            instead(
+                "a revision is part of object names (istiod-<revision>) and label values: lowercase letters, digits and `-`, starting and ending with a letter or digit (RFC 1123)",
+            ),
+        ));
+    }
+    if value.len() > REVISION_MAX {
+        return Some((
+            format!("{} characters, {REVISION_MAX} at most", value.len()),
+            format!(
+                "istio-sidecar-injector-<revision>, the revision's injection webhook, must stay within 63 characters: shorten it to {REVISION_MAX} characters or fewer, e.g. `1-30-3`"
+            ),
+        ));
+    }
+    None
+}
+
+fn revision_is_valid(written: &Spanned<String>, out: &mut Findings) {
+    if let Some((reason, help)) = revision_problem(written.get_ref()) {
+        out.push(VersionError::RevisionInvalid {
+            value: written.get_ref().clone(),
+            at: at(written),
+            reason,
+            help,
+        });
+    }
+}
+
+#[cfg(test)]
+mod revision_tests {
+    use super::*;
+
+    #[test]
+    fn a_revision_is_a_short_lowercase_label_other_than_default() {
+        assert_eq!(revision_problem("1-30-3"), None);
+        assert_eq!(revision_problem("canary"), None);
+        assert_eq!(revision_problem(&"a".repeat(REVISION_MAX)), None);
+        assert_eq!(REVISION_MAX, 40);
+        let long = "a".repeat(REVISION_MAX + 1);
+        assert!(revision_problem(&long).is_some());
+        assert!(format!("istio-sidecar-injector-{long}").len() > 63);
+        let (reason, help) = revision_problem("1.30.3").unwrap_or_default();
+        assert_eq!(reason, "not a lowercase DNS label");
+        assert!(help.contains("`1-30-3`"), "{help}");
+        for bad in ["default", "", "-a", "a-", "A", "a_b"] {
+            assert!(revision_problem(bad).is_some(), "{bad}");
+        }
     }
 }

@@ -307,10 +307,18 @@ def loopback_kubeconfig(raw, target):
 # istiod
 
 
-def istiod_deployment(context):
-    items = kubectl_json(context, "-n", "istio-system", "get", "deployments", "-l", "app=istiod")["items"]
-    if not items:
-        raise Failure("the primary has no istiod Deployment (app=istiod) in istio-system")
+def plan_revision(path):
+    """`[mesh.istio] revision`, or None."""
+    with open(path, "rb") as f:
+        return tomllib.load(f).get("mesh", {}).get("istio", {}).get("revision")
+
+
+def istiod_deployment(context, revision=None):
+    """The istiod Deployment of REVISION (istio.io/rev; the `default` revision when None)."""
+    selector = f"app=istiod,istio.io/rev={revision or 'default'}"
+    items = kubectl_json(context, "-n", "istio-system", "get", "deployments", "-l", selector)["items"]
+    if len(items) != 1:
+        raise Failure(f"the primary has {len(items)} istiod Deployments ({selector}) in istio-system, not one")
     return items[0]
 
 
@@ -323,13 +331,17 @@ FIELD_VALUES = {
 }
 
 
-def istiod_env(container):
+def istiod_env(container, deployment):
+    """The container's env as the kubelet gives it: values, and field references filled in as
+    for a pod of DEPLOYMENT. REVISION, which pilot-discovery reads as its revision (its mesh
+    config ConfigMap istio-<revision>, the webhooks it patches), comes from the Deployment."""
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "TMPDIR")}
+    fields = dict(FIELD_VALUES, **{"spec.serviceAccountName": deployment["spec"]["template"]["spec"].get("serviceAccountName", "istiod")})
     for entry in container.get("env", []):
         if "value" in entry:
             env[entry["name"]] = entry["value"]
         elif "fieldRef" in entry.get("valueFrom", {}):
-            value = FIELD_VALUES.get(entry["valueFrom"]["fieldRef"]["fieldPath"])
+            value = fields.get(entry["valueFrom"]["fieldRef"]["fieldPath"])
             if value is not None:
                 env[entry["name"]] = value
     return env
@@ -344,12 +356,14 @@ def write_cacerts(context, directory):
             f.write(base64.b64decode(value))
 
 
-def start_istiod(primary, args, ports):
-    deployment = istiod_deployment(primary.context)
+def start_istiod(primary, args, ports, revision=None, name="istiod"):
+    """pilot-discovery as the istiod Deployment of REVISION on PRIMARY runs it; NAME names its
+    directory and log under args.work."""
+    deployment = istiod_deployment(primary.context, revision)
     container = next((c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "discovery"), None)
     if container is None:
         raise Failure("the istiod Deployment has no `discovery` container")
-    home = os.path.join(args.work, "istiod")
+    home = os.path.join(args.work, name)
     shutil.rmtree(home, ignore_errors=True)
     write_cacerts(primary.context, os.path.join(home, "etc", "cacerts"))
     kubeconfig = os.path.join(home, "kubeconfig")
@@ -365,8 +379,11 @@ def start_istiod(primary, args, ports):
         "--httpsAddr", f"127.0.0.1:{ports[3]}",
         "--monitoringAddr", f"127.0.0.1:{ports[4]}",
     ]
-    log = open(os.path.join(args.work, "istiod.log"), "w")
-    process = subprocess.Popen(command, cwd=home, env=istiod_env(container), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log = open(os.path.join(args.work, f"{name}.log"), "w")
+    env = istiod_env(container, deployment)
+    if env.get("REVISION", "default") != (revision or "default"):
+        raise Failure(f"istiod Deployment {deployment['metadata']['name']} runs as revision {env.get('REVISION')}, not {revision or 'default'}")
+    process = subprocess.Popen(command, cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     return process, log.name
 
 
@@ -487,7 +504,8 @@ def eds_problems(eds, expected, primary):
 def probe_eds(args, client):
     """What istiod sends a sidecar in CLIENT's cluster, network and locality:
     {EDS cluster name: [{address, port, weight, priority, locality}]}."""
-    out = os.path.join(args.work, f"eds-{client.name}.json")
+    prefix = "" if getattr(args, "name", "istiod") == "istiod" else f"{args.name}-"
+    out = os.path.join(args.work, f"{prefix}eds-{client.name}.json")
     region, zone, subzone = client.locality
     command = [
         args.xds_probe, "-xds", f"127.0.0.1:{args.ports[1]}", "-cluster", client.name, "-network", client.network,
@@ -704,26 +722,53 @@ def check(args):
     expected = {} if ambient else expected_eds(clusters, primary, published)
     with open(args.traffic) as f:
         traffic = json.load(f)
-    compared, shown = [], []
-    process, log = start_istiod(primary, args, args.ports)
+    revision = plan_revision(args.plan) if args.revision is None else args.revision
+    runs = [(None if revision == "default" else revision, args.ports, args.name)]
+    if args.also_revision:
+        # A second revision's pilot-discovery beside the first (the canary, run.sh's check 8):
+        # both run at once, on the same API servers, and each is checked as the first is.
+        also = None if args.also_revision == "default" else args.also_revision
+        runs.append((also, args.also_ports, f"istiod-{args.also_revision}"))
+    started = []
+    failures = []
     try:
-        deadline = time.monotonic() + args.timeout
-        wait_ready(process, args.ports[0], log, deadline)
-        seen, found = until(deadline, lambda: (seen := observe(args.ports[0]), problems(seen, clusters, primary, published, ambient)))
-        if not found and expected:
-            _, found = until(deadline, lambda: (None, eds_problems(probe_eds(args, primary), expected, primary)))
-        if not found and not ambient:
-            compared, found = until(deadline, lambda: traffic_problems(args, traffic, by_name, published)[::-1])
-        if not found and not ambient:
-            found, shown = edits_problems(args, traffic, by_name, published, primary, time.monotonic() + args.timeout)
+        for rev, ports, name in runs:
+            started.append(start_istiod(primary, args, ports, rev, name))
+        for (rev, ports, name), (process, log) in zip(runs, started):
+            if rev:
+                print(f"    pilot-discovery runs as revision {rev} (REVISION of Deployment istiod-{rev}; mesh config istio-{rev}; ports {ports[0]}..)")
+            elif args.revision or args.also_revision:
+                print(f"    pilot-discovery runs as revision default (Deployment istiod; mesh config istio; ports {ports[0]}..)")
+            found = serve_checks(argparse.Namespace(**{**vars(args), "ports": ports, "name": name}), process, log, clusters, primary, published, expected, traffic, by_name, ambient)
+            if found and len(runs) > 1:
+                found = [f"revision {rev or 'default'}: {line}" for line in found]
+            failures.extend(found)
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        for process, _ in started:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    if failures:
+        raise Failure("\n".join(failures))
+
+
+def serve_checks(args, process, log, clusters, primary, published, expected, traffic, by_name, ambient):
+    """What one running pilot-discovery serves, against the plan; prints the report and returns
+    the problems."""
+    compared, shown = [], []
+    seen = None
+    deadline = time.monotonic() + args.timeout
+    wait_ready(process, args.ports[0], log, deadline)
+    seen, found = until(deadline, lambda: (seen := observe(args.ports[0]), problems(seen, clusters, primary, published, ambient)))
+    if not found and expected:
+        _, found = until(deadline, lambda: (None, eds_problems(probe_eds(args, primary), expected, primary)))
+    if not found and not ambient:
+        compared, found = until(deadline, lambda: traffic_problems(args, traffic, by_name, published)[::-1])
+    if not found and not ambient and not args.no_edits:
+        found, shown = edits_problems(args, traffic, by_name, published, primary, time.monotonic() + args.timeout)
     report(seen, clusters, primary, published, {} if found else expected, ambient)
     if not found:
         report_traffic(traffic, compared, shown, ambient)
-    if found:
-        raise Failure("\n".join(found))
+    return found
 
 
 def main():
@@ -737,6 +782,11 @@ def main():
     parser.add_argument("--work", required=True)
     parser.add_argument("--stub-log", required=True)
     parser.add_argument("--timeout", type=float, default=90)
+    parser.add_argument("--revision", help="run the istiod Deployment of this revision (`default`: the unrevisioned one); default the plan's")
+    parser.add_argument("--name", default="istiod", help="its directory and log under --work")
+    parser.add_argument("--no-edits", action="store_true", help="leave the live DestinationRules alone (another istiod is checked at the same time)")
+    parser.add_argument("--also-revision", help="also run this revision's istiod Deployment at the same time, and check it the same way")
+    parser.add_argument("--also-ports", type=lambda s: [int(p) for p in s.split(",")], help="5 more free loopback ports, for --also-revision")
     args = parser.parse_args()
     # A stopped run still kills istiod (the finally in check()), so it never outlives run.sh.
     for sig in (signal.SIGTERM, signal.SIGHUP):

@@ -14,7 +14,12 @@
 #      pools, then the generated install.sh with the real tools (stubs only where pods or a cloud
 #      are needed, see README.md), then `kubectl get` of every object each bundle declares and
 #      MetalLB's addresses on every LoadBalancer Service;
-#   5. istiod itself (istiod.py).
+#   5. istiod itself (istiod.py);
+#   7. with [mesh.istio] revision: the revisioned control plane and the default revision tag that
+#      install.sh set with the real istioctl (revision.py);
+#   8. with [mesh.istio] revision, the canary: on new API servers, the plan without its revision
+#      installed, then the revision's control plane beside it, the default tag moved with the
+#      tree's own istioctl steps, and both revisions' pilot-discovery serving at once.
 # Exit 1 on any failure, including a tool that cannot be built. Usage: run.sh [PLAN.toml...]
 set -euo pipefail
 
@@ -36,6 +41,8 @@ declare -A slot_of=()
 work=""
 # Set inside a plan's job (a background subshell): its directory and its block of ports.
 job="" slot=""
+# Set while check_on_servers runs for the canary (check 8): the revisioned plan and its tree.
+canary_plan="" canary_tree=""
 
 # kill_tree PID: PID and everything it started, children first seen, all with SIGKILL (a job's
 # bash would only act on a gentler signal once its current command, perhaps a 60 s wait, ended).
@@ -299,9 +306,9 @@ start_etcd() {
 }
 
 # Ports: etcd takes port_base and the next; each job slot a block of 40 after port_base+10:
-# API servers from the block's start (15), MetalLB controllers' metrics from the 16th (15), istiod
-# the block's last five.
-slot_ports=40 slot_servers=15 slot_metallb=15 slot_istiod=35
+# API servers from the block's start (15), MetalLB controllers' metrics from the 16th (15), the
+# canary's second istiod (check 8) the five after them, istiod the block's last five.
+slot_ports=40 slot_servers=15 slot_metallb=15 slot_canary=30 slot_istiod=35
 
 slot_port() {
   echo $((port_base + 10 + slot * slot_ports + $1))
@@ -562,6 +569,95 @@ check_doctor() {
   fi
 }
 
+# plan_revision PLAN: prints `[mesh.istio] revision`; fails when the plan has none.
+plan_revision() {
+  python3 -c 'import sys, tomllib; r = tomllib.load(open(sys.argv[1], "rb"))["mesh"]["istio"].get("revision"); print(r or ""); sys.exit(0 if r else 1)' "$1"
+}
+
+# Check 7, in plans with `[mesh.istio] revision`: the revision's objects and the default revision
+# tag, which install.sh set with the real istioctl, on every cluster (revision.py says which).
+check_revision() {
+  local plan="$1"
+  plan_revision "$plan" >/dev/null || return 0
+  if check "revision: istiod-<revision>, the remote's revisioned Service and EndpointSlice, and the default revision tag (set by the real istioctl) calling them" \
+    python3 "$here/revision.py" --plan "$plan"; then
+    cat "$job/check.log"
+  fi
+}
+
+# Check 8, the canary, in plans with `[mesh.istio] revision`: on API servers of their own, the
+# same plan without its revision is installed (its whole install.sh: a running mesh), then
+# check_canary_upgrade puts the revision beside it.
+check_canary() {
+  local plan="$1" name="$2" tree="$3" old="$job/canary.toml" oldtree="$job/canary-out"
+  plan_revision "$plan" >/dev/null || return 0
+  echo "   canary: $name without its revision, installed; then its revision beside it"
+  sed '/^revision = /d' "$plan" >"$old"
+  if plan_revision "$old" >/dev/null; then
+    fail "canary: the plan without its revision still has one ($old)"
+    return 0
+  fi
+  check "canary: meshplan build of the plan without its revision" "$meshplan" build "$old" -o "$oldtree" || return 0
+  canary_plan="$plan" canary_tree="$tree" check_on_servers "$old" "$oldtree" "$name-canary"
+}
+
+# run_tree_line TREE LINE: one line of TREE's install.sh, run from TREE as install.sh runs it.
+run_tree_line() {
+  (cd "$1" && MESHPLAN_SKIP_VERSION_CHECK=1 MESHPLAN_SKIP_VERIFY=1 \
+    MESHPLAN_WAIT_TIMEOUT="${MESHPLAN_WAIT_TIMEOUT:-60s}" bash -c "$2")
+}
+
+# The canary on servers where the unrevisioned tree is installed: the revisioned tree's control
+# plane steps (its install.sh's `control-plane` lines, in its order); the old control plane must
+# still serve injection (revision.py --before); then the revisioned tree's own `istioctl tag set
+# default` lines, after which the tag must call istiod-<revision> everywhere (revision.py); and
+# pilot-discovery of both revisions, at once, must each see the mesh and serve xds-probe the
+# plan's endpoints (istiod.py --revision default --also-revision <revision>).
+check_canary_upgrade() {
+  local plan="$1" tree="$2" line revision i
+  local -n cluster_names="$3" cluster_ports="$4"
+  revision="$(plan_revision "$plan")"
+  while read -r line; do
+    check "canary: $line (revision $revision beside the running control plane)" run_tree_line "$tree" "$line" || return 0
+  done < <(grep -E '^bash [^ ]+/scripts/install\.sh control-plane$' "$tree/install.sh")
+  if check "canary, before the tag moves: revision $revision installed beside the running control plane, which still serves istio-injection=enabled" \
+    python3 "$here/revision.py" --plan "$plan" --before; then
+    echo "   canary, before the tag moves:"
+    cat "$job/check.log"
+  fi
+  while read -r line; do
+    check "canary: $line" run_tree_line "$tree" "$line" || return 0
+  done < <(grep -E '^istioctl tag set default ' "$tree/install.sh")
+  if check "canary, after the tag moved: the default revision tag calls istiod-$revision and the old injector serves nothing" \
+    python3 "$here/revision.py" --plan "$plan"; then
+    echo "   canary, after the tag moved (the tree's own istioctl tag set default lines):"
+    cat "$job/check.log"
+  fi
+  [ "${#cluster_names[@]}" -gt 1 ] || return 0
+  local args=() ports=() also=()
+  for i in "${!cluster_names[@]}"; do
+    args+=(--cluster "${cluster_names[i]}=${cluster_ports[i]}")
+  done
+  for i in 0 1 2 3 4; do
+    ports+=("$(slot_port $((slot_istiod + i)))") also+=("$(slot_port $((slot_canary + i)))")
+    need_port "${ports[i]}"
+    need_port "${also[i]}"
+  done
+  if ! "$meshplan" explain --traffic --format json --quiet "$plan" >"$job/traffic.json" 2>"$job/traffic.log"; then
+    fail "meshplan explain --traffic $plan" "$job/traffic.log"
+    return 0
+  fi
+  if check "canary: pilot-discovery of revision default and of revision $revision at once, each watching every cluster and serving xds-probe the plan's endpoints" \
+    python3 "$here/istiod.py" --plan "$plan" "${args[@]}" --pilot-discovery "$MESHPLAN_REAL_TOOLS_BIN/pilot-discovery" \
+    --xds-probe "$MESHPLAN_REAL_TOOLS_BIN/xds-probe" --traffic "$job/traffic.json" \
+    --ports "$(IFS=,; echo "${ports[*]}")" --revision default --name istiod-default --no-edits \
+    --also-revision "$revision" --also-ports "$(IFS=,; echo "${also[*]}")" \
+    --work "$job" --stub-log "$MESHPLAN_REAL_TOOLS_STUB_LOG"; then
+    echo "   canary, both revisions' pilot-discovery at once:"
+    cat "$job/check.log"
+  fi
+}
+
 # What the plan itself says about its clusters' service ranges and MetalLB (metallb.py facts):
 # sets service_cidr_of and pools_of (cluster name -> value), metallb_namespace, and
 # metallb_version, the controller release paired with the plan's mesh.metallb.version in
@@ -656,7 +752,13 @@ check_on_servers() {
     export CERTS_DIR="$job/certs"
     files_checked=$((files_checked + $(find "$tree" -name '*.sh' -path '*scripts*' | wc -l) + 1))
     if check "install.sh against the API servers" run_install_procedure "$tree" "$CERTS_DIR"; then
+      if [ -n "${canary_tree:-}" ]; then
+        check_canary_upgrade "$canary_plan" "$canary_tree" names server_port
+        stop_servers
+        return 0
+      fi
       verify_objects "$tree"
+      check_revision "$plan"
       [ -z "$metallb_contexts" ] || check_metallb "$plan" names contexts
       check_istiod "$plan" "$tree" names server_port
       check_doctor "$tree"
@@ -688,6 +790,7 @@ check_plan() {
   t1="$EPOCHREALTIME"
   istiod_seconds=0
   check_on_servers "$plan" "$tree" "$name"
+  check_canary "$plan" "$name" "$tree"
   if [ "$failures" -eq "$before" ]; then
     echo "ok   $name ($(wc -l <"$MESHPLAN_REAL_TOOLS_STUB_LOG") stubbed steps; files $(seconds "$t0" "$t1") s, servers $(seconds "$t1" "$EPOCHREALTIME") s of which istiod $istiod_seconds s; API servers and controller-managers used $((server_cpu_ticks / $(getconf CLK_TCK))) s CPU${metallb_used:+, MetalLB controller $metallb_used $(cpu_seconds "$metallb_cpu_ticks") s})"
   fi
