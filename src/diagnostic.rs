@@ -83,6 +83,14 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Artifacts(#[from] crate::validate::artifacts::ArtifactsError),
+    /// `meshplan::trust::*`: `[mesh.trust]` roots, phases, revocations, trust domains.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Trust(#[from] crate::trust::TrustError),
+    /// `meshplan::trust::*` of `check --certs`: a phase's proof over the CA directory.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    TrustCert(#[from] crate::trust::ca::TrustCertError),
 }
 
 impl Error {
@@ -102,6 +110,7 @@ impl Error {
     pub fn other_file(&self) -> Option<&str> {
         match self {
             Error::Cert(cert) => Some(cert.file()),
+            Error::TrustCert(cert) => Some(cert.file()),
             _ => None,
         }
     }

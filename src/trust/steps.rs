@@ -1,0 +1,1 @@
+//! Each phase's files and steps as data (filled in below).
