@@ -489,6 +489,7 @@ fn every_code_is_documented_and_has_a_fixture() {
         "tests/fixtures/err",
         "tests/fixtures/warn",
         "tests/fixtures/cert",
+        "tests/fixtures/trust-cert",
     ] {
         for entry in fs::read_dir(crate_root().join(dir)).unwrap() {
             declared.push(declared_code(&entry.unwrap().path()));
