@@ -258,7 +258,9 @@ pub enum TrustError {
         at: SourceSpan,
     },
 
-    #[error("phase `{phase}`: {whose} signs with root `{sign}`, which {whose} does not trust")]
+    #[error(
+        "phase `{phase}`: {whose} would be signed by root `{sign}`, which is not in its `trust`"
+    )]
     #[diagnostic(
         code(meshplan::trust::sign_untrusted),
         help(
@@ -503,7 +505,7 @@ pub fn check(facts: &Facts, out: &mut Findings) -> Option<Trust> {
         {
             errs.push(TrustError::SignUntrusted {
                 phase: name.clone(),
-                whose: "every cluster".to_owned(),
+                whose: "every cluster's intermediate".to_owned(),
                 sign: p.sign.get_ref().clone(),
                 at: at(&p.sign),
             });
@@ -548,13 +550,15 @@ pub fn check(facts: &Facts, out: &mut Findings) -> Option<Trust> {
             {
                 errs.push(TrustError::SignUntrusted {
                     phase: name.clone(),
-                    whose: o
-                        .clusters
-                        .get_ref()
-                        .iter()
-                        .map(|c| format!("`{}`", c.get_ref()))
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    whose: format!(
+                        "the intermediate of {}",
+                        o.clusters
+                            .get_ref()
+                            .iter()
+                            .map(|c| format!("`{}`", c.get_ref()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                     sign: sign.get_ref().clone(),
                     at: at(sign),
                 });
