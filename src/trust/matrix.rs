@@ -110,6 +110,56 @@ struct Parsed<'a> {
     root_crls: BTreeMap<&'a str, Result<(&'a str, usize), String>>,
     /// Each intermediate's CRL.
     intermediate_crls: BTreeMap<&'a Intermediate, Result<(&'a str, usize), String>>,
+    /// Each leaf: its SPIFFE trust domain once it proved itself against its intermediate.
+    leaf_checks: BTreeMap<(&'a Intermediate, &'a str), Result<String, String>>,
+    /// Each root: fit to anchor an intermediate now.
+    root_checks: BTreeMap<&'a str, Result<(), String>>,
+}
+
+/// The leaf against its intermediate: signature, CA flag, validity, SPIFFE ID.
+fn check_leaf(
+    leaf: &X509Certificate,
+    ca: &X509Certificate,
+    now: OffsetDateTime,
+) -> Result<String, String> {
+    if !(leaf.issuer().as_raw() == ca.subject().as_raw()
+        && leaf.verify_signature(Some(ca.public_key())).is_ok())
+    {
+        return Err("the workload certificate is not signed by the intermediate".to_owned());
+    }
+    let ca_ok = ca
+        .basic_constraints()
+        .ok()
+        .flatten()
+        .is_some_and(|bc| bc.value.ca);
+    if !ca_ok {
+        return Err("the intermediate is not a CA".to_owned());
+    }
+    if !valid_at(leaf, now) {
+        return Err("the workload certificate is not valid now".to_owned());
+    }
+    if !valid_at(ca, now) {
+        return Err("the intermediate is not valid now".to_owned());
+    }
+    spiffe_domain(leaf).ok_or_else(|| "the workload certificate has no SPIFFE ID".to_owned())
+}
+
+/// A root fit to anchor an intermediate now.
+fn check_root(name: &str, root: &X509Certificate, now: OffsetDateTime) -> Result<(), String> {
+    if root
+        .basic_constraints()
+        .ok()
+        .flatten()
+        .is_some_and(|bc| bc.value.path_len_constraint == Some(0))
+    {
+        return Err(format!(
+            "root `{name}` has pathlen:0 and allows no intermediate"
+        ));
+    }
+    if !valid_at(root, now) {
+        return Err(format!("root `{name}` is not valid now"));
+    }
+    Ok(())
 }
 
 fn cert(der: &[u8]) -> Result<X509Certificate<'_>, String> {
@@ -166,7 +216,26 @@ impl<'a> Parsed<'a> {
             .iter()
             .map(|(i, ca)| (*i, find_crl(&crls, ca, now)))
             .collect();
+        let leaf_checks = leaves
+            .iter()
+            .map(|(key, leaf)| {
+                let checked = match intermediates.get(key.0) {
+                    Some(ca) => check_leaf(leaf, ca, now),
+                    None => Err(format!(
+                        "the CA directory has no intermediate {}",
+                        key.0.path()
+                    )),
+                };
+                (*key, checked)
+            })
+            .collect();
+        let root_checks = roots
+            .iter()
+            .map(|(name, root)| (*name, check_root(name, root, now)))
+            .collect();
         Ok(Parsed {
+            leaf_checks,
+            root_checks,
             root_crls,
             intermediate_crls,
             roots,
@@ -269,7 +338,6 @@ fn verify(
     (intermediate, domain): (&Intermediate, &str),
     view: &View,
     aliases: &[String],
-    now: OffsetDateTime,
 ) -> Result<(), String> {
     let Some(ca) = parsed.intermediates.get(intermediate) else {
         return Err(format!(
@@ -283,11 +351,12 @@ fn verify(
             intermediate.path()
         ));
     };
-    if !(leaf.issuer().as_raw() == ca.subject().as_raw()
-        && leaf.verify_signature(Some(ca.public_key())).is_ok())
-    {
-        return Err("the workload certificate is not signed by the intermediate".to_owned());
-    }
+    // Checked once per leaf (signature, CA flag, validity, SPIFFE ID), not per pair.
+    let workload_domain = match parsed.leaf_checks.get(&(intermediate, domain)) {
+        Some(Ok(found)) => found.as_str(),
+        Some(Err(reason)) => return Err(reason.clone()),
+        None => return Err("the workload certificate was not checked".to_owned()),
+    };
     let root = view
         .roots
         .iter()
@@ -303,45 +372,17 @@ fn verify(
             intermediate.root
         ));
     };
-    let Some(root_cert) = parsed.roots.get(root_name) else {
+    if !parsed.roots.contains_key(root_name) {
         return Err(format!("no root `{root_name}`"));
-    };
-    let ca_ok = ca
-        .basic_constraints()
-        .ok()
-        .flatten()
-        .is_some_and(|bc| bc.value.ca);
-    if !ca_ok {
-        return Err("the intermediate is not a CA".to_owned());
     }
-    if root_cert
-        .basic_constraints()
-        .ok()
-        .flatten()
-        .is_some_and(|bc| bc.value.path_len_constraint == Some(0))
-    {
+    if let Some(Err(reason)) = parsed.root_checks.get(root_name) {
+        return Err(reason.clone());
+    }
+    if workload_domain != view.domain && !aliases.iter().any(|a| a == workload_domain) {
         return Err(format!(
-            "root `{root_name}` has pathlen:0 and allows no intermediate"
+            "its trust domain is {}, the workload's {workload_domain}, and no alias covers it",
+            view.domain
         ));
-    }
-    for (what, c) in [
-        ("the workload certificate", leaf),
-        ("the intermediate", ca),
-        ("the root", root_cert),
-    ] {
-        if !valid_at(c, now) {
-            return Err(format!("{what} is not valid now"));
-        }
-    }
-    match spiffe_domain(leaf) {
-        Some(domain) if domain == view.domain || aliases.contains(&domain) => {}
-        Some(domain) => {
-            return Err(format!(
-                "its trust domain is {}, the workload's {domain}, and no alias covers it",
-                view.domain
-            ));
-        }
-        None => return Err("the workload certificate has no SPIFFE ID".to_owned()),
     }
     if view.crl {
         // The CRL must come with Y's ca-crl.pem: the files of the roots Y trusts.
@@ -395,13 +436,8 @@ pub fn prove(trust: &Trust, material: &Material, now: OffsetDateTime) -> Result<
                         domain: &y.trust_domain,
                     };
                     let revoked = py.crl && py.revokes(&x.signer);
-                    let outcome = verify(
-                        &parsed,
-                        (&x.signer, &x.trust_domain),
-                        &view,
-                        &trust.aliases,
-                        now,
-                    );
+                    let outcome =
+                        verify(&parsed, (&x.signer, &x.trust_domain), &view, &trust.aliases);
                     let failure = |reason: String, revoked_accepted: bool| Failure {
                         phase: phase.name.clone(),
                         from: (x.cluster.clone(), px.name.clone()),
@@ -438,13 +474,7 @@ pub fn prove(trust: &Trust, material: &Material, now: OffsetDateTime) -> Result<
                         crl: true,
                         domain: &y.trust_domain,
                     };
-                    match verify(
-                        &parsed,
-                        (revoked, &y.trust_domain),
-                        &view,
-                        &trust.aliases,
-                        now,
-                    ) {
+                    match verify(&parsed, (revoked, &y.trust_domain), &view, &trust.aliases) {
                         Err(_) => summary.refused += 1,
                         Ok(()) => summary.failures.push(Failure {
                             phase: phase.name.clone(),
