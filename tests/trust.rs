@@ -410,3 +410,239 @@ fn the_matrix_agrees_with_openssl_verify() {
         }
     }
 }
+
+#[path = "support/bash_compat.rs"]
+mod bash_compat;
+
+/// `meshplan build PLAN -o DIR`, asserting success.
+fn build(plan: &str, out: &Path) {
+    let built = meshplan(&["build", plan, "-o", out.to_str().unwrap()]);
+    assert!(built.status.success(), "{}", text(&built));
+}
+
+#[test]
+fn the_phase_scripts_are_well_formed_and_only_written_for_phased_plans() {
+    let shellcheck = Command::new("shellcheck")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    for name in FIXTURES {
+        let out = scratch(&format!("build-{name}")).join("out");
+        build(&plan_path(name), &out);
+        for script in ["trust.sh", "verify-trust.sh"] {
+            let file = out.join(script);
+            let body = fs::read_to_string(&file).unwrap();
+            assert!(body.contains("\nset -euo pipefail\n"), "{name}: {script}");
+            let old = bash_compat::violations(&body);
+            assert!(old.is_empty(), "{name}: {script}: {old:?}");
+            let syntax = Command::new("bash").arg("-n").arg(&file).output().unwrap();
+            assert!(
+                syntax.status.success(),
+                "{name}: {script}: {}",
+                text(&syntax)
+            );
+            if shellcheck {
+                let lint = Command::new("shellcheck").arg(&file).output().unwrap();
+                assert!(lint.status.success(), "{name}: {script}: {}", text(&lint));
+            }
+        }
+        let readme = fs::read_to_string(out.join("README.md")).unwrap();
+        assert!(
+            readme.contains("\n## Rotating and joining trust\n"),
+            "{name}"
+        );
+        // Every phase has its section, files and steps.
+        for phase in &trust_of(&plan_path(name)).phases {
+            assert!(
+                readme.contains(&format!("`{}`\n", phase.name)),
+                "{name}: {}",
+                phase.name
+            );
+        }
+        // Listing the phases needs nothing; an unknown phase is refused before kubectl.
+        let listed = Command::new("bash")
+            .arg(out.join("trust.sh"))
+            .output()
+            .unwrap();
+        assert!(listed.status.success(), "{}", text(&listed));
+        let unknown = Command::new("bash")
+            .arg(out.join("trust.sh"))
+            .arg("no-such-phase")
+            .env("PATH", "/usr/bin:/bin")
+            .output()
+            .unwrap();
+        assert_eq!(unknown.status.code(), Some(1), "{}", text(&unknown));
+    }
+    // The phases say what Istio needs: several roots need ISTIO_MULTIROOT_MESH, checked before
+    // any Secret changes; a revocation carries ca-crl.pem.
+    let built = |name: &str| {
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("trust")
+            .join(format!("build-{name}"))
+            .join("out")
+    };
+    let out = built("rotation");
+    let script = fs::read_to_string(out.join("trust.sh")).unwrap();
+    assert!(script.contains("need_multiroot 'bank-fra' 'bank-fra'\n    need_multiroot 'bank-ams' 'bank-ams'\n    apply_cluster 'bank-fra' 'bank-fra' 'root-a/bank-fra' 'root-a root-b' ''"), "{script}");
+    let out = built("revocation");
+    let script = fs::read_to_string(out.join("trust.sh")).unwrap();
+    assert!(
+        script.contains("apply_cluster 'bank-ams' 'bank-ams' 'root/bank-ams.2' 'root' 'root'"),
+        "{script}"
+    );
+    // A plan without [mesh.trust] gets no trust.sh.
+    let plain = scratch("build-plain").join("out");
+    build("tests/fixtures/ok/multi-primary-multi-network.toml", &plain);
+    assert!(!plain.join("trust.sh").exists());
+}
+
+/// A fake kubectl answering `get secret cacerts` / `get configmap istio-ca-root-cert` with
+/// `$FAKE/<context>/<kind>.pem`.
+const FAKE_KUBECTL: &str = r#"#!/usr/bin/env bash
+set -euo pipefail
+context="$2"; kind="$6"; name="$7"
+file="$FAKE/$context/$kind.pem"
+if [ ! -f "$file" ]; then
+  echo "Error from server (NotFound): $kind \"$name\" not found" >&2
+  exit 1
+fi
+if [ "$kind" = secret ]; then base64 -w0 < "$file"; else cat "$file"; fi
+"#;
+
+fn verify_phase(
+    out: &Path,
+    fake: &Path,
+    phase: &str,
+    certs_dir: Option<&Path>,
+    held: &[(&str, &str)],
+) -> Output {
+    let _ = fs::remove_dir_all(fake);
+    fs::create_dir_all(fake.join("bin")).unwrap();
+    let kubectl = fake.join("bin/kubectl");
+    fs::write(&kubectl, FAKE_KUBECTL).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&kubectl, fs::Permissions::from_mode(0o755)).unwrap();
+    for (context, pem) in held {
+        fs::create_dir_all(fake.join(context)).unwrap();
+        fs::write(fake.join(context).join("secret.pem"), pem).unwrap();
+        fs::write(fake.join(context).join("configmap.pem"), pem).unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        fake.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut command = Command::new("bash");
+    command
+        .arg(out.join("verify-trust.sh"))
+        .arg(phase)
+        .env("PATH", path)
+        .env("FAKE", fake)
+        .env_remove("CERTS_DIR");
+    if let Some(dir) = certs_dir {
+        command.env("CERTS_DIR", dir);
+    }
+    command.output().unwrap()
+}
+
+#[test]
+fn verify_trust_knows_the_roots_each_phase_expects() {
+    let base = scratch("verify-phase");
+    let dir = base.join("ca");
+    make_ca(&plan_path("rotation"), &dir);
+    let out = base.join("out");
+    build(&plan_path("rotation"), &out);
+    let fake = base.join("fake");
+    let a = fs::read_to_string(dir.join("root-a/root-cert.pem")).unwrap();
+    let b = fs::read_to_string(dir.join("root-b/root-cert.pem")).unwrap();
+    let both = format!("{a}{b}");
+    // Phase trust-b: both roots everywhere, fingerprints read from CERTS_DIR.
+    let ok = verify_phase(
+        &out,
+        &fake,
+        "trust-b",
+        Some(&dir),
+        &[("bank-fra", &both), ("bank-ams", &both)],
+    );
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    // bank-ams still on root A alone: named.
+    let behind = verify_phase(
+        &out,
+        &fake,
+        "trust-b",
+        Some(&dir),
+        &[("bank-fra", &both), ("bank-ams", &a)],
+    );
+    assert_eq!(behind.status.code(), Some(1), "{}", text(&behind));
+    let stderr = String::from_utf8_lossy(&behind.stderr);
+    assert!(
+        stderr.contains("phase trust-b: cluster bank-ams: its cacerts Secret holds root(s)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("cluster bank-fra"), "{stderr}");
+    // The same bundle is wrong for phase b: root A must be gone there.
+    let stale = verify_phase(
+        &out,
+        &fake,
+        "b",
+        Some(&dir),
+        &[("bank-fra", &both), ("bank-ams", &both)],
+    );
+    assert_eq!(stale.status.code(), Some(1), "{}", text(&stale));
+    // Without CERTS_DIR and no fingerprint in the plan, it says what it needs.
+    let blind = verify_phase(
+        &out,
+        &fake,
+        "b",
+        None,
+        &[("bank-fra", &b), ("bank-ams", &b)],
+    );
+    assert_eq!(blind.status.code(), Some(1), "{}", text(&blind));
+    assert!(
+        String::from_utf8_lossy(&blind.stderr).contains("records no fingerprint of root root-b"),
+        "{}",
+        text(&blind)
+    );
+    // With the fingerprints `meshplan certs` printed recorded in the plan, no CERTS_DIR needed.
+    let printed =
+        String::from_utf8_lossy(&make_ca(&plan_path("rotation"), &dir).stderr).into_owned();
+    let print_of = |root: &str| -> String {
+        printed
+            .lines()
+            .find(|l| l.contains(&format!("/{root}: ")))
+            .and_then(|l| l.split("SHA256 ").nth(1))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let recorded = fs::read_to_string(plan_path("rotation"))
+        .unwrap()
+        .replace(
+            "name = \"root-a\"\n",
+            &format!(
+                "name = \"root-a\"\nfingerprint = \"{}\"\n",
+                print_of("root-a")
+            ),
+        )
+        .replace(
+            "name = \"root-b\"\n",
+            &format!(
+                "name = \"root-b\"\nfingerprint = \"{}\"\n",
+                print_of("root-b")
+            ),
+        );
+    let recorded_plan = base.join("recorded.toml");
+    fs::write(&recorded_plan, recorded).unwrap();
+    let out2 = base.join("out2");
+    build(recorded_plan.to_str().unwrap(), &out2);
+    let known = verify_phase(
+        &out2,
+        &fake,
+        "b",
+        None,
+        &[("bank-fra", &b), ("bank-ams", &b)],
+    );
+    assert_eq!(known.status.code(), Some(0), "{}", text(&known));
+    let (findings, code, _) = check_certs(recorded_plan.to_str().unwrap(), &dir);
+    assert_eq!(code, Some(0), "{findings:?}");
+}
