@@ -30,7 +30,7 @@ use super::matrix::{self, Material, Summary};
 use super::{Intermediate, Trust};
 use crate::certs::dir::{CaDir, NewFile};
 use crate::certs::store::{self, Generated, StoreError};
-use crate::certs::{self, CRL, Options, ROOT_CERT, ROOT_KEY, check, fingerprint, issue};
+use crate::certs::{CRL, Options, ROOT_CERT, ROOT_KEY, check, fingerprint, issue};
 use crate::fsread::ReadError;
 
 /// A finding of `check --certs` about a plan's phases.
@@ -490,6 +490,3 @@ pub fn prove_dir(dir: &Path, trust: &Trust, now: OffsetDateTime) -> Result<Summa
     let material = load(dir, trust, now).map_err(|(file, reason)| format!("{file}: {reason}"))?;
     matrix::prove(trust, &material, now)
 }
-
-/// Unused-import guard for the one-root constants this module relies on.
-const _: [&str; 1] = [certs::ISTIOD_SAN];
