@@ -160,9 +160,10 @@ def check(args):
             process.wait()
         roots_named = ", ".join(r for r, _ in expects.get(primary.name, []))
         if any(v != want for v in seen.values()):
+            if os.path.exists(log):
+                print(f"  phase {name}: end of istiod's log:\n{istiod.tail(log, 8)}")
             found.append(
                 f"phase {name}: istiod of {primary.name} published istio-ca-root-cert {seen}, the phase expects roots {roots_named}: {want}"
-                + (f"\n  end of its log:\n{istiod.tail(log)}" if os.path.exists(log) else "")
             )
         else:
             crl_note = " with ca-crl.pem" if crl_roots else ""
@@ -170,6 +171,7 @@ def check(args):
             shown.append(f"phase {name}: {primary.name}'s istiod{extra} published exactly roots {roots_named}{crl_note}: {len(want)} fingerprint(s)")
     for line in shown:
         print(f"  {line}")
+    # The failures last: run.sh shows the end of this output.
     if found:
         raise Failure("\n".join(found))
 
