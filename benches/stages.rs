@@ -144,6 +144,59 @@ fn compile_all_primaries(bencher: divan::Bencher, clusters: usize) {
     });
 }
 
+/// The rotation of `tests/fixtures/trust/rotation.toml` (A → A+B → B, four phases) on a mesh
+/// of `clusters` primaries, and its CA (ECDSA) made once in a temporary directory.
+fn rotation_ca(clusters: usize) -> (meshplan::model::Plan, std::path::PathBuf) {
+    let text = format!(
+        "{}\n[mesh.trust]\n\n[[mesh.trust.root]]\nname = \"root-a\"\n\n[[mesh.trust.root]]\nname = \"root-b\"\n\n[[mesh.trust.phase]]\nname = \"a\"\ntrust = [\"root-a\"]\nsign = \"root-a\"\n\n[[mesh.trust.phase]]\nname = \"trust-b\"\ntrust = [\"root-a\", \"root-b\"]\nsign = \"root-a\"\n\n[[mesh.trust.phase]]\nname = \"sign-b\"\ntrust = [\"root-a\", \"root-b\"]\nsign = \"root-b\"\n\n[[mesh.trust.phase]]\nname = \"b\"\ntrust = [\"root-b\"]\nsign = \"root-b\"\n",
+        synthetic::all_primaries(clusters)
+    );
+    let plan = valid_plan(&Source::new("rotation.toml", text));
+    let dir = std::env::temp_dir().join(format!(
+        "meshplan-bench-trust-{clusters}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let options = meshplan::certs::Options {
+        algorithm: meshplan::certs::KeyAlgorithm::EcdsaP256,
+        ..Default::default()
+    };
+    let trust = plan
+        .trust
+        .as_ref()
+        .unwrap_or_else(|| panic!("the plan has phases"));
+    meshplan::trust::ca::generate(&dir, trust, &options)
+        .unwrap_or_else(|err| panic!("the CA is made: {err}"));
+    (plan, dir)
+}
+
+/// `check --certs` of every phase of a rotation (issue 26's target: 100 clusters under 2 s,
+/// ECDSA): each root's directory by the one-root rules, then the matrix, leaves issued in
+/// memory. 100 clusters, 4 phases: 100 + 3 × 3 × 100² ordered pairs (about 90,000).
+#[divan::bench(args = [10, 100], sample_count = 5)]
+fn trust_check_certs(bencher: divan::Bencher, clusters: usize) {
+    let (plan, dir) = rotation_ca(clusters);
+    let trust = plan.trust.as_ref().unwrap_or_else(|| panic!("phases"));
+    let after = |_: &str| String::new();
+    bencher.bench(|| {
+        let checked = meshplan::trust::ca::check_dir(
+            &dir,
+            trust,
+            &plan.mesh.trust_domain,
+            "meshplan certs PLAN --out DIR",
+            &after,
+            time::OffsetDateTime::now_utc(),
+        );
+        assert!(
+            checked.findings.iter().all(|f| !f.is_error()),
+            "{:?}",
+            checked.findings
+        );
+        checked.summary.map_or(0, |s| s.accepted)
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn main() {
     divan::main();
 }

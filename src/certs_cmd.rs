@@ -130,7 +130,11 @@ pub fn run(plan: &Plan, request: &Request, quiet: bool) -> Result<(), Failure> {
         rotate: request.rotate.map(str::to_owned),
         // RSA 4096 keys take about a second each: say so rather than sit silent.
         progress: (!quiet && request.algorithm == KeyAlgorithm::Rsa4096).then_some(key_progress),
+        crl_sign: false,
     };
+    if let Some(trust) = &plan.trust {
+        return run_phases(trust, request, &options, quiet);
+    }
     let done = store::generate(request.out, &names, &options).map_err(refusal)?;
     let mut stderr = std::io::stderr().lock();
     for warning in &done.warnings {
@@ -177,6 +181,64 @@ pub fn run(plan: &Plan, request: &Request, quiet: bool) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `meshplan certs` for a plan with `[mesh.trust]` phases: every root and what each phase
+/// needs, one directory per root.
+fn run_phases(
+    trust: &meshplan::trust::Trust,
+    request: &Request,
+    options: &Options,
+    quiet: bool,
+) -> Result<(), Failure> {
+    let done = meshplan::trust::ca::generate(request.out, trust, options).map_err(refusal)?;
+    let mut stderr = std::io::stderr().lock();
+    for root in &done {
+        for warning in &root.generated.warnings {
+            let _ = writeln!(stderr, "warning: {}", meshplan::terminal::text(warning));
+        }
+    }
+    if quiet {
+        return Ok(());
+    }
+    for root in &done {
+        let g = &root.generated;
+        let mut parts = vec![
+            match g.root {
+                store::RootOutcome::Generated => "root generated",
+                store::RootOutcome::Kept => "root kept",
+                store::RootOutcome::Brought => "root brought in",
+            }
+            .to_owned(),
+        ];
+        if !g.issued.is_empty() {
+            parts.push(format!("new intermediates: {}", g.issued.join(", ")));
+        }
+        if !g.reissued.is_empty() {
+            parts.push(format!(
+                "certified existing keys: {}",
+                g.reissued.join(", ")
+            ));
+        }
+        parts.push(format!("{} kept", g.kept.len()));
+        if root.crl_written {
+            parts.push("ca-crl.pem written".to_owned());
+        }
+        parts.push(format!(
+            "{} files written",
+            g.written.len() + usize::from(root.crl_written)
+        ));
+        if let Some(print) = &root.fingerprint {
+            parts.push(format!("SHA256 {print}"));
+        }
+        let _ = writeln!(
+            stderr,
+            "{}: {}",
+            meshplan::terminal::path(&request.out.join(&root.root)),
+            parts.join("; ")
+        );
+    }
+    Ok(())
+}
+
 /// The `cert` findings of `check --certs DIR`.
 pub fn check_dir(plan_path: &Path, dir: &Path, plan: &Plan) -> Vec<Error> {
     let names = cluster_names(plan);
@@ -195,6 +257,17 @@ pub fn check_dir(plan_path: &Path, dir: &Path, plan: &Plan) -> Vec<Error> {
         return vec![Error::from(missing)];
     }
     let after_rotation = |cluster: &str| after_rotation(plan, cluster);
+    if let Some(trust) = &plan.trust {
+        let checked = meshplan::trust::ca::check_dir(
+            dir,
+            trust,
+            &plan.mesh.trust_domain,
+            &fix,
+            &after_rotation,
+            time::OffsetDateTime::now_utc(),
+        );
+        return checked.findings;
+    }
     let input = certs::check::Input {
         dir: &shown,
         read: &read,

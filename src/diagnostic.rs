@@ -87,6 +87,14 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Upgrade(#[from] crate::validate::upgrade::UpgradeError),
+    /// `meshplan::trust::*`: `[mesh.trust]` roots, phases, revocations, trust domains.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Trust(#[from] crate::trust::TrustError),
+    /// `meshplan::trust::*` of `check --certs`: a phase's proof over the CA directory.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    TrustCert(#[from] crate::trust::ca::TrustCertError),
 }
 
 impl Error {
@@ -106,6 +114,7 @@ impl Error {
     pub fn other_file(&self) -> Option<&str> {
         match self {
             Error::Cert(cert) => Some(cert.file()),
+            Error::TrustCert(cert) => Some(cert.file()),
             _ => None,
         }
     }

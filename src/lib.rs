@@ -32,6 +32,7 @@ pub mod source;
 pub mod suggest;
 pub mod sweep;
 pub mod terminal;
+pub mod trust;
 pub mod userdirs;
 pub mod validate;
 pub mod whatif;

@@ -108,6 +108,9 @@ pub struct Plan {
     /// Services, in plan order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<Service>,
+    /// `[mesh.trust]`: the phases of the mesh's trust, when the plan has them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trust: Option<crate::trust::Trust>,
 }
 
 /// A `[[service]]`.
@@ -526,6 +529,7 @@ impl Plan {
                 .iter()
                 .map(|s| service(s.get_ref()))
                 .collect::<Option<Vec<_>>>()?,
+            trust: None,
         })
     }
 }

@@ -57,6 +57,10 @@ pub struct Mesh {
     /// compiled tree fetches comes from, e.g. a mirror in a closed network.
     #[schemars(with = "Option<Artifacts>")]
     pub artifacts: Option<Spanned<Artifacts>>,
+    /// `[mesh.trust]` (addition): several roots and the phases of a rotation, a merge of two
+    /// meshes or a revocation (docs/plan-format.md, "Rotating and joining trust").
+    #[schemars(with = "Option<crate::trust::raw::Trust>")]
+    pub trust: Option<Spanned<crate::trust::raw::Trust>>,
 }
 
 /// `[mesh.artifacts]`: the outside sources of the compiled tree. Each key has a default that

@@ -42,6 +42,8 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("doctor.sh", include_str!("../templates/doctor.sh.j2")),
     ("upgrade.sh", include_str!("../templates/upgrade.sh.j2")),
     ("upgrade.md", include_str!("../templates/upgrade.md.j2")),
+    ("trust.sh", include_str!("../templates/trust.sh.j2")),
+    ("trust.md", include_str!("../templates/trust.md.j2")),
     (
         "gitops/argocd.yaml",
         include_str!("../templates/gitops/argocd.yaml.j2"),
@@ -195,6 +197,19 @@ pub fn render(mesh: &Mesh, explanation: &Explanation) -> Result<Output, RenderEr
 pub fn render_tree(mesh: &Mesh, readme: String) -> Result<Output, RenderError> {
     let env = environment()?;
     let mut output = Output::new();
+    let trust = Value::from(minijinja::value::Serde(&mesh.trust));
+    let readme = match &mesh.trust {
+        // The phases of `[mesh.trust]` close the README: "Rotating and joining trust".
+        Some(_) => {
+            let section = render_one(
+                &env,
+                "trust.md",
+                context! { mesh => Value::from(minijinja::value::Serde(mesh)), trust => trust.clone() },
+            )?;
+            format!("{}\n{section}", readme.trim_end())
+        }
+        None => readme,
+    };
     output.insert("README.md".to_owned(), readme);
     let mesh_value = Value::from(minijinja::value::Serde(mesh));
     let procedure = Value::from(minijinja::value::Serde(&mesh.procedure));
@@ -210,6 +225,9 @@ pub fn render_tree(mesh: &Mesh, readme: String) -> Result<Output, RenderError> {
     if let Some(gitops) = &mesh.gitops {
         mesh_files.push(format!("gitops/{}.yaml", gitops.tool));
     }
+    if mesh.trust.is_some() {
+        mesh_files.push("trust.sh".to_owned());
+    }
     for file in mesh_files {
         let ctx = context! {
             mesh => mesh_value.clone(),
@@ -217,6 +235,7 @@ pub fn render_tree(mesh: &Mesh, readme: String) -> Result<Output, RenderError> {
             artifacts => artifacts.clone(),
             clusters => Value::from(minijinja::value::Serde(&mesh.procedure.members)),
             doctor => Value::from(minijinja::value::Serde(&mesh.doctor)),
+            trust => trust.clone(),
         };
         let text = render_one(&env, &file, ctx)?;
         output.insert(file, text);

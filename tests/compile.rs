@@ -450,9 +450,9 @@ fn warn_fixture_scripts_need_only_bash_3_2() {
 fn codes_in_source() -> Vec<String> {
     let mut codes = Vec::new();
     // Plan findings live in the parse stage and the rule families; certificate findings
-    // (`check --certs`) in src/certs/.
+    // (`check --certs`) in src/certs/, and `[mesh.trust]`'s in src/trust/.
     let mut files = vec![crate_root().join("src/parse.rs")];
-    for dir in ["src/validate", "src/certs"] {
+    for dir in ["src/validate", "src/certs", "src/trust"] {
         for entry in fs::read_dir(crate_root().join(dir)).unwrap() {
             files.push(entry.unwrap().path());
         }
@@ -491,6 +491,7 @@ fn every_code_is_documented_and_has_a_fixture() {
         "tests/fixtures/warn",
         "tests/fixtures/cert",
         "tests/fixtures/upgrade",
+        "tests/fixtures/trust-cert",
     ] {
         for entry in fs::read_dir(crate_root().join(dir)).unwrap() {
             declared.push(declared_code(&entry.unwrap().path()));

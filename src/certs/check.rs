@@ -1204,6 +1204,8 @@ fn subject_names(cluster: &str, file: &str, ca: &X509Certificate) -> Option<Cert
         .iter_locality()
         .filter_map(|l| l.as_str().ok())
         .collect();
+    // A later generation's directory (`east.2`) names its cluster (`east`).
+    let cluster = crate::trust::unit_cluster(cluster);
     if localities.contains(&cluster) {
         return None;
     }

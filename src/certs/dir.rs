@@ -22,7 +22,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 use rustix::io::Errno;
 
 use super::store::StoreError;
-use super::{CLUSTER_FILES, ROOT_CERT, ROOT_KEY};
+use super::{CLUSTER_FILES, CRL, ROOT_CERT, ROOT_KEY};
 use crate::fsread::{self, CERT_FILE_CAP, ReadError};
 use crate::userdirs;
 
@@ -443,7 +443,7 @@ impl CaDir {
         if let Ok(stat) = rustix::fs::fstat(&self.fd) {
             note(self.show(""), None, judge(&stat, Kind::Dir));
         }
-        for name in [ROOT_CERT, ROOT_KEY] {
+        for name in [ROOT_CERT, ROOT_KEY, CRL] {
             note(self.show(name), None, self.judge_at(&self.fd, name));
         }
         if let Ok(commit) = open_dir_at(&self.fd, COMMIT) {
@@ -598,7 +598,7 @@ impl CaDir {
     /// place), after checking it holds only what meshplan writes.
     fn remove_new(&self) -> Result<(), StoreError> {
         let new = self.open_work(NEW)?;
-        let top: Vec<&str> = vec![ROOT_KEY, ROOT_CERT];
+        let top: Vec<&str> = vec![ROOT_KEY, ROOT_CERT, CRL];
         for (name, entry) in self.work_entries(&new, NEW, &top, true)? {
             let path = PathBuf::from(self.show(&format!("{NEW}/{name}")));
             if entry == Entry::Dir {
@@ -701,13 +701,13 @@ impl CaDir {
     ) -> Result<Vec<String>, StoreError> {
         let commit = self.open_work(COMMIT)?;
         let mut moved = Vec::new();
-        let entries = self.work_entries(&commit, COMMIT, &[ROOT_KEY, ROOT_CERT], true)?;
+        let entries = self.work_entries(&commit, COMMIT, &[ROOT_KEY, ROOT_CERT, CRL], true)?;
         let move_error = |rel: &str, source: io::Error| StoreError::Commit {
             path: self.show(rel),
             source,
         };
         // The root's key first: its certificate in place means the root is complete.
-        for name in [ROOT_KEY, ROOT_CERT] {
+        for name in [ROOT_KEY, ROOT_CERT, CRL] {
             if entries.iter().any(|(n, _)| n == name) {
                 hook(Step::Move(name)).map_err(|source| move_error(name, source))?;
                 self.move_root_file(&commit, name)?;

@@ -101,6 +101,19 @@ pub fn parse_key(pem: &str) -> Result<KeyPair, IssueError> {
 
 /// Istio's key usages for a CA; keyEncipherment only where the key can encipher (RSA).
 fn ca_key_usages(key: &KeyPair) -> Vec<KeyUsagePurpose> {
+    ca_key_usages_for(key, false)
+}
+
+/// [`ca_key_usages`], with cRLSign when the CA is to sign CRLs (`[mesh.trust]` plans).
+fn ca_key_usages_for(key: &KeyPair, crl_sign: bool) -> Vec<KeyUsagePurpose> {
+    let mut usages = ca_key_usages_plain(key);
+    if crl_sign {
+        usages.push(KeyUsagePurpose::CrlSign);
+    }
+    usages
+}
+
+fn ca_key_usages_plain(key: &KeyPair) -> Vec<KeyUsagePurpose> {
     let mut usages = vec![
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::ContentCommitment,
@@ -148,6 +161,24 @@ pub fn root_params(key: &KeyPair, validity: Validity) -> CertificateParams {
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = ca_key_usages(key);
     params
+}
+
+/// [`root_params`] that may also sign CRLs.
+pub fn root_params_crl(key: &KeyPair, validity: Validity) -> CertificateParams {
+    let mut params = root_params(key, validity);
+    params.key_usages = ca_key_usages_for(key, true);
+    params
+}
+
+/// [`intermediate_params`] that may also sign CRLs.
+pub fn intermediate_params_crl(
+    cluster: &str,
+    key: &KeyPair,
+    validity: Validity,
+) -> Result<CertificateParams, IssueError> {
+    let mut params = intermediate_params(cluster, key, validity)?;
+    params.key_usages = ca_key_usages_for(key, true);
+    Ok(params)
 }
 
 /// A cluster's intermediate CA parameters: `L=<cluster>` tells the clusters' CAs apart.

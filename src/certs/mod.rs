@@ -28,6 +28,9 @@ pub const CLUSTER_FILES: [&str; 4] = [
 ];
 /// The root's certificate at the top of the directory.
 pub const ROOT_CERT: &str = "root-cert.pem";
+/// The CRLs of a root and of its intermediates, at the top of a root's directory (a plan with
+/// `[mesh.trust]` revocations only), named as Istio's `cacerts` Secret names it.
+pub const CRL: &str = "ca-crl.pem";
 /// The root's private key at the top of the directory (absent when the root is brought in).
 pub const ROOT_KEY: &str = "root-key.pem";
 /// The SAN Istio's intermediates carry: istiod's in-cluster name.
@@ -59,6 +62,10 @@ pub struct Options {
     pub rotate: Option<String>,
     /// Told `(done, total)` as each new key is made (an RSA 4096 key takes about a second).
     pub progress: Option<fn(usize, usize)>,
+    /// New roots and intermediates may also sign CRLs (keyUsage cRLSign): a plan with
+    /// `[mesh.trust]` phases, whose revocations need CRLs from every CA. Off for a one-root
+    /// mesh, whose certificates keep Istio's tools/certs profile exactly.
+    pub crl_sign: bool,
 }
 
 impl Default for Options {
@@ -70,6 +77,7 @@ impl Default for Options {
             root: None,
             rotate: None,
             progress: None,
+            crl_sign: false,
         }
     }
 }

@@ -787,8 +787,12 @@ fn key_without_cert(
 /// A new root: a self-signed certificate for `key`.
 fn new_root(key: KeyPair, options: &Options) -> Result<Root, StoreError> {
     let validity = Validity::days_from_now(options.root_days);
-    let cert_pem =
-        issue::self_sign(issue::root_params(&key, validity), &key).map_err(issue_err(ROOT_CERT))?;
+    let params = if options.crl_sign {
+        issue::root_params_crl(&key, validity)
+    } else {
+        issue::root_params(&key, validity)
+    };
+    let cert_pem = issue::self_sign(params, &key).map_err(issue_err(ROOT_CERT))?;
     root_from(cert_pem, Some(key), ROOT_CERT.to_owned())
 }
 
@@ -903,8 +907,15 @@ fn cluster_files(
             )));
         }
         let what = format!("{cluster}/ca-cert.pem");
-        let params =
-            issue::intermediate_params(cluster, key, validity).map_err(issue_err(&what))?;
+        // A later generation's directory (`east.2`, a `[mesh.trust]` revocation) still names
+        // its cluster in L=.
+        let locality = crate::trust::unit_cluster(cluster);
+        let params = if options.crl_sign {
+            issue::intermediate_params_crl(locality, key, validity)
+        } else {
+            issue::intermediate_params(locality, key, validity)
+        }
+        .map_err(issue_err(&what))?;
         issue::sign(params, key, &root.cert_pem, root_key).map_err(issue_err(&what))
     };
     let mut files = Vec::new();

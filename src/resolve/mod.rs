@@ -61,6 +61,10 @@ pub struct Mesh {
     /// alone).
     #[serde(skip)]
     pub doctor: doctor::Doctor,
+    /// `[mesh.trust]`: each phase's files and steps (`trust.sh`, the README's "Rotating and
+    /// joining trust"), when the plan has phases.
+    #[serde(skip)]
+    pub trust: Option<crate::trust::steps::TrustProcedure>,
 }
 
 /// Where the GitOps tool finds each cluster's bundle.
@@ -583,6 +587,10 @@ fn mesh(plan: &Plan, plan_file: &str) -> Mesh {
         artifacts: artifacts::Artifacts::default(),
         sample_services: traffic::sample_definitions(plan),
         doctor: doctor::Doctor::default(),
+        trust: plan
+            .trust
+            .as_ref()
+            .map(|trust| crate::trust::steps::procedure(plan, trust)),
     }
 }
 

@@ -20,6 +20,7 @@
 //! | `service`  | `service.rs`  | `[[service]]`: clusters, ports, failover, outlier, scope |
 //! | `artifacts`| `artifacts.rs`| `[mesh.artifacts]`: hubs, chart repositories, URLs      |
 //! | `upgrade`  | `upgrade.rs`  | a pair of plans: version jumps, revisions, skew         |
+//! | `trust`    | `crate::trust`| `[mesh.trust]`: roots, phases, revocations, trust domains |
 
 pub mod ambient;
 pub mod artifacts;
@@ -101,10 +102,11 @@ pub fn validate_on(plan: &raw::Plan, today: Day) -> Validated {
     ambient::check(&facts, &mut out);
     service::check(&facts, &mut out);
     artifacts::check(&facts, &mut out);
+    let trust = crate::trust::check(&facts, &mut out);
     let plan = if out.has_errors() {
         None
     } else {
-        model::Plan::from_facts(&facts)
+        model::Plan::from_facts(&facts).map(|plan| model::Plan { trust, ..plan })
     };
     Validated {
         findings: out.into_sorted(),

@@ -15,11 +15,14 @@
 #      are needed, see README.md), then `kubectl get` of every object each bundle declares and
 #      MetalLB's addresses on every LoadBalancer Service;
 #   5. istiod itself (istiod.py);
+#   6. the tree's doctor.sh on the installed servers (live-doctor.sh);
 #   7. with [mesh.istio] revision: the revisioned control plane and the default revision tag that
 #      install.sh set with the real istioctl (revision.py);
 #   8. with [mesh.istio] revision, the canary: on new API servers, the plan without its revision
 #      installed, then the revision's control plane beside it, the default tag moved with the
-#      tree's own istioctl steps, and both revisions' pilot-discovery serving at once.
+#      tree's own istioctl steps, and both revisions' pilot-discovery serving at once;
+#   9. for a plan with [mesh.trust] phases: `meshplan check --certs` proves every phase, and
+#      istiod started with each phase's cacerts publishes exactly that phase's roots (trust.py).
 # Exit 1 on any failure, including a tool that cannot be built. Usage: run.sh [PLAN.toml...]
 set -euo pipefail
 
@@ -658,6 +661,32 @@ check_canary_upgrade() {
   fi
 }
 
+# Check 9, only for a plan with [mesh.trust] phases: its CA made by `meshplan certs` (ECDSA),
+# proven by `check --certs`, then each phase's cacerts given to the first primary's istiod, which
+# must publish exactly the phase's roots in istio-ca-root-cert (trust.py).
+check_trust() {
+  local plan="$1" tree="$2" i ports=()
+  grep -q '^\[mesh\.trust\]' "$plan" || return 0
+  for i in 0 1 2 3 4; do
+    ports+=("$(slot_port $((slot_istiod + i)))")
+    need_port "${ports[i]}"
+  done
+  local ca="$job/trust-ca"
+  rm -rf "$ca"
+  check "meshplan certs makes every phase's roots, intermediates and CRLs" \
+    "$meshplan" certs "$plan" --out "$ca" --key-algorithm ecdsa-p256 --quiet || return 0
+  check "meshplan check --certs proves every phase (each cluster pair, each transition)" \
+    "$meshplan" check "$plan" --certs "$ca" --quiet || return 0
+  echo "ok   meshplan certs and check --certs: every phase proven"
+  if check "istiod publishes exactly each phase's roots in istio-ca-root-cert" \
+    python3 "$here/trust.py" --plan "$plan" --tree "$tree" --certs "$ca" \
+    --pilot-discovery "$MESHPLAN_REAL_TOOLS_BIN/pilot-discovery" \
+    --ports "$(IFS=,; echo "${ports[*]}")" --work "$job/trust"; then
+    echo "ok   istiod published exactly each phase's roots"
+    cat "$job/check.log"
+  fi
+}
+
 # What the plan itself says about its clusters' service ranges and MetalLB (metallb.py facts):
 # sets service_cidr_of and pools_of (cluster name -> value), metallb_namespace, and
 # metallb_version, the controller release paired with the plan's mesh.metallb.version in
@@ -762,6 +791,7 @@ check_on_servers() {
       [ -z "$metallb_contexts" ] || check_metallb "$plan" names contexts
       check_istiod "$plan" "$tree" names server_port
       check_doctor "$tree"
+      check_trust "$plan" "$tree"
     elif [ -n "$metallb_contexts" ]; then
       # A Service that MetalLB left without its address is a common reason for the failure.
       check_metallb "$plan" names contexts
@@ -881,7 +911,9 @@ main() {
   work="$(mktemp -d "${TMPDIR:-/tmp}/meshplan-real-tools.XXXXXX")"
   local plans=("$@")
   if [ "${#plans[@]}" -eq 0 ]; then
-    plans=("$repo"/plans/*.toml "$repo"/tests/fixtures/ok/*.toml)
+    # The trust fixtures that build (rotation-too-early fails check --certs by design).
+    plans=("$repo"/plans/*.toml "$repo"/tests/fixtures/ok/*.toml
+      "$repo"/tests/fixtures/trust/{rotation,merge,revocation}.toml)
   fi
   setup_tools
   build_meshplan
