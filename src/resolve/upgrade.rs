@@ -383,9 +383,13 @@ fn base_upgrade(
     command
 }
 
-/// The `defaultRevision` of the base chart for the old release: its revision, or none.
+/// The `defaultRevision` of the base chart for the old release: its revision label (`default`
+/// for the unrevisioned one, whose Service the chart then names `istiod`). Never empty: the base
+/// release must render, and so own, `istiod-default-validator` before `istioctl tag set default`
+/// rewrites it, or the release's next upgrade cannot take it back ("exists and cannot be
+/// imported into the current release", seen in the real-tools run).
 fn old_default_revision<'a>(pair: &'a Pair) -> &'a str {
-    pair.from.revision.as_deref().unwrap_or("")
+    &pair.from.label
 }
 
 fn side_of<'a>(pair: &'a Pair, side: &str) -> (&'a Mesh, &'a Release) {
@@ -517,14 +521,19 @@ fn canary(pair: &Pair) -> Phase {
 }
 
 /// The new base chart installs with the old revision still behind the cluster-wide validator:
-/// the tag moves it (`istioctl tag set default` writes `istiod-default-validator` too).
+/// the tag moves it (`istioctl tag set default` writes `istiod-default-validator` too). On a
+/// release upgrade the chart leaves the validator's failurePolicy to the API server's default,
+/// Fail, and until an istiod patches in its CA bundle that refuses every Istio object the next
+/// steps apply (seen in the real-tools run): it fails open, as on a first install, until then.
 fn keep_old_validator(pair: &Pair, commands: &mut [Command]) {
     for command in commands.iter_mut() {
         if command.words.get(3).is_some_and(|r| r == "istio-base") {
-            command.words.push("--set".to_owned());
-            command
-                .words
-                .push(format!("defaultRevision={}", old_default_revision(pair)));
+            command.words.extend([
+                "--set".to_owned(),
+                format!("defaultRevision={}", old_default_revision(pair)),
+                "--set".to_owned(),
+                "base.validationFailurePolicy=Ignore".to_owned(),
+            ]);
         }
     }
 }
@@ -1022,6 +1031,8 @@ fn gateway_api(pair: &Pair) -> Option<Phase> {
                     &cluster.context,
                     "apply",
                     "--server-side",
+                    // The upgrade owns the CRDs now, whoever last set a field of them.
+                    "--force-conflicts",
                     "-f",
                     &crds,
                 ])],

@@ -24,8 +24,13 @@ revision's objects must be there as above, and the old, unrevisioned control pla
 serve every namespace labelled istio-injection=enabled: its webhook istio-sidecar-injector alone,
 calling Service istiod (on a remote, the unrevisioned remote Service istiod, at the injection
 path), with no istio-revision-tag-default yet.
-Usage: revision.py --plan PLAN.toml [--before] (kubectl on PATH, KUBECONFIG with each cluster's
-context).
+With --removed (run.sh's check 10, after upgrade.sh's remove-old): as without it, and the old,
+unrevisioned control plane is gone: no Deployment istiod on a primary, no Service istiod on a
+remote, no MutatingWebhookConfiguration istio-sidecar-injector.
+With --in-place (check 10 on an ambient plan, which names no revision): every istiod Deployment and
+the istio-cni-node and ztunnel DaemonSets run images of the plan's [mesh.istio] version.
+Usage: revision.py --plan PLAN.toml [--before | --removed | --in-place] (kubectl on PATH,
+KUBECONFIG with each cluster's context).
 """
 
 import argparse
@@ -104,7 +109,43 @@ def check_old_serves(context, path):
     return found
 
 
-def check_cluster(plan, cluster, revision, before=False):
+def check_removed(context, remote):
+    """After remove-old: nothing of the unrevisioned control plane is left."""
+    found = []
+    if not remote and kubectl_get(context, "-n", "istio-system", "get", "deployment", "istiod") is not None:
+        found.append("Deployment istiod (the old revision's) is still there")
+    if remote and kubectl_get(context, "-n", "istio-system", "get", "service", "istiod") is not None:
+        found.append("Service istiod (the old revision's remote Service) is still there")
+    if kubectl_get(context, "get", "mutatingwebhookconfiguration", "istio-sidecar-injector") is not None:
+        found.append("MutatingWebhookConfiguration istio-sidecar-injector (the old revision's) is still there")
+    return found
+
+
+def check_in_place(cluster, version):
+    """An in-place upgrade: istiod, istio-cni and ztunnel run images tagged with VERSION."""
+    found, shown = [], []
+    context = cluster.get("context", cluster["name"])
+    workloads = [("deployment", d) for d in kubectl_json(context, "-n", "istio-system", "get", "deployments", "-l", "app=istiod")["items"]]
+    for name in ("istio-cni-node", "ztunnel"):
+        daemonset = kubectl_get(context, "-n", "istio-system", "get", "daemonset", name)
+        if daemonset is None:
+            found.append(f"no DaemonSet {name}")
+        else:
+            workloads.append(("daemonset", daemonset))
+    if cluster["role"] == "primary" and not any(kind == "deployment" for kind, _ in workloads):
+        found.append("no istiod Deployment")
+    for kind, workload in workloads:
+        images = [c["image"] for c in workload["spec"]["template"]["spec"]["containers"]]
+        stale = [i for i in images if not i.split(":")[-1].startswith(version)]
+        name = workload["metadata"]["name"]
+        if stale:
+            found.append(f"{kind} {name} runs {stale}, not release {version}")
+        else:
+            shown.append(f"{kind} {name}: {version}")
+    return found, shown
+
+
+def check_cluster(plan, cluster, revision, before=False, removed=False):
     found, shown = [], []
     context = cluster.get("context", cluster["name"])
     istiod = f"istiod-{revision}"
@@ -177,6 +218,9 @@ def check_cluster(plan, cluster, revision, before=False):
         if serving != ["istio-sidecar-injector"]:
             found.append(f"before the tag moves, the webhooks serving istio-injection=enabled are {serving}, not istio-sidecar-injector alone")
         return found, shown
+    if removed:
+        found.extend(check_removed(context, remote))
+        shown.append("the old revision removed")
     tag = kubectl_get(context, "get", "mutatingwebhookconfiguration", "istio-revision-tag-default")
     if tag is None:
         found.append("no MutatingWebhookConfiguration istio-revision-tag-default: the default revision tag was not set")
@@ -209,17 +253,26 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--plan", required=True)
     parser.add_argument("--before", action="store_true", help="the old control plane still serves injection (no tag yet)")
+    parser.add_argument("--removed", action="store_true", help="the old control plane was removed")
+    parser.add_argument("--in-place", action="store_true", help="an in-place upgrade to the plan's version")
     args = parser.parse_args()
     with open(args.plan, "rb") as f:
         plan = tomllib.load(f)
+    if args.in_place:
+        return report(plan, lambda cluster: check_in_place(cluster, plan["mesh"]["istio"]["version"]))
     revision = plan["mesh"]["istio"].get("revision")
     if not revision:
         print("revision.py: the plan has no [mesh.istio] revision", file=sys.stderr)
         return 2
+    return report(plan, lambda cluster: check_cluster(plan, cluster, revision, args.before, args.removed))
+
+
+def report(plan, check):
+    """Runs CHECK on every cluster of the plan: findings on stderr, what holds on stdout."""
     failed = False
     for cluster in plan["cluster"]:
         try:
-            found, shown = check_cluster(plan, cluster, revision, args.before)
+            found, shown = check(cluster)
         except Failure as failure:
             found, shown = [str(failure)], []
         for line in found:

@@ -23,6 +23,8 @@
 #      tree's own istioctl steps, and both revisions' pilot-discovery serving at once;
 #   9. for a plan with [mesh.trust] phases: `meshplan check --certs` proves every phase, and
 #      istiod started with each phase's cacerts publishes exactly that phase's roots (trust.py).
+#  10. every shipped plan bumped one minor: `meshplan upgrade` and its upgrade.sh, phase by
+#      phase, on the servers the plan was installed on (revision.py between the phases).
 # Exit 1 on any failure, including a tool that cannot be built. Usage: run.sh [PLAN.toml...]
 set -euo pipefail
 
@@ -636,10 +638,20 @@ check_canary_upgrade() {
     echo "   canary, after the tag moved (the tree's own istioctl tag set default lines):"
     cat "$job/check.log"
   fi
-  [ "${#cluster_names[@]}" -gt 1 ] || return 0
+  check_both_revisions "canary" "$plan" "$revision" cluster_names cluster_ports
+}
+
+# check_both_revisions WHAT PLAN REVISION NAMES PORTS: pilot-discovery of revision default and of
+# REVISION at once on the first primary (its Deployments istiod and istiod-REVISION, each with its
+# env and mesh config), each watching every cluster and serving xds-probe the plan's endpoints
+# (istiod.py --also-revision), without the live DestinationRule edits.
+check_both_revisions() {
+  local what="$1" plan="$2" revision="$3" i
+  local -n both_names="$4" both_ports="$5"
+  [ "${#both_names[@]}" -gt 1 ] || return 0
   local args=() ports=() also=()
-  for i in "${!cluster_names[@]}"; do
-    args+=(--cluster "${cluster_names[i]}=${cluster_ports[i]}")
+  for i in "${!both_names[@]}"; do
+    args+=(--cluster "${both_names[i]}=${both_ports[i]}")
   done
   for i in 0 1 2 3 4; do
     ports+=("$(slot_port $((slot_istiod + i)))") also+=("$(slot_port $((slot_canary + i)))")
@@ -650,13 +662,77 @@ check_canary_upgrade() {
     fail "meshplan explain --traffic $plan" "$job/traffic.log"
     return 0
   fi
-  if check "canary: pilot-discovery of revision default and of revision $revision at once, each watching every cluster and serving xds-probe the plan's endpoints" \
+  if check "$what: pilot-discovery of revision default and of revision $revision at once, each watching every cluster and serving xds-probe the plan's endpoints" \
     python3 "$here/istiod.py" --plan "$plan" "${args[@]}" --pilot-discovery "$MESHPLAN_REAL_TOOLS_BIN/pilot-discovery" \
     --xds-probe "$MESHPLAN_REAL_TOOLS_BIN/xds-probe" --traffic "$job/traffic.json" \
     --ports "$(IFS=,; echo "${ports[*]}")" --revision default --name istiod-default --no-edits \
     --also-revision "$revision" --also-ports "$(IFS=,; echo "${also[*]}")" \
     --work "$job" --stub-log "$MESHPLAN_REAL_TOOLS_STUB_LOG"; then
-    echo "   canary, both revisions' pilot-discovery at once:"
+    echo "   $what, both revisions' pilot-discovery at once:"
+    cat "$job/check.log"
+  fi
+}
+
+# run_upgrade DIR PHASE...: the upgrade's upgrade.sh, run from DIR with the stubs first on PATH,
+# as run_install_procedure runs install.sh; the rollback's old istioctl is the same build.
+run_upgrade() {
+  local dir="$1"
+  shift
+  (cd "$dir" && ISTIOCTL_OLD="$here/stubs/istioctl" MESHPLAN_SKIP_VERSION_CHECK=1 MESHPLAN_SKIP_VERIFY=1 \
+    MESHPLAN_WAIT_TIMEOUT="${MESHPLAN_WAIT_TIMEOUT:-60s}" bash upgrade.sh "$@")
+}
+
+# Check 10, for every shipped plan (plans/), on the servers check 4 installed it on: the plan
+# bumped one minor (bump.py) is compiled by `meshplan upgrade`, and the generated upgrade.sh runs
+# phase by phase. A sidecar mesh (canary): after `canary` the new revision stands beside the old
+# one, which still serves injection (revision.py --before); after `tags` the default tag calls the
+# new istiod everywhere (revision.py); pilot-discovery of both revisions then serves at once;
+# after `gateways verify remove-old` the old istiod and injector are gone and the tag still calls
+# the new one. An ambient mesh (in place): after upgrade.sh, istiod, istio-cni and ztunnel run
+# the new release's images.
+# shellcheck disable=SC2034 # up_names and up_ports are read through check_both_revisions's namerefs
+check_upgrade() {
+  local plan="$1" name="$2"
+  local -n up_names="$3" up_ports="$4"
+  case "$plan" in "$repo"/plans/*) ;; *) return 0 ;; esac
+  local new="$job/upgrade.toml" dir="$job/up" revision i
+  python3 "$here/bump.py" "$plan" >"$new" || {
+    fail "upgrade: bump.py $plan"
+    return 0
+  }
+  rm -rf "$dir"
+  check "upgrade: meshplan upgrade $name one minor newer" "$meshplan" upgrade -q "$plan" "$new" -o "$dir" || return 0
+  files_checked=$((files_checked + 1))
+  if ! revision="$(plan_revision "$new")"; then
+    check "upgrade (in place): upgrade.sh" run_upgrade "$dir" || return 0
+    check "upgrade (in place): istiod, istio-cni and ztunnel run the new release's images" \
+      python3 "$here/revision.py" --plan "$new" --in-place && echo "   upgrade (in place), after upgrade.sh:" && cat "$job/check.log"
+    return 0
+  fi
+  check "upgrade: upgrade.sh canary" run_upgrade "$dir" canary || return 0
+  if check "upgrade, after canary: revision $revision beside the old control plane, which still serves istio-injection=enabled" \
+    python3 "$here/revision.py" --plan "$new" --before; then
+    echo "   upgrade, after canary:"
+    cat "$job/check.log"
+  fi
+  check "upgrade: upgrade.sh tags" run_upgrade "$dir" tags || return 0
+  if check "upgrade, after tags: the default revision tag calls istiod-$revision everywhere" \
+    python3 "$here/revision.py" --plan "$new"; then
+    echo "   upgrade, after tags:"
+    cat "$job/check.log"
+  fi
+  check_both_revisions "upgrade" "$new" "$revision" up_names up_ports
+  check "upgrade: upgrade.sh gateways verify remove-old" run_upgrade "$dir" gateways verify remove-old || return 0
+  # istioctl uninstall --revision selects what istioctl install labelled (operator.istio.io/
+  # component, install.operator.istio.io/owning-resource); the istioctl stub applies `manifest
+  # generate` output, which lacks those labels, so only a Helm plan's removal is proven here.
+  if ! grep -q '^installer = "helm"' "$plan"; then
+    echo "   upgrade, after remove-old: not compared (istioctl uninstall finds no stub-installed object; README.md, check 10)"
+    return 0
+  fi
+  if check "upgrade, after remove-old: the old revision is gone, the tag still calls istiod-$revision" \
+    python3 "$here/revision.py" --plan "$new" --removed; then
+    echo "   upgrade, after remove-old:"
     cat "$job/check.log"
   fi
 }
@@ -792,6 +868,7 @@ check_on_servers() {
       check_istiod "$plan" "$tree" names server_port
       check_doctor "$tree"
       check_trust "$plan" "$tree"
+      check_upgrade "$plan" "$plan_name" names server_port
     elif [ -n "$metallb_contexts" ]; then
       # A Service that MetalLB left without its address is a common reason for the failure.
       check_metallb "$plan" names contexts
