@@ -808,45 +808,6 @@ fn removal_order(mesh: &Mesh) -> Vec<&Cluster> {
 }
 
 fn remove_old(pair: &Pair) -> Phase {
-    let mut steps = Vec::new();
-    for cluster in removal_order(pair.new) {
-        let ctx = cluster.context.as_str();
-        let mut commands = vec![if pair.helm {
-            Command::new(&[
-                "helm",
-                "uninstall",
-                &pair.from.helm_release,
-                "-n",
-                "istio-system",
-                "--kube-context",
-                ctx,
-                "--ignore-not-found",
-            ])
-        } else {
-            Command::new(&[
-                "istioctl",
-                "uninstall",
-                "-y",
-                "--context",
-                ctx,
-                "--revision",
-                &pair.from.label,
-            ])
-        }];
-        if cluster.expose_istiod {
-            commands.push(delete_virtual_service(ctx, &pair.from.istiod_vs));
-        }
-        steps.push(Step {
-            cluster: cluster.name.clone(),
-            title: format!("{}: {} removed", cluster.name, pair.from.name()),
-            guard: Some(Guard {
-                context: ctx.to_owned(),
-                selector: format!("istio.io/rev={},app!=istiod", pair.from.label),
-            }),
-            commands,
-            verify: false,
-        });
-    }
     Phase {
         name: "remove-old".into(),
         undo: None,
@@ -854,8 +815,55 @@ fn remove_old(pair: &Pair) -> Phase {
             "{} removed, once no workload runs on it (no rollback after this)",
             pair.from.name()
         ),
-        steps,
+        steps: removal_steps(pair, &pair.from),
     }
+}
+
+/// One release removed from every cluster, remotes first, each once no pod but istiod's own
+/// runs on it: its istiod (Helm release, or istioctl's objects of its revision) and the
+/// VirtualService that routed remotes to it.
+fn removal_steps(pair: &Pair, release: &Release) -> Vec<Step> {
+    removal_order(pair.new)
+        .into_iter()
+        .map(|cluster| {
+            let ctx = cluster.context.as_str();
+            let mut commands = vec![if pair.helm {
+                Command::new(&[
+                    "helm",
+                    "uninstall",
+                    &release.helm_release,
+                    "-n",
+                    "istio-system",
+                    "--kube-context",
+                    ctx,
+                    "--ignore-not-found",
+                ])
+            } else {
+                Command::new(&[
+                    "istioctl",
+                    "uninstall",
+                    "-y",
+                    "--context",
+                    ctx,
+                    "--revision",
+                    &release.label,
+                ])
+            }];
+            if cluster.expose_istiod {
+                commands.push(delete_virtual_service(ctx, &release.istiod_vs));
+            }
+            Step {
+                cluster: cluster.name.clone(),
+                title: format!("{}: {} removed", cluster.name, release.name()),
+                guard: Some(Guard {
+                    context: ctx.to_owned(),
+                    selector: format!("istio.io/rev={},app!=istiod", release.label),
+                }),
+                commands,
+                verify: false,
+            }
+        })
+        .collect()
 }
 
 fn delete_virtual_service(context: &str, name: &str) -> Command {
@@ -925,50 +933,11 @@ fn rollback_tags(pair: &Pair, plan: &Plan) -> Phase {
 }
 
 fn rollback_canary(pair: &Pair) -> Phase {
-    let mut steps = Vec::new();
-    for cluster in removal_order(pair.new) {
-        let ctx = cluster.context.as_str();
-        let mut commands = vec![if pair.helm {
-            Command::new(&[
-                "helm",
-                "uninstall",
-                &pair.to.helm_release,
-                "-n",
-                "istio-system",
-                "--kube-context",
-                ctx,
-                "--ignore-not-found",
-            ])
-        } else {
-            Command::new(&[
-                "istioctl",
-                "uninstall",
-                "-y",
-                "--context",
-                ctx,
-                "--revision",
-                &pair.to.label,
-            ])
-        }];
-        if cluster.expose_istiod {
-            commands.push(delete_virtual_service(ctx, &pair.to.istiod_vs));
-        }
-        steps.push(Step {
-            cluster: cluster.name.clone(),
-            title: format!("{}: {} removed", cluster.name, pair.to.name()),
-            guard: Some(Guard {
-                context: ctx.to_owned(),
-                selector: format!("istio.io/rev={},app!=istiod", pair.to.label),
-            }),
-            commands,
-            verify: false,
-        });
-    }
     Phase {
         name: "rollback-canary".into(),
         undo: None,
         title: format!("{} removed again", pair.to.name()),
-        steps,
+        steps: removal_steps(pair, &pair.to),
     }
 }
 
