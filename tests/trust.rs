@@ -646,3 +646,107 @@ fn verify_trust_knows_the_roots_each_phase_expects() {
     let (findings, code, _) = check_certs(recorded_plan.to_str().unwrap(), &dir);
     assert_eq!(code, Some(0), "{findings:?}");
 }
+
+/// `DIR/<cluster>/<file>` of a built tree, parsed.
+fn install_values(out: &Path, cluster: &str, file: &str) -> serde_yaml::Value {
+    let path = out.join(cluster).join(file);
+    serde_yaml::from_str(&fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// The value at `keys` under `value`, or Null.
+fn at<'a>(value: &'a serde_yaml::Value, keys: &[&str]) -> &'a serde_yaml::Value {
+    keys.iter().fold(value, |v, key| &v[*key])
+}
+
+/// A fixture plan's text, with `installer = "helm"` when `helm`, written to `dir`.
+fn plan_copy(name: &str, helm: bool, dir: &Path) -> String {
+    let mut plan = fs::read_to_string(plan_path(name)).unwrap();
+    if helm {
+        plan = plan.replace("[mesh.istio]\n", "[mesh.istio]\ninstaller = \"helm\"\n");
+    }
+    let path = dir.join(format!("{name}.toml"));
+    fs::write(&path, plan).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// What istiod and the proxies read, from the IstioOperator or the Helm istiod values: (the
+/// pilot env, meshConfig).
+fn istiod_config(out: &Path, cluster: &str, helm: bool) -> (serde_yaml::Value, serde_yaml::Value) {
+    if helm {
+        let values = install_values(out, cluster, "helm/istiod.yaml");
+        (
+            at(&values, &["pilot", "env"]).clone(),
+            values["meshConfig"].clone(),
+        )
+    } else {
+        let operator = install_values(out, cluster, "istio/control-plane.yaml");
+        (
+            at(&operator, &["spec", "values", "pilot", "env"]).clone(),
+            at(&operator, &["spec", "meshConfig"]).clone(),
+        )
+    }
+}
+
+#[test]
+fn the_install_files_carry_the_settings_every_phase_needs() {
+    let dir = scratch("install-settings");
+    let str_list = |v: &serde_yaml::Value| -> Vec<String> {
+        v.as_sequence()
+            .map(|s| {
+                s.iter()
+                    .filter_map(|i| i.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for helm in [false, true] {
+        for name in FIXTURES {
+            let out = dir.join(format!("{name}-{helm}"));
+            build(&plan_copy(name, helm, &dir), &out);
+            for cluster in ["bank-fra", "bank-ams"] {
+                let (env, mesh_config) = istiod_config(&out, cluster, helm);
+                let what = format!("{name} (helm: {helm}) {cluster}");
+                // Rotation and merge change bundles; the revocation keeps its one root.
+                let multiroot = name != "revocation";
+                let want = multiroot.then_some("true");
+                assert_eq!(env["ISTIO_MULTIROOT_MESH"].as_str(), want, "{what}");
+                let metadata = at(&mesh_config, &["defaultConfig", "proxyMetadata"]);
+                assert_eq!(metadata["PROXY_CONFIG_XDS_AGENT"].as_str(), want, "{what}");
+                let (domain, aliases) = match (name, cluster) {
+                    ("merge", "bank-ams") => ("ams.bank.example", 2),
+                    ("merge", _) => ("fra.bank.example", 2),
+                    _ => ("cluster.local", 0),
+                };
+                assert_eq!(mesh_config["trustDomain"].as_str(), Some(domain), "{what}");
+                let aliases_seen = str_list(&mesh_config["trustDomainAliases"]);
+                assert_eq!(aliases_seen.len(), aliases, "{what}: {aliases_seen:?}");
+                if aliases > 0 {
+                    assert_eq!(aliases_seen, ["ams.bank.example", "fra.bank.example"]);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_plan_without_mesh_trust_carries_none_of_the_trust_settings() {
+    let dir = scratch("no-trust-settings");
+    for helm in [false, true] {
+        let with = plan_copy("rotation", helm, &dir);
+        let text = fs::read_to_string(&with).unwrap();
+        let cut = text.find("[mesh.trust]").unwrap();
+        let without = dir.join(format!("plain-{helm}.toml"));
+        fs::write(&without, &text[..cut]).unwrap();
+        let out = dir.join(format!("plain-{helm}"));
+        build(without.to_str().unwrap(), &out);
+        for cluster in ["bank-fra", "bank-ams"] {
+            let (env, mesh_config) = istiod_config(&out, cluster, helm);
+            assert!(env["ISTIO_MULTIROOT_MESH"].is_null(), "{cluster}: {env:?}");
+            assert!(
+                mesh_config["defaultConfig"].is_null()
+                    && mesh_config["trustDomainAliases"].is_null(),
+                "{cluster}: {mesh_config:?}"
+            );
+        }
+    }
+}

@@ -170,7 +170,7 @@ fn checked(mesh: &super::Mesh, c: &Cluster) -> Checked {
         istiod: c.is_primary.then(|| Istiod {
             cluster_id: c.name.clone(),
             mesh_id: mesh.id.clone(),
-            trust_domain: mesh.trust_domain.clone(),
+            trust_domain: c.trust_domain.clone(),
             tag: mesh.istio.tag.clone(),
         }),
         remote_secrets: c.is_primary.then(|| {

@@ -382,6 +382,11 @@ pub struct Cluster {
     pub injection_path: Option<String>,
     /// A primary serving remotes (`externalIstiod`).
     pub external_istiod: bool,
+    /// `meshConfig.trustDomain`: the mesh's, or with `[mesh.trust]` the cluster's in the first
+    /// phase.
+    pub trust_domain: String,
+    /// With `[mesh.trust]`: the Istio settings a primary's install files carry for every phase.
+    pub trust: Option<IstioTrust>,
     /// The Helm chart installing istiod here: `istio/istiod`, or `istio/istiod-remote` for a
     /// remote before Istio 1.24 (from the plan's chart repository).
     pub helm_istiod_chart: String,
@@ -423,6 +428,26 @@ pub struct Cluster {
     pub files: Vec<String>,
     /// The kubectl-applicable files, in apply order (kustomization resources).
     pub kubectl_files: Vec<String>,
+}
+
+/// The Istio settings of `[mesh.trust]` in a primary's install files, the same in every phase.
+#[derive(Debug, Serialize)]
+pub struct IstioTrust {
+    /// istiod's `ISTIO_MULTIROOT_MESH=true` and the proxies' `PROXY_CONFIG_XDS_AGENT=true`:
+    /// some phase's bundle holds several roots or changes.
+    pub multiroot: bool,
+    /// `meshConfig.trustDomainAliases`.
+    pub aliases: Vec<String>,
+}
+
+/// The trust settings of a primary's install files (none on a remote, which runs no istiod:
+/// its proxies take `proxyMetadata` from their primary's istiod at injection).
+fn istio_trust(plan: &Plan, is_primary: bool) -> Option<IstioTrust> {
+    let trust = plan.trust.as_ref().filter(|_| is_primary)?;
+    Some(IstioTrust {
+        multiroot: trust.multiroot(),
+        aliases: trust.aliases.clone(),
+    })
 }
 
 /// Resolves a validated plan. `plan_file` names the plan in generated headers.
@@ -858,6 +883,13 @@ fn cluster(
         injection_path: (!is_primary)
             .then(|| format!("/inject/cluster/{}/net/{}", c.name, c.network)),
         external_istiod: serves_remotes,
+        trust_domain: plan
+            .trust
+            .as_ref()
+            .and_then(|t| t.install_domain(&c.name))
+            .unwrap_or(&plan.mesh.trust_domain)
+            .to_owned(),
+        trust: istio_trust(plan, is_primary),
         helm_istiod_chart: istio_chart_source(plan)
             .map(|source| {
                 source.chart(if is_primary || plan.mesh.istio_version.at_least(1, 24) {

@@ -167,6 +167,22 @@ impl Trust {
             .collect()
     }
 
+    /// Whether some phase needs istiod's `ISTIO_MULTIROOT_MESH` and the proxies'
+    /// `PROXY_CONFIG_XDS_AGENT`: the install files then carry both for every phase, so no
+    /// phase is an Istio upgrade.
+    pub fn multiroot(&self) -> bool {
+        self.phases.iter().any(|p| p.multiroot)
+    }
+
+    /// The trust domain `cluster`'s install files carry: its trust domain in the first phase,
+    /// where the mesh is today.
+    pub fn install_domain(&self, cluster: &str) -> Option<&str> {
+        self.phases
+            .first()?
+            .state(cluster)
+            .map(|s| s.trust_domain.as_str())
+    }
+
     /// Whether any phase carries a CRL.
     pub fn has_crl(&self) -> bool {
         self.phases.iter().any(|p| p.crl)

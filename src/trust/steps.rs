@@ -55,7 +55,7 @@ pub struct PhaseSteps {
     pub secrets: Vec<SecretFiles>,
     /// Every cluster's expected roots, as verify-trust.sh checks them.
     pub expect: Vec<Expect>,
-    /// Istio settings the phase needs, as `key=value` lines, for the install values.
+    /// Istio settings the phase needs, each with the file of the tree that carries it.
     pub settings: Vec<String>,
     /// The steps in order, for people.
     pub steps: Vec<String>,
@@ -185,50 +185,11 @@ fn phase_steps(
                 .collect(),
         })
         .collect();
-    let mut settings = Vec::new();
-    if phase.multiroot {
-        settings.push(
-            "istiod: env ISTIO_MULTIROOT_MESH=true (values.pilot.env.ISTIO_MULTIROOT_MESH)"
-                .to_owned(),
-        );
-        settings.push(
-            "proxies: meshConfig.defaultConfig.proxyMetadata.PROXY_CONFIG_XDS_AGENT=\"true\""
-                .to_owned(),
-        );
-    }
-    let mut domains: Vec<&str> = phase
-        .clusters
-        .iter()
-        .map(|c| c.trust_domain.as_str())
+    let settings = settings(plan, trust, phase);
+    let mut steps: Vec<String> = install_step(trust, index, phase, &secrets)
+        .into_iter()
         .collect();
-    domains.sort_unstable();
-    domains.dedup();
-    for domain in &domains {
-        let whose: Vec<&str> = phase
-            .clusters
-            .iter()
-            .filter(|c| c.served_by == c.cluster && c.trust_domain == *domain)
-            .map(|c| c.cluster.as_str())
-            .collect();
-        if domains.len() > 1 || *domain != plan.mesh.trust_domain {
-            settings.push(format!(
-                "meshConfig.trustDomain={domain} on {}",
-                whose.join(", ")
-            ));
-        }
-    }
-    if !trust.aliases.is_empty() {
-        settings.push(format!(
-            "meshConfig.trustDomainAliases=[{}] on every primary",
-            trust.aliases.join(", ")
-        ));
-    }
-    let mut steps = Vec::new();
-    if !settings.is_empty() {
-        steps.push(
-            "Put the settings above in every primary's install values and upgrade Istio (`bash trust.sh PHASE` checks istiod has ISTIO_MULTIROOT_MESH and stops before changing anything if not)".to_owned(),
-        );
-    }
+    steps.extend(moved_domains(trust, phase, previous));
     steps.push(format!(
         "`CERTS_DIR=… bash trust.sh {}`: for each primary in turn, its `cacerts` Secret from the phase's files, then a restart of its istiod, waited for",
         phase.name
@@ -272,4 +233,102 @@ fn phase_steps(
         settings,
         steps,
     }
+}
+
+/// The Istio settings a phase needs, each with where the tree's install files carry it.
+fn settings(plan: &Plan, trust: &Trust, phase: &Phase) -> Vec<String> {
+    let mut settings = Vec::new();
+    if phase.multiroot {
+        settings.push(
+            "istiod: env `ISTIO_MULTIROOT_MESH=true` (`values.pilot.env` of istio/control-plane.yaml, `pilot.env` of helm/istiod.yaml)"
+                .to_owned(),
+        );
+        settings.push(
+            "proxies: `meshConfig.defaultConfig.proxyMetadata.PROXY_CONFIG_XDS_AGENT: \"true\"` (a remote's proxies get it from their primary's istiod at injection)"
+                .to_owned(),
+        );
+    }
+    let mut domains: Vec<&str> = phase
+        .clusters
+        .iter()
+        .map(|c| c.trust_domain.as_str())
+        .collect();
+    domains.sort_unstable();
+    domains.dedup();
+    for domain in &domains {
+        let whose: Vec<&str> = phase
+            .clusters
+            .iter()
+            .filter(|c| c.served_by == c.cluster && c.trust_domain == *domain)
+            .map(|c| c.cluster.as_str())
+            .collect();
+        if domains.len() > 1 || *domain != plan.mesh.trust_domain {
+            settings.push(format!(
+                "`meshConfig.trustDomain: {domain}` on {}",
+                whose.join(", ")
+            ));
+        }
+    }
+    if !trust.aliases.is_empty() {
+        settings.push(format!(
+            "`meshConfig.trustDomainAliases: [{}]` on every primary",
+            trust.aliases.join(", ")
+        ));
+    }
+    settings
+}
+
+/// Where the phase's Istio settings come from: every primary's install files carry them for
+/// every phase, applied once before the first (its `install.sh control-plane`, `CERTS_DIR`
+/// at the root the primary signs with then, laid out as a one-root CA directory).
+fn install_step(
+    trust: &Trust,
+    index: usize,
+    phase: &Phase,
+    secrets: &[SecretFiles],
+) -> Option<String> {
+    if index == 0 {
+        let commands: Vec<String> = secrets
+            .iter()
+            .map(|s| {
+                let root = s.signer.split('/').next().unwrap_or_default();
+                format!(
+                    "`CERTS_DIR=\"$CERTS_DIR/{root}\" bash {}/scripts/install.sh control-plane`",
+                    s.cluster
+                )
+            })
+            .collect();
+        return Some(format!(
+            "Every primary's install files (istio/control-plane.yaml or helm/istiod.yaml) carry the Istio settings of every phase{}, the trust domain of this one and the aliases: install or upgrade each primary's control plane with them once, before the first `trust.sh`: {}",
+            if trust.multiroot() {
+                " (ISTIO_MULTIROOT_MESH, PROXY_CONFIG_XDS_AGENT)"
+            } else {
+                ""
+            },
+            commands.join(", ")
+        ));
+    }
+    phase.multiroot.then(|| {
+        "The settings above come from every primary's install files, applied before the first phase (`install.sh control-plane`): `bash trust.sh PHASE` checks istiod has ISTIO_MULTIROOT_MESH and stops before changing anything if not".to_owned()
+    })
+}
+
+/// A step for each primary whose trust domain moves in `phase` away from the one its install
+/// files carry (the first phase's): that change is an Istio upgrade the tree does not write.
+fn moved_domains(trust: &Trust, phase: &Phase, previous: Option<&Phase>) -> Vec<String> {
+    phase
+        .clusters
+        .iter()
+        .filter(|c| c.served_by == c.cluster)
+        .filter_map(|c| {
+            let installed = trust.install_domain(&c.cluster)?;
+            let before = previous?.state(&c.cluster)?;
+            (before.trust_domain != c.trust_domain && installed != c.trust_domain).then(|| {
+                format!(
+                    "{} moves from trust domain {installed} to {}: its install files carry the first phase's (`meshConfig.trustDomain: {installed}`); before `trust.sh`, reinstall its control plane with `meshConfig.trustDomain: {}` (the plan's aliases keep both accepted)",
+                    c.cluster, c.trust_domain, c.trust_domain
+                )
+            })
+        })
+        .collect()
 }

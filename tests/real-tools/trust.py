@@ -5,9 +5,9 @@ For every phase, in order, as the tree's trust.sh would apply it to the first pr
 made (the signing intermediate's ca-cert.pem, ca-key.pem and cert-chain.pem, the bundle of the
 phase's roots as root-cert.pem, ca-crl.pem where the phase carries CRLs), exactly the files the
 `apply_cluster` line of trust.sh names for that phase. Then pilot-discovery starts as istiod.py
-starts it (the Secret as its ./etc/cacerts volume, the env of the generated istiod Deployment),
-plus ISTIO_MULTIROOT_MESH=true where trust.sh requires it (`need_multiroot`, the setting the tree's
-README tells the user to put in the install values). It must then publish the
+starts it (the Secret as its ./etc/cacerts volume, the env of the installed istiod Deployment).
+Where trust.sh requires ISTIO_MULTIROOT_MESH=true (`need_multiroot`), that Deployment must carry
+it, as the tree's install files set it: nothing here adds it. It must then publish the
 `istio-ca-root-cert` ConfigMap (in `default` and `istio-system`) with exactly the SHA-256
 fingerprints of the roots the phase's `expect` line of verify-trust.sh names, read from the CA
 directory; anything else, or nothing within the timeout, fails naming the phase.
@@ -122,6 +122,16 @@ def published(context):
     return seen
 
 
+def need_multiroot(primary):
+    """trust.sh's `need_multiroot`: the installed istiod Deployment (from the tree's install
+    files) must run with ISTIO_MULTIROOT_MESH=true; pilot-discovery then takes it from there."""
+    deployment = istiod.istiod_deployment(primary.context, None)
+    container = next((c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "discovery"), {})
+    value = istiod.istiod_env(container, deployment).get("ISTIO_MULTIROOT_MESH")
+    if value != "true":
+        raise Failure(f"the istiod Deployment of {primary.name} runs with ISTIO_MULTIROOT_MESH={value!r}: the tree's install files do not set it")
+
+
 def check(args):
     clusters, _ = istiod.read_plan(args.plan)
     primary = next(c for c in clusters if c.role == "primary")
@@ -141,13 +151,9 @@ def check(args):
                     want.extend(fingerprints(f.read()))
         want = sorted(set(want))
         write_secret(context, args.certs, signer, roots, crl_roots)
-        env_extra = {"ISTIO_MULTIROOT_MESH": "true"} if multiroot else {}
-        original = istiod.istiod_env
-        istiod.istiod_env = lambda container: {**original(container), **env_extra}
-        try:
-            process, log = istiod.start_istiod(primary, args, args.ports)
-        finally:
-            istiod.istiod_env = original
+        if multiroot:
+            need_multiroot(primary)
+        process, log = istiod.start_istiod(primary, args, args.ports)
         try:
             deadline = time.monotonic() + args.timeout
             istiod.wait_ready(process, args.ports[0], log, deadline)
@@ -167,7 +173,7 @@ def check(args):
             )
         else:
             crl_note = " with ca-crl.pem" if crl_roots else ""
-            extra = " (ISTIO_MULTIROOT_MESH=true)" if multiroot else ""
+            extra = " (ISTIO_MULTIROOT_MESH=true from its Deployment)" if multiroot else ""
             shown.append(f"phase {name}: {primary.name}'s istiod{extra} published exactly roots {roots_named}{crl_note}: {len(want)} fingerprint(s)")
     for line in shown:
         print(f"  {line}")
