@@ -626,29 +626,7 @@ fn tag_order(mesh: &Mesh) -> Vec<&Cluster> {
 fn tags(pair: &Pair, plan: &Plan) -> Phase {
     let mut steps = Vec::new();
     for cluster in tag_order(pair.new) {
-        steps.push(Step {
-            cluster: cluster.name.clone(),
-            title: format!(
-                "{}: injection (revision tag default) moves to {}",
-                cluster.name, pair.to.label
-            ),
-            guard: None,
-            commands: tag_commands(pair, cluster, "new"),
-            verify: false,
-        });
-        let restarts = restart_commands(plan, cluster);
-        if !restarts.is_empty() {
-            steps.push(Step {
-                cluster: cluster.name.clone(),
-                title: format!(
-                    "{}: workloads restart onto {}'s proxies",
-                    cluster.name, pair.to.version
-                ),
-                guard: None,
-                commands: restarts,
-                verify: false,
-            });
-        }
+        steps.extend(move_injection(pair, plan, cluster, "new"));
         if let Some(step) = verify_step(cluster, "new") {
             steps.push(step);
         }
@@ -674,6 +652,37 @@ fn tags(pair: &Pair, plan: &Plan) -> Phase {
         ),
         steps,
     }
+}
+
+/// A cluster's injection moved to a side's revision (the default tag), then its injected
+/// workloads restarted onto that side's proxies.
+fn move_injection(pair: &Pair, plan: &Plan, cluster: &Cluster, side: &str) -> Vec<Step> {
+    let (_, release) = side_of(pair, side);
+    let how = if side == "new" { "moves to" } else { "back to" };
+    let mut steps = vec![Step {
+        cluster: cluster.name.clone(),
+        title: format!(
+            "{}: injection (revision tag default) {how} {}",
+            cluster.name, release.label
+        ),
+        guard: None,
+        commands: tag_commands(pair, cluster, side),
+        verify: false,
+    }];
+    let restarts = restart_commands(plan, cluster);
+    if !restarts.is_empty() {
+        steps.push(Step {
+            cluster: cluster.name.clone(),
+            title: format!(
+                "{}: workloads restart onto {}'s proxies",
+                cluster.name, release.version
+            ),
+            guard: None,
+            commands: restarts,
+            verify: false,
+        });
+    }
+    steps
 }
 
 /// `kubectl apply -f FILE` on a cluster.
@@ -900,29 +909,7 @@ fn rollback_tags(pair: &Pair, plan: &Plan) -> Phase {
     let mut order = tag_order(pair.new);
     order.reverse();
     for cluster in order {
-        steps.push(Step {
-            cluster: cluster.name.clone(),
-            title: format!(
-                "{}: injection (revision tag default) back to {}",
-                cluster.name, pair.from.label
-            ),
-            guard: None,
-            commands: tag_commands(pair, cluster, "old"),
-            verify: false,
-        });
-        let restarts = restart_commands(plan, cluster);
-        if !restarts.is_empty() {
-            steps.push(Step {
-                cluster: cluster.name.clone(),
-                title: format!(
-                    "{}: workloads restart onto {}'s proxies",
-                    cluster.name, pair.from.version
-                ),
-                guard: None,
-                commands: restarts,
-                verify: false,
-            });
-        }
+        steps.extend(move_injection(pair, plan, cluster, "old"));
     }
     Phase {
         name: "rollback-tags".into(),
