@@ -10,6 +10,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use serde::Deserialize;
+
 #[path = "support/run.rs"]
 mod run;
 use run::meshplan;
@@ -62,6 +64,8 @@ const BUNDLE_VERSION: &str =
     "{.metadata.annotations.gateway\\.networking\\.k8s\\.io/bundle-version}";
 const ROOT: &str = "{.data.root-cert\\.pem}";
 const GATEWAY_CRD: &str = "crd/gateways.gateway.networking.k8s.io";
+const DEPLOYMENTS: &str = SECRETS;
+const SLICES: &str = "{range .items[*]}{.metadata.labels.kubernetes\\.io/service-name}{\" \"}{range .endpoints[*]}{.conditions.ready}{\",\"}{end}{\"\\n\"}{end}";
 
 const ROOT_PEM: &str = "-----BEGIN CERTIFICATE-----\nZmFrZS1yb290\n-----END CERTIFICATE-----\n";
 const OTHER_PEM: &str =
@@ -91,7 +95,7 @@ fn base64(bytes: &[u8]) -> String {
 /// What a clean install of the plan leaves on the clusters, as kubectl shows it: from the plan
 /// and the bundles meshplan resolves (the objects the install applies, the addresses the load
 /// balancers assign as planned, the remote secrets remote-secrets.sh creates).
-fn healthy(plan_path: &Path) -> Vec<Answer> {
+fn healthy(plan_path: &Path, tree: &Path) -> Vec<Answer> {
     let text = fs::read_to_string(plan_path).unwrap();
     let source = meshplan::Source::new(plan_path.to_string_lossy(), text);
     let plan = meshplan::check(&source).plan.unwrap();
@@ -160,6 +164,83 @@ fn healthy(plan_path: &Path) -> Vec<Answer> {
         ));
         let pem = ROOT_PEM.replace('\n', "\\n");
         live.push(answer(ctx, sys, "configmap/istio-ca-root-cert", ROOT, &pem));
+        if c.is_primary {
+            let rows = remote_cluster_rows(&c.name, c.watches.iter().map(|w| w.name.as_str()));
+            live.push(answer(ctx, sys, "remote-clusters", "-", &rows));
+        }
+    }
+    live.extend(installed_workloads(tree, &plan));
+    live
+}
+
+/// `istioctl remote-clusters` of an istiod that synced its own cluster and every watched one,
+/// as Istio's `writeMulticlusterStatus` prints it (istioctl/pkg/proxyconfig/clusters.go: a
+/// tabwriter with padding 5, istiod's own cluster without a secret), newlines as `\n`.
+fn remote_cluster_rows<'a>(own: &str, watched: impl Iterator<Item = &'a str>) -> String {
+    let mut rows = vec![["NAME", "SECRET", "STATUS", "ISTIOD", "REVISION"].map(str::to_owned)];
+    let pod = "istiod-7d4f8b9c6d-x2k8p";
+    rows.push([own, "", "synced", pod, ""].map(str::to_owned));
+    for name in watched {
+        let secret = format!("istio-system/istio-remote-secret-{name}");
+        rows.push([name, &secret, "synced", pod, ""].map(str::to_owned));
+    }
+    let widths: Vec<usize> = (0..4)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap() + 5)
+        .collect();
+    rows.iter()
+        .map(|r| {
+            let mut line: String = (0..4)
+                .map(|i| format!("{:w$}", r[i], w = widths[i]))
+                .collect();
+            line.push_str(&r[4]);
+            line + "\\n"
+        })
+        .collect()
+}
+
+/// The Deployments of each cluster's samples.yaml (what `install.sh samples` applies), by name
+/// and `app` label, and the ready EndpointSlices of every `[[service]]` where it runs: its
+/// `clusters`, and where a sample Deployment of its name runs.
+fn installed_workloads(tree: &Path, plan: &meshplan::model::Plan) -> Vec<Answer> {
+    let mut live = Vec::new();
+    for c in &plan.clusters {
+        let mut names = Vec::new();
+        let mut apps = Vec::new();
+        if let Ok(text) = fs::read_to_string(tree.join(&c.name).join("samples.yaml")) {
+            for doc in serde_yaml::Deserializer::from_str(&text) {
+                let doc = serde_yaml::Value::deserialize(doc).unwrap();
+                if doc["kind"] == "Deployment" {
+                    names.push(doc["metadata"]["name"].as_str().unwrap().to_owned());
+                    let app = &doc["spec"]["template"]["metadata"]["labels"]["app"];
+                    apps.push(app.as_str().unwrap().to_owned());
+                }
+            }
+        }
+        let listed: String = names.iter().map(|n| format!("{n}\\n")).collect();
+        let samples = &plan.mesh.samples_namespace;
+        live.push(answer(
+            &c.context,
+            samples,
+            "deployments",
+            DEPLOYMENTS,
+            &listed,
+        ));
+        let mut namespaces: Vec<&str> =
+            plan.services.iter().map(|s| s.namespace.as_str()).collect();
+        namespaces.sort_unstable();
+        namespaces.dedup();
+        for ns in namespaces {
+            let slices: String = plan
+                .services
+                .iter()
+                .filter(|s| s.namespace == ns)
+                .filter(|s| {
+                    s.clusters.contains(&c.name) || (ns == samples && apps.contains(&s.name))
+                })
+                .map(|s| format!("{} true,\\n", s.name))
+                .collect();
+            live.push(answer(&c.context, ns, "endpointslices", SLICES, &slices));
+        }
     }
     live
 }
@@ -193,6 +274,17 @@ fn build(plan: &Path, dir: &Path) -> PathBuf {
 /// Runs the tree's doctor.sh with `args` against `live`, with every tool it could call replaced
 /// by the fake; `down` names contexts that do not answer.
 fn doctor(tree: &Path, live: &[Answer], down: &[&str], args: &[&str]) -> Run {
+    doctor_with(tree, live, down, args, &[])
+}
+
+/// [`doctor`], with `env` set for the script (e.g. `CERTS_DIR`).
+fn doctor_with(
+    tree: &Path,
+    live: &[Answer],
+    down: &[&str],
+    args: &[&str],
+    env: &[(&str, &Path)],
+) -> Run {
     let scratch = tree.parent().unwrap().join("run");
     let _ = fs::remove_dir_all(&scratch);
     let bin = scratch.join("bin");
@@ -222,6 +314,9 @@ fn doctor(tree: &Path, live: &[Answer], down: &[&str], args: &[&str]) -> Run {
         .env("FAKE_LIVE", scratch.join("live"))
         .env("FAKE_DOWN", down.join("\n"))
         .env_remove("MESHPLAN_SKIP_VERIFY")
+        .env_remove("MESHPLAN_SKIP_REMOTE_CLUSTERS")
+        .env_remove("CERTS_DIR")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     Run {
@@ -266,7 +361,7 @@ fn scratch(test: &str, plan: &Path) -> PathBuf {
 fn every_call_doctor_makes_is_a_read() {
     for plan in every_plan() {
         let tree = build(&plan, &scratch("reads", &plan));
-        let live = healthy(&plan);
+        let live = healthy(&plan, &tree);
         let mut runs = vec![doctor(&tree, &live, &[], &[])];
         let healthy_run = &runs[0];
         assert_eq!(
@@ -292,6 +387,10 @@ fn every_call_doctor_makes_is_a_read() {
         for run in &runs {
             assert!(!run.log.is_empty(), "{}: no call logged", plan.display());
             for call in &run.log {
+                // istiod's debug/clusterz, through a port-forward to its pod: no object changes.
+                if call.starts_with("istioctl remote-clusters --context ") {
+                    continue;
+                }
                 assert!(
                     call.starts_with("kubectl "),
                     "{}: doctor.sh called another tool than kubectl: {call}",
@@ -354,6 +453,17 @@ fn mutations() -> Vec<(&'static str, Mutation)> {
             let held = format!("{held}istio-remote-secret-retired\\n");
             set(live, "secrets", SECRETS, &held)
         }),
+        ("meshplan::live::remote_cluster_sync", |live| {
+            // The first primary's row of the first cluster it watches (else its own).
+            let rows = live
+                .iter_mut()
+                .find(|a| a.object == "remote-clusters")
+                .unwrap();
+            let mut lines: Vec<String> = rows.value.split("\\n").map(str::to_owned).collect();
+            let row = if lines.len() > 3 { 2 } else { 1 };
+            lines[row] = lines[row].replacen("synced ", "timeout", 1);
+            rows.value = lines.join("\\n");
+        }),
         ("meshplan::live::root_mismatch", |live| {
             let other = base64(OTHER_PEM.as_bytes());
             let last = live
@@ -369,6 +479,43 @@ fn mutations() -> Vec<(&'static str, Mutation)> {
 /// Mutations of objects only some plans have: (plan, code, change).
 fn plan_mutations() -> Vec<(&'static str, &'static str, Mutation)> {
     vec![
+        (
+            "tests/fixtures/ok/bookinfo-split.toml",
+            "meshplan::live::placement",
+            |live| {
+                // books-back without its reviews-v3 Deployment.
+                let held = "helloworld-v2\\nratings-v1\\nreviews-v2\\nsleep\\n";
+                let a = live
+                    .iter_mut()
+                    .find(|a| a.context == "books-back" && a.object == "deployments")
+                    .unwrap();
+                a.value = held.to_owned();
+            },
+        ),
+        (
+            "tests/fixtures/ok/bookinfo-split.toml",
+            "meshplan::live::placement",
+            |live| {
+                // productpage, planned in books-front only, ready in books-back too.
+                let a = live
+                    .iter_mut()
+                    .find(|a| a.context == "books-back" && a.object == "endpointslices")
+                    .unwrap();
+                a.value.push_str("productpage true,false,\\n");
+            },
+        ),
+        (
+            "tests/fixtures/ok/bookinfo-split.toml",
+            "meshplan::live::placement",
+            |live| {
+                // details in books-back, planned there, with no endpoint ready.
+                let a = live
+                    .iter_mut()
+                    .find(|a| a.context == "books-back" && a.object == "endpointslices")
+                    .unwrap();
+                a.value = a.value.replace("details true,", "details false,");
+            },
+        ),
         (
             "plans/three-cloud-metallb.toml",
             "meshplan::live::remote_secret_missing",
@@ -473,7 +620,7 @@ fn each_difference_yields_exactly_its_code_in_both_formats() {
             .entry(plan.clone())
             .or_insert_with(|| build(&plan, &scratch("codes", &plan)))
             .clone();
-        let mut live = healthy(&plan);
+        let mut live = healthy(&plan, &tree);
         mutate(&mut live);
         assert_exactly(&plan, &tree, &live, &[], code, 1);
     }
@@ -483,7 +630,7 @@ fn each_difference_yields_exactly_its_code_in_both_formats() {
 fn a_cluster_that_cannot_be_read_exits_2_naming_it() {
     let plan = crate_root().join("plans/three-cloud-metallb.toml");
     let tree = build(&plan, &scratch("down", &plan));
-    let live = healthy(&plan);
+    let live = healthy(&plan, &tree);
     assert_exactly(
         &plan,
         &tree,
@@ -507,7 +654,7 @@ fn a_cluster_that_cannot_be_read_exits_2_naming_it() {
 fn a_finding_reads_as_expected_versus_found() {
     let plan = crate_root().join("plans/three-cloud-metallb.toml");
     let tree = build(&plan, &scratch("text", &plan));
-    let mut live = healthy(&plan);
+    let mut live = healthy(&plan, &tree);
     set(&mut live, "namespace/istio-system", NETWORK, "elsewhere");
     let human = doctor(&tree, &live, &[], &[]);
     let json = doctor(&tree, &live, &[], &["--json"]);
@@ -555,4 +702,47 @@ fn every_live_code_is_documented() {
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains(code), "{text}");
     }
+}
+
+/// With `CERTS_DIR`, the mesh's root is the CA directory's, not what most clusters carry: a
+/// mesh that agrees on another root is reported cluster by cluster.
+#[test]
+fn the_ca_directory_names_the_mesh_root() {
+    let plan = crate_root().join("plans/three-cloud-metallb.toml");
+    let tree = build(&plan, &scratch("certs-dir", &plan));
+    let mut live = healthy(&plan, &tree);
+    for a in live.iter_mut().filter(|a| a.jsonpath == ROOT) {
+        a.value = if a.object == "secret/cacerts" {
+            base64(OTHER_PEM.as_bytes())
+        } else {
+            OTHER_PEM.replace('\n', "\\n")
+        };
+    }
+    let agreed = doctor(&tree, &live, &[], &[]);
+    assert_eq!(agreed.status, Some(0), "{}", agreed.stdout);
+    let ca = tree.parent().unwrap().join("ca");
+    fs::create_dir_all(&ca).unwrap();
+    fs::write(ca.join("root-cert.pem"), ROOT_PEM).unwrap();
+    let run = doctor_with(&tree, &live, &[], &["--json"], &[("CERTS_DIR", &ca)]);
+    assert_eq!(run.status, Some(1), "{}", run.stdout);
+    let mut named: Vec<(String, String)> = run
+        .stdout
+        .lines()
+        .map(|line| {
+            let f: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(f["code"], "meshplan::live::root_mismatch", "{line}");
+            let cluster = f["cluster"].as_str().unwrap().to_owned();
+            (cluster, f["object"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    named.sort();
+    // Every cluster's Secret (cacerts.sh runs on each) and ConfigMap.
+    let expected: Vec<(String, String)> = ["mdemo-cluster1", "mdemo-cluster2", "mdemo-cluster3"]
+        .iter()
+        .flat_map(|c| {
+            ["configmap/istio-ca-root-cert", "secret/cacerts"]
+                .map(|o| ((*c).to_owned(), o.to_owned()))
+        })
+        .collect();
+    assert_eq!(named, expected, "{}", run.stdout);
 }

@@ -5,9 +5,12 @@
 //! difference is reported with a code of the `live` family ([`CODES`], documented in
 //! docs/diagnostics.md like the plan's codes).
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use super::Cluster;
+use crate::model::Plan;
 
 /// Every code `doctor.sh` reports, with its help line, in docs/diagnostics.md's order.
 pub const CODES: &[(&str, &str)] = &[
@@ -55,6 +58,16 @@ pub const CODES: &[(&str, &str)] = &[
          metallb.yaml again (scripts/install.sh control-plane)",
     ),
     (
+        "meshplan::live::remote_cluster_sync",
+        "istiod has not synced that cluster: check its remote secret's API server address and \
+         token (istioctl remote-clusters; istiod's log names the error)",
+    ),
+    (
+        "meshplan::live::placement",
+        "the workloads do not run where the plan puts them: apply the cluster's samples.yaml \
+         (scripts/install.sh samples), deploy the service there, or change the plan",
+    ),
+    (
         "meshplan::live::gateway_api_version",
         "istiod needs these Gateway API CRDs at least: apply the cluster's Gateway API CRDs \
          again (scripts/install.sh control-plane)",
@@ -70,6 +83,23 @@ pub struct Doctor {
     pub gateway_api_min: Option<String>,
     /// The codes and their help lines, for the script's help lookup.
     pub codes: Vec<Code>,
+    /// `[mesh.istio] revision`, which `istioctl remote-clusters --revision` asks for.
+    pub revision: Option<String>,
+    /// Every sample Deployment of the mesh, sorted, joined by spaces: one of these in a
+    /// cluster the plan does not put it in is a difference (other Deployments are not ours).
+    pub sample_names: String,
+    /// The `[[service]]`s by namespace, mesh-wide: an endpoint of one of these in a cluster
+    /// the plan does not put it in is a difference.
+    pub service_namespaces: Vec<ServiceNamespace>,
+}
+
+/// The `[[service]]`s of one namespace.
+#[derive(Debug, Serialize)]
+pub struct ServiceNamespace {
+    /// Namespace.
+    pub namespace: String,
+    /// The services' names, sorted, joined by spaces.
+    pub services: String,
 }
 
 /// A code and its help line.
@@ -100,6 +130,34 @@ pub struct Checked {
     pub eastwest: Option<Address>,
     /// MetalLB's IPAddressPool.
     pub metallb: Option<Pool>,
+    /// On a primary, the clusters `istioctl remote-clusters` must show its istiod synced with:
+    /// its own and every cluster it watches.
+    pub synced: Option<Vec<String>>,
+    /// The sample Deployments here, when the mesh runs samples anywhere (a cluster without
+    /// any must have none of [`Doctor::sample_names`]).
+    pub samples: Option<SampleDeployments>,
+    /// For each namespace of [`Doctor::service_namespaces`], in its order: the services that
+    /// must have a ready endpoint here (the others of the namespace must have none).
+    pub endpoints: Vec<NamespaceEndpoints>,
+}
+
+/// The sample Deployments of one cluster.
+#[derive(Debug, Serialize)]
+pub struct SampleDeployments {
+    /// The samples' namespace.
+    pub namespace: String,
+    /// The Deployments planned here, sorted, joined by spaces; empty for none.
+    pub names: String,
+}
+
+/// The `[[service]]`s of one namespace that run in one cluster.
+#[derive(Debug, Serialize)]
+pub struct NamespaceEndpoints {
+    /// Namespace.
+    pub namespace: String,
+    /// The services with endpoints here (in its `clusters`, or running its sample here),
+    /// sorted, joined by spaces; empty for none.
+    pub here: String,
 }
 
 /// istiod's Deployment and mesh config as the generated IstioOperator or Helm values make them.
@@ -147,9 +205,37 @@ pub struct Pool {
 }
 
 /// The doctor's model of resolved clusters.
-pub fn doctor(mesh: &super::Mesh, clusters: &[Cluster]) -> Doctor {
+pub fn doctor(plan: &Plan, mesh: &super::Mesh, clusters: &[Cluster]) -> Doctor {
+    let placed = placed_services(plan);
+    let samples: Vec<SampleDeployments> = clusters
+        .iter()
+        .map(|c| sample_deployments(plan, c))
+        .collect();
+    let mut sample_names: Vec<&str> = samples
+        .iter()
+        .flat_map(|s| s.names.split(' '))
+        .filter(|n| !n.is_empty())
+        .collect();
+    sample_names.sort_unstable();
+    sample_names.dedup();
+    let sample_names = sample_names.join(" ");
     Doctor {
-        clusters: clusters.iter().map(|c| checked(mesh, c)).collect(),
+        clusters: clusters
+            .iter()
+            .zip(samples)
+            .enumerate()
+            .map(|(i, (c, samples))| Checked {
+                samples: (!sample_names.is_empty()).then_some(samples),
+                endpoints: placed
+                    .iter()
+                    .map(|(namespace, services)| NamespaceEndpoints {
+                        namespace: (*namespace).to_owned(),
+                        here: joined(services.iter().filter(|(_, at)| at.contains(&i))),
+                    })
+                    .collect(),
+                ..checked(mesh, c)
+            })
+            .collect(),
         gateway_api_min: mesh
             .istio
             .ambient
@@ -159,9 +245,67 @@ pub fn doctor(mesh: &super::Mesh, clusters: &[Cluster]) -> Doctor {
             .iter()
             .map(|&(code, help)| Code { code, help })
             .collect(),
+        revision: mesh.istio.control_plane.revision.clone(),
+        sample_names,
+        service_namespaces: placed
+            .iter()
+            .map(|(namespace, services)| ServiceNamespace {
+                namespace: (*namespace).to_owned(),
+                services: joined(services.iter()),
+            })
+            .collect(),
     }
 }
 
+/// A service's name and the indexes of the clusters it runs in.
+type Placed<'a> = (&'a str, Vec<usize>);
+
+/// The `[[service]]`s by namespace (sorted), each with where its endpoints run: its `clusters`,
+/// and for a sample service also where the sample runs (`traffic::definitions`).
+fn placed_services(plan: &Plan) -> BTreeMap<&str, Vec<Placed<'_>>> {
+    let defs = super::traffic::definitions(plan);
+    let mut placed: BTreeMap<&str, Vec<Placed<'_>>> = BTreeMap::new();
+    for s in &plan.services {
+        let at = defs
+            .iter()
+            .find(|d| d.name == s.name && d.namespace == s.namespace)
+            .map(|d| d.endpoints.iter().map(|(i, _)| *i).collect())
+            .unwrap_or_default();
+        placed
+            .entry(s.namespace.as_str())
+            .or_default()
+            .push((s.name.as_str(), at));
+    }
+    for services in placed.values_mut() {
+        services.sort_by_key(|(name, _)| *name);
+    }
+    placed
+}
+
+/// The names of `services`, joined by spaces.
+fn joined<'a, 'b: 'a>(services: impl Iterator<Item = &'a Placed<'b>>) -> String {
+    services
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The sample Deployments samples.yaml makes in `c`.
+fn sample_deployments(plan: &Plan, c: &Cluster) -> SampleDeployments {
+    let mut names: Vec<&str> = Vec::new();
+    if let Some(s) = &c.samples {
+        names.extend(s.helloworld.iter().map(|w| w.name.as_str()));
+        if s.sleep_image.is_some() {
+            names.push("sleep");
+        }
+        names.extend(s.bookinfo.iter().map(|w| w.name.as_str()));
+    }
+    names.sort_unstable();
+    SampleDeployments {
+        namespace: plan.mesh.samples_namespace.clone(),
+        names: names.join(" "),
+    }
+}
 fn checked(mesh: &super::Mesh, c: &Cluster) -> Checked {
     Checked {
         name: c.name.clone(),
@@ -195,5 +339,12 @@ fn checked(mesh: &super::Mesh, c: &Cluster) -> Checked {
             name: m.pool.clone(),
             addresses: m.addresses.join(" "),
         }),
+        synced: c.is_primary.then(|| {
+            std::iter::once(c.name.clone())
+                .chain(c.watches.iter().map(|w| w.name.clone()))
+                .collect()
+        }),
+        samples: None,
+        endpoints: Vec::new(),
     }
 }

@@ -466,7 +466,7 @@ pub fn resolve(plan: &Plan, plan_file: &str) -> Mesh {
         .map(|(c, bundle)| procedure_facts(c, bundle))
         .collect();
     mesh.procedure = procedure::procedure(plan, &facts);
-    mesh.doctor = doctor::doctor(&mesh, &mesh.clusters);
+    mesh.doctor = doctor::doctor(plan, &mesh, &mesh.clusters);
     mesh.artifacts = artifacts::collect(
         plan,
         &mesh.clusters,

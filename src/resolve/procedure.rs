@@ -812,6 +812,11 @@ fn needs(plan: &Plan, steps: &[Step], preflight: &Preflight) -> Needs {
              whether a remote's istiod address answers; for API servers without nodes",
         ),
         Need::new(
+            "MESHPLAN_SKIP_REMOTE_CLUSTERS",
+            "1 keeps doctor.sh from asking each primary's istiod, through `istioctl \
+             remote-clusters`, which clusters it has synced (it needs an istiod pod)",
+        ),
+        Need::new(
             "MESHPLAN_SKIP_VERSION_CHECK",
             "1 lets preflight.sh accept another istioctl than the plan's",
         ),

@@ -182,11 +182,58 @@ def check(args):
         raise Failure("\n".join(found))
 
 
+def root_in_istio_system(context):
+    """The fingerprints of istio-ca-root-cert in istio-system (None when it is absent)."""
+    result = subprocess.run(
+        ["kubectl", "--context", context, "-n", "istio-system", "get", "configmap", "istio-ca-root-cert", "-o", "jsonpath={.data.root-cert\\.pem}"],
+        capture_output=True,
+        text=True,
+    )
+    return fingerprints(result.stdout) if result.returncode == 0 else None
+
+
+def publish(args):
+    """--publish CLUSTER: the primary's istiod (pilot-discovery from its installed Deployment and
+    its live `cacerts`) runs until istio-ca-root-cert in istio-system holds the roots of that
+    cacerts, in its own cluster and in every remote it holds a remote secret of (istiod writes
+    the ConfigMap there too; another primary publishes its own). live-doctor.sh uses it to
+    bring a cluster's published root to what its cacerts says, as istiod does on a cluster."""
+    clusters, _ = istiod.read_plan(args.plan)
+    by_name = {c.name: c for c in clusters}
+    primary = by_name[args.publish]
+    secret = istiod.kubectl_json(primary.context, "-n", "istio-system", "get", "secret", "cacerts")
+    want = fingerprints(base64.b64decode(secret["data"]["root-cert.pem"]).decode())
+    held = istiod.kubectl(
+        primary.context, "-n", "istio-system", "get", "secrets", "-l", "istio/multiCluster=true", "-o", "jsonpath={.items[*].metadata.name}"
+    ).split()
+    watched = [by_name.get(name.removeprefix("istio-remote-secret-")) for name in held]
+    targets = [primary] + [c for c in watched if c is not None and c.role == "remote"]
+    seen = {c.name: root_in_istio_system(c.context) for c in targets}
+    if all(v == want for v in seen.values()):
+        print(f"  {primary.name}: istio-ca-root-cert already holds its cacerts root in {', '.join(seen)}")
+        return
+    process, log = istiod.start_istiod(primary, args, args.ports, istiod.plan_revision(args.plan), name=f"publish-{primary.name}")
+    try:
+        deadline = time.monotonic() + args.timeout
+        istiod.wait_ready(process, args.ports[0], log, deadline)
+        seen = {c.name: root_in_istio_system(c.context) for c in targets}
+        while time.monotonic() < deadline and any(v != want for v in seen.values()):
+            time.sleep(0.5)
+            seen = {c.name: root_in_istio_system(c.context) for c in targets}
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    if any(v != want for v in seen.values()):
+        raise Failure(f"istiod of {primary.name} published {seen}, its cacerts holds {want}; end of its log:\n{istiod.tail(log, 8)}")
+    print(f"  {primary.name}'s istiod published its cacerts root in {', '.join(seen)}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--plan", required=True)
-    parser.add_argument("--tree", required=True)
-    parser.add_argument("--certs", required=True, help="the CA directory `meshplan certs` made for the plan")
+    parser.add_argument("--publish", metavar="CLUSTER", help="only publish CLUSTER's live cacerts root (see publish)")
+    parser.add_argument("--tree", help="required without --publish")
+    parser.add_argument("--certs", help="the CA directory `meshplan certs` made for the plan (required without --publish)")
     parser.add_argument("--pilot-discovery", required=True)
     parser.add_argument("--ports", required=True, type=lambda s: [int(p) for p in s.split(",")], help="5 free loopback ports")
     parser.add_argument("--work", required=True)
@@ -194,8 +241,13 @@ def main():
     args = parser.parse_args()
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda number, _frame: sys.exit(128 + number))
+    if args.publish is None and (args.tree is None or args.certs is None):
+        parser.error("--tree and --certs are required without --publish")
     try:
-        check(args)
+        if args.publish is not None:
+            publish(args)
+        else:
+            check(args)
     except Failure as failure:
         print(f"trust: {failure}", file=sys.stderr)
         return 1
