@@ -65,7 +65,7 @@ const BUNDLE_VERSION: &str =
 const ROOT: &str = "{.data.root-cert\\.pem}";
 const GATEWAY_CRD: &str = "crd/gateways.gateway.networking.k8s.io";
 const DEPLOYMENTS: &str = SECRETS;
-const SLICES: &str = "{range .items[*]}{.metadata.labels.kubernetes\\.io/service-name}{\" \"}{range .endpoints[*]}{.conditions.ready}{\",\"}{end}{\"\\n\"}{end}";
+const SLICES: &str = "{range .items[*]}{.metadata.namespace}/{.metadata.labels.kubernetes\\.io/service-name}{\" \"}{range .endpoints[*]}{.conditions.ready}{\",\"}{end}{\"\\n\"}{end}";
 
 const ROOT_PEM: &str = "-----BEGIN CERTIFICATE-----\nZmFrZS1yb290\n-----END CERTIFICATE-----\n";
 const OTHER_PEM: &str =
@@ -225,22 +225,15 @@ fn installed_workloads(tree: &Path, plan: &meshplan::model::Plan) -> Vec<Answer>
             DEPLOYMENTS,
             &listed,
         ));
-        let mut namespaces: Vec<&str> =
-            plan.services.iter().map(|s| s.namespace.as_str()).collect();
-        namespaces.sort_unstable();
-        namespaces.dedup();
-        for ns in namespaces {
-            let slices: String = plan
-                .services
-                .iter()
-                .filter(|s| s.namespace == ns)
-                .filter(|s| {
-                    s.clusters.contains(&c.name) || (ns == samples && apps.contains(&s.name))
-                })
-                .map(|s| format!("{} true,\\n", s.name))
-                .collect();
-            live.push(answer(&c.context, ns, "endpointslices", SLICES, &slices));
-        }
+        let slices: String = plan
+            .services
+            .iter()
+            .filter(|s| {
+                s.clusters.contains(&c.name) || (&s.namespace == samples && apps.contains(&s.name))
+            })
+            .map(|s| format!("{}/{} true,\\n", s.namespace, s.name))
+            .collect();
+        live.push(answer(&c.context, "*", "endpointslices", SLICES, &slices));
     }
     live
 }
@@ -501,7 +494,7 @@ fn plan_mutations() -> Vec<(&'static str, &'static str, Mutation)> {
                     .iter_mut()
                     .find(|a| a.context == "books-back" && a.object == "endpointslices")
                     .unwrap();
-                a.value.push_str("productpage true,false,\\n");
+                a.value.push_str("bookinfo-demo/productpage true,false,\\n");
             },
         ),
         (
@@ -513,7 +506,7 @@ fn plan_mutations() -> Vec<(&'static str, &'static str, Mutation)> {
                     .iter_mut()
                     .find(|a| a.context == "books-back" && a.object == "endpointslices")
                     .unwrap();
-                a.value = a.value.replace("details true,", "details false,");
+                a.value = a.value.replace("/details true,", "/details false,");
             },
         ),
         (

@@ -5,7 +5,7 @@
 //! difference is reported with a code of the `live` family ([`CODES`], documented in
 //! docs/diagnostics.md like the plan's codes).
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use serde::Serialize;
 
@@ -88,18 +88,9 @@ pub struct Doctor {
     /// Every sample Deployment of the mesh, sorted, joined by spaces: one of these in a
     /// cluster the plan does not put it in is a difference (other Deployments are not ours).
     pub sample_names: String,
-    /// The `[[service]]`s by namespace, mesh-wide: an endpoint of one of these in a cluster
-    /// the plan does not put it in is a difference.
-    pub service_namespaces: Vec<ServiceNamespace>,
-}
-
-/// The `[[service]]`s of one namespace.
-#[derive(Debug, Serialize)]
-pub struct ServiceNamespace {
-    /// Namespace.
-    pub namespace: String,
-    /// The services' names, sorted, joined by spaces.
-    pub services: String,
+    /// Every `[[service]]` as `namespace/name`, sorted: an endpoint of one of these in a
+    /// cluster the plan does not run it in is a difference.
+    pub services: Vec<String>,
 }
 
 /// A code and its help line.
@@ -136,9 +127,10 @@ pub struct Checked {
     /// The sample Deployments here, when the mesh runs samples anywhere (a cluster without
     /// any must have none of [`Doctor::sample_names`]).
     pub samples: Option<SampleDeployments>,
-    /// For each namespace of [`Doctor::service_namespaces`], in its order: the services that
-    /// must have a ready endpoint here (the others of the namespace must have none).
-    pub endpoints: Vec<NamespaceEndpoints>,
+    /// The `[[service]]`s that must have a ready endpoint here (in its `clusters`, or
+    /// running its sample here), as `namespace/name`, sorted, joined by spaces; every other
+    /// one of [`Doctor::services`] must have none. `None` without `[[service]]`s.
+    pub endpoints: Option<String>,
 }
 
 /// The sample Deployments of one cluster.
@@ -148,16 +140,6 @@ pub struct SampleDeployments {
     pub namespace: String,
     /// The Deployments planned here, sorted, joined by spaces; empty for none.
     pub names: String,
-}
-
-/// The `[[service]]`s of one namespace that run in one cluster.
-#[derive(Debug, Serialize)]
-pub struct NamespaceEndpoints {
-    /// Namespace.
-    pub namespace: String,
-    /// The services with endpoints here (in its `clusters`, or running its sample here),
-    /// sorted, joined by spaces; empty for none.
-    pub here: String,
 }
 
 /// istiod's Deployment and mesh config as the generated IstioOperator or Helm values make them.
@@ -206,7 +188,7 @@ pub struct Pool {
 
 /// The doctor's model of resolved clusters.
 pub fn doctor(plan: &Plan, mesh: &super::Mesh, clusters: &[Cluster]) -> Doctor {
-    let placed = placed_services(plan);
+    let (services, mut here) = placed_services(plan, clusters.len());
     let samples: Vec<SampleDeployments> = clusters
         .iter()
         .map(|c| sample_deployments(plan, c))
@@ -226,13 +208,12 @@ pub fn doctor(plan: &Plan, mesh: &super::Mesh, clusters: &[Cluster]) -> Doctor {
             .enumerate()
             .map(|(i, (c, samples))| Checked {
                 samples: (!sample_names.is_empty()).then_some(samples),
-                endpoints: placed
-                    .iter()
-                    .map(|(namespace, services)| NamespaceEndpoints {
-                        namespace: (*namespace).to_owned(),
-                        here: joined(services.iter().filter(|(_, at)| at.contains(&i))),
-                    })
-                    .collect(),
+                endpoints: (!services.is_empty()).then(|| {
+                    here.get_mut(i)
+                        .map(std::mem::take)
+                        .unwrap_or_default()
+                        .join(" ")
+                }),
                 ..checked(mesh, c)
             })
             .collect(),
@@ -247,47 +228,50 @@ pub fn doctor(plan: &Plan, mesh: &super::Mesh, clusters: &[Cluster]) -> Doctor {
             .collect(),
         revision: mesh.istio.control_plane.revision.clone(),
         sample_names,
-        service_namespaces: placed
-            .iter()
-            .map(|(namespace, services)| ServiceNamespace {
-                namespace: (*namespace).to_owned(),
-                services: joined(services.iter()),
-            })
-            .collect(),
+        services,
     }
 }
 
-/// A service's name and the indexes of the clusters it runs in.
-type Placed<'a> = (&'a str, Vec<usize>);
-
-/// The `[[service]]`s by namespace (sorted), each with where its endpoints run: its `clusters`,
-/// and for a sample service also where the sample runs (`traffic::definitions`).
-fn placed_services(plan: &Plan) -> BTreeMap<&str, Vec<Placed<'_>>> {
-    let defs = super::traffic::definitions(plan);
-    let mut placed: BTreeMap<&str, Vec<Placed<'_>>> = BTreeMap::new();
+/// Every `[[service]]` as `namespace/name`, sorted, and for each cluster index the ones that
+/// run there, sorted: its `clusters`, and for a sample service also where the sample runs
+/// (`traffic::sample_definitions`).
+fn placed_services(plan: &Plan, clusters: usize) -> (Vec<String>, Vec<Vec<String>>) {
+    let samples = super::traffic::sample_definitions(plan);
+    let index: HashMap<&str, usize> = plan
+        .clusters
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name.as_str(), i))
+        .collect();
+    let mut services = Vec::with_capacity(plan.services.len());
+    let mut here: Vec<Vec<String>> = vec![Vec::new(); clusters];
     for s in &plan.services {
-        let at = defs
+        let id = format!("{}/{}", s.namespace, s.name);
+        let mut at: Vec<usize> = s
+            .clusters
+            .iter()
+            .filter_map(|c| index.get(c.as_str()).copied())
+            .collect();
+        if let Some(sample) = samples
             .iter()
             .find(|d| d.name == s.name && d.namespace == s.namespace)
-            .map(|d| d.endpoints.iter().map(|(i, _)| *i).collect())
-            .unwrap_or_default();
-        placed
-            .entry(s.namespace.as_str())
-            .or_default()
-            .push((s.name.as_str(), at));
+        {
+            at.extend(sample.endpoints.iter().map(|(i, _)| *i));
+        }
+        at.sort_unstable();
+        at.dedup();
+        for i in at {
+            if let Some(list) = here.get_mut(i) {
+                list.push(id.clone());
+            }
+        }
+        services.push(id);
     }
-    for services in placed.values_mut() {
-        services.sort_by_key(|(name, _)| *name);
+    services.sort_unstable();
+    for list in &mut here {
+        list.sort_unstable();
     }
-    placed
-}
-
-/// The names of `services`, joined by spaces.
-fn joined<'a, 'b: 'a>(services: impl Iterator<Item = &'a Placed<'b>>) -> String {
-    services
-        .map(|(name, _)| *name)
-        .collect::<Vec<_>>()
-        .join(" ")
+    (services, here)
 }
 
 /// The sample Deployments samples.yaml makes in `c`.
@@ -345,6 +329,6 @@ fn checked(mesh: &super::Mesh, c: &Cluster) -> Checked {
                 .collect()
         }),
         samples: None,
-        endpoints: Vec::new(),
+        endpoints: None,
     }
 }

@@ -79,22 +79,23 @@ restore() {
 }
 
 # Stand-in EndpointSlices for the [[service]]s planned where no sample runs them
-# (endpoints CLUSTER CONTEXT NAMESPACE HERE).
+# (endpoints CLUSTER CONTEXT HERE, HERE as namespace/name words).
 stand_ins=()
 while IFS= read -r line; do
   mapfile -t w < <(xargs -n1 printf '%s\n' <<<"${line#  }")
-  for name in ${w[4]}; do
-    ready="$(kubectl --context "${w[2]}" -n "${w[3]}" get endpointslices -l "kubernetes.io/service-name=$name" \
+  for service in ${w[3]}; do
+    namespace="${service%%/*}" name="${service#*/}"
+    ready="$(kubectl --context "${w[2]}" -n "$namespace" get endpointslices -l "kubernetes.io/service-name=$name" \
       -o 'jsonpath={.items[*].endpoints[*].addresses[0]}')"
     [ -z "$ready" ] || continue
-    kubectl --context "${w[2]}" -n "${w[3]}" create -f - >/dev/null <<EOF
+    kubectl --context "${w[2]}" -n "$namespace" create -f - >/dev/null <<EOF
 {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
  "metadata": {"name": "$name-planned-stand-in", "labels": {"kubernetes.io/service-name": "$name"}},
  "addressType": "IPv4", "endpoints": [{"addresses": ["192.0.2.10"], "conditions": {"ready": true}}],
  "ports": [{"port": 9080, "protocol": "TCP"}]}
 EOF
-    stand_ins+=("${w[2]} ${w[3]} endpointslice/$name-planned-stand-in")
-    echo "stand-in: ${w[1]}: a ready endpoint of ${w[3]}/$name (planned there, no sample runs it)"
+    stand_ins+=("${w[2]} $namespace endpointslice/$name-planned-stand-in")
+    echo "stand-in: ${w[1]}: a ready endpoint of $service (planned there, no sample runs it)"
   done
 done < <(grep '^  endpoints ' "$tree/doctor.sh" || true)
 
