@@ -19,12 +19,18 @@
 #
 # MESHPLAN_SKIP_VERIFY=1 throughout: no istiod publishes istio-ca-root-cert on these servers, so
 # verify-trust.sh's half (meshplan::live::root_mismatch) is proved by tests/doctor.rs only.
+#
+# Each pair of runs (text, then --json) is on one state of the servers: the --json run is given the
+# text run's kubectl answers (replay-kubectl.sh), so the two formats are of the same findings.
 set -euo pipefail
 tree="$1"
 export MESHPLAN_SKIP_VERIFY=1
 failed=0
 out="$(mktemp)"
-trap 'rm -f "$out"' EXIT
+replay="$(mktemp -d)"
+trap 'rm -rf "$out" "$replay"' EXIT
+mkdir "$replay/bin" "$replay/answers"
+ln -s "$(cd "$(dirname "$0")" && pwd)/replay-kubectl.sh" "$replay/bin/kubectl"
 
 # The words of doctor.sh's first call line starting with FUNCTION (shell-quoted words), one a
 # line; nothing when it has none.
@@ -47,10 +53,12 @@ codes() {
 # expect WHAT EXIT [CODE]: doctor.sh, in both formats, exits EXIT reporting exactly CODE (or
 # nothing).
 expect() {
-  local what="$1" exit="$2" code="${3:-}" format status
+  local what="$1" exit="$2" code="${3:-}" format status mode
   for format in "" --json; do
-    status=0
-    (cd "$tree" && bash doctor.sh ${format:+"$format"}) >"$out" 2>&1 || status=$?
+    status=0 mode=replay
+    [ -n "$format" ] || { mode=record && rm -f "$replay/answers/"*; }
+    (cd "$tree" && PATH="$replay/bin:$PATH" MESHPLAN_REAL_TOOLS_REPLAY="$replay/answers" \
+      MESHPLAN_REAL_TOOLS_REPLAY_MODE="$mode" bash doctor.sh ${format:+"$format"}) >"$out" 2>&1 || status=$?
     if [ "$status" != "$exit" ] || [ "$(codes "$format")" != "$code" ]; then
       echo "FAIL $what: doctor.sh${format:+ $format} exited $status, reported [$(codes "$format" | tr '\n' ' ')], want $exit [$code]"
       sed 's/^/    /' "$out"
