@@ -162,16 +162,23 @@ WRAPPER
   export MESHPLAN_REAL_TOOLS_BIN="$bin" PATH="$here/stubs:$bin:$PATH"
 }
 
-# phase NAME: profiling only; NAME's wall time and the CPU of what it waited for (bash's `times`
-# for children, so the servers' CPU counts in the phase that stops them) start here.
+# phase NAME: profiling only; NAME's wall time, the CPU of what it waited for (bash's `times`
+# for children, so the servers' CPU counts in the phase that stops them) and the CPU the running
+# servers (API servers, controller-managers, MetalLB) used meanwhile start here.
 phase() {
   [ -n "${MESHPLAN_REAL_TOOLS_PROFILE:-}" ] || return 0
-  local now="$EPOCHREALTIME" u s
+  local now="$EPOCHREALTIME" u s pid stat ticks=0
   times >"$job/times"
   { read -r _ && read -r u s; } <"$job/times"
+  for pid in "${pids[@]}"; do
+    [ "$pid" != "${etcd_pid:-}" ] || continue
+    read -r stat 2>/dev/null <"/proc/$pid/stat" || continue
+    read -r -a stat <<<"${stat##*) }"
+    ticks=$((ticks + stat[11] + stat[12]))
+  done
   [ -z "${phase_name:-}" ] ||
-    echo "$phase_name wall $(seconds "$phase_t0" "$now") $phase_u0 $phase_s0 $u $s" >>"$job/profile.log"
-  phase_name="$1" phase_t0="$now" phase_u0="$u" phase_s0="$s"
+    echo "$phase_name wall $(seconds "$phase_t0" "$now") $phase_u0 $phase_s0 $u $s $(cpu_seconds $((ticks - phase_ticks)))" >>"$job/profile.log"
+  phase_name="$1" phase_t0="$now" phase_u0="$u" phase_s0="$s" phase_ticks="$ticks"
   export MESHPLAN_REAL_TOOLS_PHASE="$1"
 }
 
@@ -180,16 +187,16 @@ profile_report() {
   awk '
     function sec(t, m) { m = t; sub(/m.*/, "", m); sub(/^[0-9]+m/, "", t); sub(/s$/, "", t); return m * 60 + t }
     $2 == "wall" { order[$1] = order[$1] ? order[$1] : ++n; names[order[$1]] = $1
-      wall[$1] += $3; cpu[$1] += sec($6) - sec($4) + sec($7) - sec($5); next }
+      wall[$1] += $3; cpu[$1] += sec($6) - sec($4) + sec($7) - sec($5); srv[$1] += ($8 > 0 ? $8 : 0); next }
     NF == 4 { calls[$1 "/" $2]++; tcpu[$1 "/" $2] += $3 + $4; tools[$2] = 1 }
     END {
       for (i = 1; i <= n; i++) {
-        p = names[i]; line = sprintf("profile %-16s wall %7.1f s, cpu %7.1f s", p, wall[p], cpu[p])
+        p = names[i]; line = sprintf("profile %-16s wall %7.1f s, cpu %7.1f s, servers meanwhile %6.1f s", p, wall[p], cpu[p], srv[p])
         for (t in tools) if (calls[p "/" t]) line = line sprintf("; %s %d calls %.1f s", t, calls[p "/" t], tcpu[p "/" t])
-        print line; W += wall[p]; C += cpu[p]
+        print line; W += wall[p]; C += cpu[p]; S += srv[p]
       }
       for (t in tools) { k = 0; c = 0; for (x in calls) if (x ~ ("/" t "$")) { k += calls[x]; c += tcpu[x] } tl = tl sprintf("; %s %d calls %.1f s", t, k, c) }
-      printf "profile %-16s wall %7.1f s, cpu %7.1f s%s\n", "(all)", W, C, tl
+      printf "profile %-16s wall %7.1f s, cpu %7.1f s, servers meanwhile %6.1f s%s\n", "(all)", W, C, S, tl
     }' "$@"
 }
 
