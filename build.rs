@@ -25,11 +25,23 @@ fn main() {
         _ => "unknown".to_owned(),
     };
     println!("cargo:rustc-env=MESHPLAN_COMMIT={commit}");
-    if let Some(git_dir) = git(&["rev-parse", "--git-dir"]) {
-        println!("cargo:rerun-if-changed={git_dir}/HEAD");
-        println!("cargo:rerun-if-changed={git_dir}/index");
-        if let Some(head_ref) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            println!("cargo:rerun-if-changed={git_dir}/{head_ref}");
+    // `--git-path` names where git keeps each file: in a linked worktree HEAD and index are the
+    // worktree's own and the branch's ref is in the common directory. A file that does not exist
+    // (a ref only in packed-refs) would make every build stale, so packed-refs is watched instead.
+    for file in ["HEAD", "index"] {
+        if let Some(path) = git(&["rev-parse", "--git-path", file]) {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
+    if let Some(head_ref) = git(&["symbolic-ref", "-q", "HEAD"]) {
+        let loose = git(&["rev-parse", "--git-path", &head_ref]);
+        let packed = git(&["rev-parse", "--git-path", "packed-refs"]);
+        match (loose, packed) {
+            (Some(loose), _) if std::path::Path::new(&loose).exists() => {
+                println!("cargo:rerun-if-changed={loose}");
+            }
+            (_, Some(packed)) => println!("cargo:rerun-if-changed={packed}"),
+            _ => {}
         }
     }
     println!("cargo:rerun-if-changed=build.rs");

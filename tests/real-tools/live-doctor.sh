@@ -32,6 +32,9 @@
 #
 # Stand-in: a `[[service]]` planned in a cluster where no sample runs it has no pod here (its team
 # deploys it): one ready EndpointSlice is made for it before the first run and deleted at the end.
+#
+# Each pair of runs (text, then --json) is on one state of the servers: the --json run is given the
+# text run's kubectl answers (replay-kubectl.sh), so the two formats are of the same findings.
 set -euo pipefail
 tree="$1"
 other_ca="${2:-}"
@@ -40,7 +43,10 @@ export MESHPLAN_SKIP_VERIFY=1 MESHPLAN_SKIP_REMOTE_CLUSTERS=1
 failed=0
 out="$(mktemp)"
 kept="$(mktemp -d)"
-trap 'rm -rf "$out" "$kept"' EXIT
+replay="$(mktemp -d)"
+trap 'rm -rf "$out" "$kept" "$replay"' EXIT
+mkdir "$replay/bin" "$replay/answers"
+ln -s "$here/replay-kubectl.sh" "$replay/bin/kubectl"
 
 # The words of doctor.sh's first call line starting with FUNCTION (shell-quoted words), one a
 # line; nothing when it has none.
@@ -102,10 +108,12 @@ done < <(grep '^  endpoints ' "$tree/doctor.sh" || true)
 # expect WHAT EXIT [CODE]: doctor.sh, in both formats, exits EXIT reporting exactly CODE (or
 # nothing).
 expect() {
-  local what="$1" exit="$2" code="${3:-}" format status
+  local what="$1" exit="$2" code="${3:-}" format status mode
   for format in "" --json; do
-    status=0
-    (cd "$tree" && bash doctor.sh ${format:+"$format"}) >"$out" 2>&1 || status=$?
+    status=0 mode=replay
+    [ -n "$format" ] || { mode=record && rm -f "$replay/answers/"*; }
+    (cd "$tree" && PATH="$replay/bin:$PATH" MESHPLAN_REAL_TOOLS_REPLAY="$replay/answers" \
+      MESHPLAN_REAL_TOOLS_REPLAY_MODE="$mode" bash doctor.sh ${format:+"$format"}) >"$out" 2>&1 || status=$?
     if [ "$status" != "$exit" ] || [ "$(codes "$format")" != "$code" ]; then
       echo "FAIL $what: doctor.sh${format:+ $format} exited $status, reported [$(codes "$format" | tr '\n' ' ')], want $exit [$code]"
       sed 's/^/    /' "$out"

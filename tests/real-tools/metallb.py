@@ -17,11 +17,11 @@
 """
 
 import argparse
-import json
-import subprocess
 import sys
 import time
 import tomllib
+
+import kube
 
 PLANNED_KEYS = ("istiod", "eastwest", "ingress")
 CONTROLLER = "metallb-controller"  # the event source MetalLB's controller records as (k8s.Config.ProcessName)
@@ -59,10 +59,11 @@ def facts(args):
 
 
 def kubectl_json(context, *args):
-    result = subprocess.run(["kubectl", "--context", context, *args, "-o", "json"], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"kubectl --context {context} {' '.join(args)}: {result.stderr.strip()}")
-    return json.loads(result.stdout)
+    """`kubectl --context CONTEXT ARGS -o json`, over HTTPS from this process (kube.py)."""
+    try:
+        return kube.get_json(context, *args)
+    except kube.Error as e:
+        raise RuntimeError(str(e)) from e
 
 
 def service_events(context, namespace, name):

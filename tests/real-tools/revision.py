@@ -34,31 +34,31 @@ KUBECONFIG with each cluster's context).
 """
 
 import argparse
-import json
-import subprocess
 import sys
 import tomllib
+
+import kube
 
 
 class Failure(Exception):
     pass
 
 
+# Over HTTPS from this process (kube.py), not a kubectl run each; the kubectl forms are kept.
 def kubectl_json(context, *args):
-    result = subprocess.run(["kubectl", "--context", context, *args, "-o", "json"], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise Failure(f"kubectl --context {context} {' '.join(args)}: {result.stderr.strip()}")
-    return json.loads(result.stdout)
+    """`kubectl --context CONTEXT ARGS -o json`."""
+    try:
+        return kube.get_json(context, *args)
+    except kube.Error as e:
+        raise Failure(str(e)) from e
 
 
 def kubectl_get(context, *args):
     """The object, or None when it does not exist."""
-    result = subprocess.run(["kubectl", "--context", context, *args, "-o", "json"], capture_output=True, text=True)
-    if result.returncode != 0:
-        if "NotFound" in result.stderr or "not found" in result.stderr:
-            return None
-        raise Failure(f"kubectl --context {context} {' '.join(args)}: {result.stderr.strip()}")
-    return json.loads(result.stdout)
+    try:
+        return kube.get_or_none(context, *args)
+    except kube.Error as e:
+        raise Failure(str(e)) from e
 
 
 def serves_istio_injection(webhook):

@@ -138,6 +138,66 @@ setup_tools() {
   for pair in $METALLB_PAIRS; do
     [ -x "$metallb_dir/bin/metallb-controller-${pair#*=}" ] || fatal "metallb-controller-${pair#*=} is missing from $metallb_dir/bin"
   done
+  [ -z "${MESHPLAN_REAL_TOOLS_PROFILE:-}" ] || profile_tools "$dir/bin"
+}
+
+# MESHPLAN_REAL_TOOLS_PROFILE=1: where the time goes (docs/performance.md). Every kubectl, istioctl
+# and helm run, whoever starts it, goes through a wrapper that logs its check and CPU to the
+# job's profile.log; each check's wall time and the CPU of everything it waited for are logged
+# by `phase`. Printed per plan, and summed over the run at its end.
+profile_tools() {
+  local real="$1" bin="$work/profile-bin" tool
+  mkdir -p "$bin"
+  for tool in "$real"/*; do
+    ln -s "$tool" "$bin/${tool##*/}"
+  done
+  for tool in kubectl istioctl helm; do
+    rm "$bin/$tool"
+    cat >"$bin/$tool" <<WRAPPER
+#!/usr/bin/env bash
+exec /usr/bin/time -a -o "\${MESHPLAN_REAL_TOOLS_JOB:-$work}/profile.log" -f "\${MESHPLAN_REAL_TOOLS_PHASE:-?} $tool %U %S" "$real/$tool" "\$@"
+WRAPPER
+    chmod +x "$bin/$tool"
+  done
+  export MESHPLAN_REAL_TOOLS_BIN="$bin" PATH="$here/stubs:$bin:$PATH"
+}
+
+# phase NAME: profiling only; NAME's wall time, the CPU of what it waited for (bash's `times`
+# for children, so the servers' CPU counts in the phase that stops them) and the CPU the running
+# servers (API servers, controller-managers, MetalLB) used meanwhile start here.
+phase() {
+  [ -n "${MESHPLAN_REAL_TOOLS_PROFILE:-}" ] || return 0
+  local now="$EPOCHREALTIME" u s pid stat ticks=0
+  times >"$job/times"
+  { read -r _ && read -r u s; } <"$job/times"
+  for pid in "${pids[@]}"; do
+    [ "$pid" != "${etcd_pid:-}" ] || continue
+    read -r stat 2>/dev/null <"/proc/$pid/stat" || continue
+    read -r -a stat <<<"${stat##*) }"
+    ticks=$((ticks + stat[11] + stat[12]))
+  done
+  [ -z "${phase_name:-}" ] ||
+    echo "$phase_name wall $(seconds "$phase_t0" "$now") $phase_u0 $phase_s0 $u $s $(cpu_seconds $((ticks - phase_ticks)))" >>"$job/profile.log"
+  phase_name="$1" phase_t0="$now" phase_u0="$u" phase_s0="$s" phase_ticks="$ticks"
+  export MESHPLAN_REAL_TOOLS_PHASE="$1"
+}
+
+# profile_report LOG...: per phase, wall, CPU of what it waited for, and each tool's calls and CPU.
+profile_report() {
+  awk '
+    function sec(t, m) { m = t; sub(/m.*/, "", m); sub(/^[0-9]+m/, "", t); sub(/s$/, "", t); return m * 60 + t }
+    $2 == "wall" { order[$1] = order[$1] ? order[$1] : ++n; names[order[$1]] = $1
+      wall[$1] += $3; cpu[$1] += sec($6) - sec($4) + sec($7) - sec($5); srv[$1] += ($8 > 0 ? $8 : 0); next }
+    NF == 4 { calls[$1 "/" $2]++; tcpu[$1 "/" $2] += $3 + $4; tools[$2] = 1 }
+    END {
+      for (i = 1; i <= n; i++) {
+        p = names[i]; line = sprintf("profile %-16s wall %7.1f s, cpu %7.1f s, servers meanwhile %6.1f s", p, wall[p], cpu[p], srv[p])
+        for (t in tools) if (calls[p "/" t]) line = line sprintf("; %s %d calls %.1f s", t, calls[p "/" t], tcpu[p "/" t])
+        print line; W += wall[p]; C += cpu[p]; S += srv[p]
+      }
+      for (t in tools) { k = 0; c = 0; for (x in calls) if (x ~ ("/" t "$")) { k += calls[x]; c += tcpu[x] } tl = tl sprintf("; %s %d calls %.1f s", t, k, c) }
+      printf "profile %-16s wall %7.1f s, cpu %7.1f s, servers meanwhile %6.1f s%s\n", "(all)", W, C, S, tl
+    }' "$@"
 }
 
 build_meshplan() {
@@ -189,14 +249,31 @@ check_istio_operators() {
 }
 
 # istioctl's rendering of an IstioOperator, whose images must all be in the tree's images.txt.
-# Kept under the file's content hash for the install's `istioctl install -f FILE` stand-in
-# (stubs/istioctl), which applies it instead of running the same istioctl on the same file again.
+# Kept for the whole run under the file's content hash: for the install's `istioctl install -f
+# FILE` stand-in (stubs/istioctl), which applies it instead of running the same istioctl on the
+# same file again, and for a byte-identical file of another plan (20 of the 100 IstioOperator
+# files of a full run), whose rendering by the same istioctl is the same. Its images are checked
+# against each tree's own images.txt.
 manifest_generate() {
-  local rendered
+  local rendered partial
   rendered="$MESHPLAN_REAL_TOOLS_RENDERED/$(sha256sum <"$1" | cut -d' ' -f1).yaml"
-  istioctl manifest generate -f "$1" >"$rendered.partial" || return 1
-  mv "$rendered.partial" "$rendered"
+  if [ ! -f "$rendered" ]; then
+    # A name of this job's own: another job may be rendering the same content.
+    partial="$rendered.$BASHPID"
+    istioctl manifest generate -f "$1" >"$partial" || return 1
+    mv "$partial" "$rendered"
+  fi
   rendered_images_are_listed "$rendered" "$2"
+}
+
+# istioctl validate -f FILE, once per content in the run: a byte-identical file (41 bundle files
+# with Istio resources in a full run, 10 different) is valid to the same istioctl as its first.
+istioctl_validate() {
+  local valid
+  valid="$work/validated/$(sha256sum <"$1" | cut -d' ' -f1)"
+  [ ! -f "$valid" ] || return 0
+  istioctl validate -f "$1" || return 1
+  : >"$valid"
 }
 
 check_istio_resources() {
@@ -205,7 +282,7 @@ check_istio_resources() {
     while read -r f; do
       if grep -q '^apiVersion: [a-z.]*istio\.io/' "$tree/$c/$f"; then
         files_checked=$((files_checked + 1))
-        check "istioctl validate -f $c/$f" istioctl validate -f "$tree/$c/$f" || true
+        check "istioctl validate -f $c/$f" istioctl_validate "$tree/$c/$f" || true
       fi
     done < <(bundle_files "$tree/$c")
     bundle="$job/bundle-$c.yaml"
@@ -345,34 +422,35 @@ start_apiserver() {
   server_port[i]="$port"
 }
 
-# add_context KUBECONFIG CONTEXT PORT
-add_context() {
-  local kc="$1" ctx="$2" port="$3"
-  kubectl config --kubeconfig "$kc" set-cluster "$ctx" --server "https://127.0.0.1:$port" \
-    --certificate-authority "$work/pki/ca.crt" --embed-certs >/dev/null
-  kubectl config --kubeconfig "$kc" set-credentials "$ctx" --token real-tools-admin >/dev/null
-  kubectl config --kubeconfig "$kc" set-context "$ctx" --cluster "$ctx" --user "$ctx" >/dev/null
+# write_kubeconfig CONTEXT=PORT...: $KUBECONFIG with one context per server (the CA embedded, the
+# admin token), and $KUBECONFIG-<i> with the ith alone (the controller-manager's and MetalLB's).
+# Written by kube.py, not by 3 kubectl runs a context (docs/performance.md).
+write_kubeconfig() {
+  python3 "$here/kube.py" kubeconfig "$KUBECONFIG" "$work/pki/ca.crt" real-tools-admin "$@"
 }
 
+# wait_ready CONTEXT...: the job's servers 0, 1, ... (of these contexts) answer /readyz, within
+# 60 s; one that exits or does not is a failure, with the end of its log.
 wait_ready() {
-  local i="$1" ctx="$2" n
-  for n in $(seq 1 120); do
-    if ! kill -0 "${server_pid[i]}" 2>/dev/null; then
-      fail "kube-apiserver for $ctx exited" "$job/apiserver-$i.log"
-      return 1
-    fi
-    kubectl --context "$ctx" get --raw /readyz >/dev/null 2>&1 && return 0
-    [ "$n" -lt 120 ] && sleep 0.5
+  local i args=() status line
+  for i in $(seq 0 $(($# - 1))); do
+    args+=("$i:${*:$((i + 1)):1}:${server_pid[i]}")
   done
-  fail "kube-apiserver for $ctx did not become ready in 60 s" "$job/apiserver-$i.log"
-  return 1
+  status=0
+  while read -r i line; do
+    status=1
+    case "$line" in
+      exited) fail "kube-apiserver for ${*:$((i + 1)):1} exited" "$job/apiserver-$i.log" ;;
+      *) fail "kube-apiserver for ${*:$((i + 1)):1} did not become ready in 60 s" "$job/apiserver-$i.log" ;;
+    esac
+  done < <(python3 "$here/kube.py" ready "${args[@]}" || true)
+  return "$status"
 }
 
 # The controller-manager runs only the token controller, which create-remote-secret waits for, and
 # the one that gives each namespace its `default` ServiceAccount, which check 5's pods run as.
 start_token_controller() {
-  local i="$1" ctx="$2" kc="$job/controller-manager-$1.kubeconfig"
-  kubectl config view --minify --flatten --context "$ctx" >"$kc"
+  local i="$1" kc="$KUBECONFIG-$1"
   kube-controller-manager --kubeconfig "$kc" \
     --controllers serviceaccount-token,serviceaccount --leader-elect=false --secure-port 0 \
     --service-account-private-key-file "$work/pki/sa.key" --root-ca-file "$work/pki/ca.crt" \
@@ -385,11 +463,10 @@ start_token_controller() {
 # fixed at 9443 on every interface, one per machine; the controller validates the same
 # configuration itself when it loads the pools) and no memberlist secret (the speakers' business).
 start_metallb() {
-  local i="$1" ctx="$2" kc="$job/metallb-$1.kubeconfig" port
+  local i="$1" kc="$KUBECONFIG-$1" port
   [ "$i" -lt "$slot_metallb" ] || fatal "more than $slot_metallb MetalLB clusters in one plan; raise slot_metallb in run.sh"
   port="$(slot_port $((slot_servers + i)))"
   need_port "$port"
-  kubectl config view --minify --flatten --context "$ctx" >"$kc"
   "$metallb_dir/bin/metallb-controller-$metallb_version" --kubeconfig "$kc" --namespace "$metallb_namespace" \
     --webhook-mode disabled --port "$port" --log-level info >"$job/metallb-$i.log" 2>&1 &
   pids+=("$!")
@@ -430,16 +507,12 @@ stop_servers() {
 # and the Nodes that node-labels.sh labels (one, `real-tools-node`, where it labels them all: the
 # sample pods are bound to it, so istiod reads their locality from the labels the script set).
 prepare_cluster() {
-  local tree="$1" c="$2" ctx="$3" node
-  kubectl --context "$ctx" create namespace "$metallb_namespace" >/dev/null || return 1
-  kubectl --context "$ctx" -n kube-system create configmap kube-proxy \
-    --from-literal=config.conf="$(printf 'mode: ipvs\nipvs:\n  strictARP: false\n')" >/dev/null || return 1
+  local tree="$1" c="$2" ctx="$3" nodes=()
   if [ -f "$tree/$c/scripts/node-labels.sh" ]; then
-    while read -r node; do
-      printf 'apiVersion: v1\nkind: Node\nmetadata:\n  name: %s\n' "$node" | kubectl --context "$ctx" apply -f - >/dev/null || return 1
-    done < <(sed -n "s/.* label nodes '\{0,1\}\([^' ]*\)'\{0,1\} .*/\1/p" "$tree/$c/scripts/node-labels.sh" | sed 's/^--all$/real-tools-node/' | sort -u)
+    mapfile -t nodes < <(sed -n "s/.* label nodes '\{0,1\}\([^' ]*\)'\{0,1\} .*/\1/p" "$tree/$c/scripts/node-labels.sh" | sed 's/^--all$/real-tools-node/' | sort -u)
   fi
-  kubectl --context "$ctx" wait crd --all --for=condition=Established --timeout=60s >/dev/null
+  # kube.py: the same namespace, ConfigMap, Nodes and wait for established CRDs, over HTTPS.
+  python3 "$here/kube.py" prepare "$ctx" "$metallb_namespace" "${nodes[@]}"
 }
 
 # The prerequisite CRDs (Gateway API's, and MetalLB's of each controller release), applied once
@@ -449,7 +522,7 @@ prepare_cluster() {
 # (docs/testing.md). Runs before the plan jobs, on the ports of slot 0.
 make_crd_templates() {
   local pair version i=0 ctx failed=""
-  local -a versions=()
+  local -a versions=() pairs=() ctxs=()
   job="$work/crd-templates" slot=0
   mkdir -p "$job"
   export KUBECONFIG="$job/kubeconfig"
@@ -457,12 +530,13 @@ make_crd_templates() {
     version="${pair#*=}"
     versions+=("$version")
     start_apiserver "$i" "/crd-templates/$version" 10.96.0.0/16
-    add_context "$KUBECONFIG" "crd-template-$version" "${server_port[i]}"
+    pairs+=("crd-template-$version=${server_port[i]}") ctxs+=("crd-template-$version")
     i=$((i + 1))
   done
+  write_kubeconfig "${pairs[@]}" >"$job/kubeconfig.log" 2>&1 || failed=1
+  [ -n "$failed" ] || wait_ready "${ctxs[@]}" || failed=1
   for i in "${!versions[@]}"; do
     ctx="crd-template-${versions[i]}"
-    wait_ready "$i" "$ctx" || failed=1
     [ -n "$failed" ] ||
       kubectl --context "$ctx" apply --server-side -f "$here/crds/" -f "$metallb_dir/crds/${versions[i]}/" >"$job/apply-$i.log" 2>&1 ||
       failed=1
@@ -808,8 +882,9 @@ check_metallb() {
 check_on_servers() {
   local plan="$1" tree="$2" plan_name="$3" i=0 c ctx failed=""
   # shellcheck disable=SC2034 # read through check_istiod's and check_metallb's namerefs
-  local -a names=() contexts=()
+  local -a names=() contexts=() pairs=()
   local metallb_contexts=""
+  phase "${canary_tree:+c8-}c4-servers"
   export KUBECONFIG="$job/kubeconfig"
   rm -f "$KUBECONFIG"
   read_plan_facts "$plan" || return 0
@@ -825,17 +900,19 @@ check_on_servers() {
       return 0
     }
     start_apiserver "$i" "/$plan_name/$c" "${service_cidr_of[$c]}"
-    add_context "$KUBECONFIG" "$ctx" "${server_port[i]}"
+    pairs+=("$ctx=${server_port[i]}")
     i=$((i + 1))
   done
-  for i in "${!names[@]}"; do
-    wait_ready "$i" "${contexts[i]}" || failed=1
-  done
+  if ! write_kubeconfig "${pairs[@]}" >"$job/kubeconfig.log" 2>&1; then
+    fail "write the kubeconfig of the API servers" "$job/kubeconfig.log"
+    failed=1
+  fi
+  [ -n "$failed" ] || wait_ready "${contexts[@]}" || failed=1
   if [ -z "$failed" ]; then
     # The clusters are prepared at once: most of it is waiting for CRDs to be established.
     local -a preparing=()
     for i in "${!names[@]}"; do
-      start_token_controller "$i" "${contexts[i]}"
+      start_token_controller "$i"
       prepare_cluster "$tree" "${names[i]}" "${contexts[i]}" >"$job/prepare-$i.log" 2>&1 &
       preparing+=("$!")
     done
@@ -859,24 +936,35 @@ check_on_servers() {
     make_mesh_certs "$job/certs" "${names[@]}" || fail "openssl could not make the mesh certs" "$job/certs.log"
     export CERTS_DIR="$job/certs"
     files_checked=$((files_checked + $(find "$tree" -name '*.sh' -path '*scripts*' | wc -l) + 1))
+    phase "${canary_tree:+c8-}c4-install"
     if check "install.sh against the API servers" run_install_procedure "$tree" "$CERTS_DIR"; then
       if [ -n "${canary_tree:-}" ]; then
+        phase c8-canary
         check_canary_upgrade "$canary_plan" "$canary_tree" names server_port
+        phase c8-servers-stop
         stop_servers
         return 0
       fi
+      phase c4-verify
       verify_objects "$tree"
+      phase c7-revision
       check_revision "$plan"
+      phase c4-metallb
       [ -z "$metallb_contexts" ] || check_metallb "$plan" names contexts
+      phase c5-istiod
       check_istiod "$plan" "$tree" names server_port
+      phase c6-doctor
       check_doctor "$tree"
+      phase c9-trust
       check_trust "$plan" "$tree"
+      phase c10-upgrade
       check_upgrade "$plan" "$plan_name" names server_port
     elif [ -n "$metallb_contexts" ]; then
       # A Service that MetalLB left without its address is a common reason for the failure.
       check_metallb "$plan" names contexts
     fi
   fi
+  phase "${canary_tree:+c8-}servers-stop"
   stop_servers
 }
 
@@ -894,14 +982,20 @@ check_plan() {
   fi
   : >"$MESHPLAN_REAL_TOOLS_STUB_LOG"
   local t0="$EPOCHREALTIME" t1
+  phase c1-operators
   check_istio_operators "$tree"
+  phase c2-validate
   check_istio_resources "$tree"
+  phase c3-helm
   check_helm_values "$tree"
   t1="$EPOCHREALTIME"
   istiod_seconds=0
   check_on_servers "$plan" "$tree" "$name"
+  phase c8-build
   check_canary "$plan" "$name" "$tree"
+  phase ""
   if [ "$failures" -eq "$before" ]; then
+    [ -z "${MESHPLAN_REAL_TOOLS_PROFILE:-}" ] || profile_report "$job/profile.log"
     echo "ok   $name ($(wc -l <"$MESHPLAN_REAL_TOOLS_STUB_LOG") stubbed steps; files $(seconds "$t0" "$t1") s, servers $(seconds "$t1" "$EPOCHREALTIME") s of which istiod $istiod_seconds s; API servers and controller-managers used $((server_cpu_ticks / $(getconf CLK_TCK))) s CPU${metallb_used:+, MetalLB controller $metallb_used $(cpu_seconds "$metallb_cpu_ticks") s})"
   fi
 }
@@ -935,24 +1029,38 @@ plan_job() {
   done
   # The stubs read these: gateway.py (stubs/kubectl) runs istiod on the job's istiod ports.
   MESHPLAN_REAL_TOOLS_ISTIOD_PORTS="$(IFS=, && echo "${ports[*]}")"
-  export MESHPLAN_REAL_TOOLS_RENDERED="$job/rendered"
-  mkdir -p "$MESHPLAN_REAL_TOOLS_RENDERED"
+  export MESHPLAN_REAL_TOOLS_RENDERED="$work/rendered"
   export MESHPLAN_REAL_TOOLS_STUB_LOG="$job/stubs.log" KUBECACHEDIR="$job/kube-cache" \
     MESHPLAN_REAL_TOOLS_PLAN="$plan" MESHPLAN_REAL_TOOLS_JOB="$job" MESHPLAN_REAL_TOOLS_ISTIOD_PORTS
   check_plan "$plan"
 }
 
+# plan_weight PLAN: how long the plan's checks take, roughly: its clusters, and more for the
+# checks only some plans have (10, the upgrade, for plans/; 8, the canary on servers of its own,
+# for a revision; 9, the trust phases). run_plans starts the heaviest first, so that the last job
+# to finish is a short one.
+plan_weight() {
+  local w
+  w="$(grep -c '^\[\[cluster\]\]' "$1" || true)"
+  case "$1" in */plans/*) w=$((w + 4)) ;; esac
+  ! plan_revision "$1" >/dev/null 2>&1 || w=$((w + 4))
+  ! grep -q '^\[mesh\.trust\]' "$1" || w=$((w + 2))
+  echo "$w"
+}
+
 # Runs the plans MESHPLAN_REAL_TOOLS_JOBS at a time (default: one more than the cores; most of a
-# plan's time is spent waiting on API servers) and prints each plan's output whole, in order.
+# plan's time is spent waiting on API servers), heaviest first (plan_weight), and prints each
+# plan's output whole, in the order given.
 run_plans() {
   local plans=("$@") jobs="${MESHPLAN_REAL_TOOLS_JOBS:-$(($(nproc) + 1))}" i pid
-  local -a free=()
+  local -a free=() order=()
   local -A index_of=()
   local printed=0
   for ((i = 0; i < jobs; i++)); do
     free+=("$i")
   done
-  for i in "${!plans[@]}"; do
+  mapfile -t order < <(for i in "${!plans[@]}"; do echo "$(plan_weight "${plans[i]}") $i"; done | sort -k1,1nr -k2,2n -s | cut -d' ' -f2)
+  for i in "${order[@]}"; do
     while [ "${#free[@]}" -eq 0 ]; do
       reap_job
     done
@@ -997,12 +1105,14 @@ main() {
   fi
   setup_tools
   build_meshplan
+  mkdir -p "$work/rendered" "$work/validated"
   make_pki
   start_etcd
   etcd_pid="${pids[-1]}"
   make_crd_templates
   run_plans "${plans[@]}"
   echo "istiod: pilot-discovery ran against $istiod_plans plans"
+  [ -z "${MESHPLAN_REAL_TOOLS_PROFILE:-}" ] || profile_report "$work"/plans/*/profile.log
   summary
   [ "$failures" -eq 0 ]
 }

@@ -23,12 +23,12 @@ import hashlib
 import os
 import shlex
 import signal
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import istiod  # noqa: E402  (the same directory: its pilot-discovery start and kubectl helpers)
+import kube  # noqa: E402
 
 Failure = istiod.Failure
 
@@ -105,7 +105,8 @@ def write_secret(context, certs, signer, roots, crl_roots):
         "data": {k: base64.b64encode(v).decode() for k, v in files.items()},
     }
     # Replaced whole, as `kubectl create --dry-run | kubectl apply` in trust.sh leaves no old key.
-    subprocess.run(["kubectl", "--context", context, "-n", "istio-system", "delete", "secret", "cacerts", "--ignore-not-found"], check=True, capture_output=True)
+    # kubectl -n istio-system delete secret cacerts --ignore-not-found (over HTTPS, kube.py)
+    kube.delete(context, "secret", "istio-system", "cacerts")
     istiod.apply_json(context, secret)
 
 
@@ -113,12 +114,12 @@ def published(context):
     """The fingerprints in istio-ca-root-cert of `default` and `istio-system` (None if absent)."""
     seen = {}
     for namespace in ("default", "istio-system"):
-        result = subprocess.run(
-            ["kubectl", "--context", context, "-n", namespace, "get", "configmap", "istio-ca-root-cert", "-o", "jsonpath={.data.root-cert\\.pem}"],
-            capture_output=True,
-            text=True,
-        )
-        seen[namespace] = fingerprints(result.stdout) if result.returncode == 0 else None
+        # kubectl -n NAMESPACE get configmap istio-ca-root-cert -o jsonpath={.data.root-cert\.pem}
+        try:
+            configmap = kube.get_or_none(context, "-n", namespace, "get", "configmap", "istio-ca-root-cert")
+        except kube.Error:
+            configmap = None
+        seen[namespace] = None if configmap is None else fingerprints((configmap.get("data") or {}).get("root-cert.pem", ""))
     return seen
 
 
@@ -184,12 +185,7 @@ def check(args):
 
 def root_in_istio_system(context):
     """The fingerprints of istio-ca-root-cert in istio-system (None when it is absent)."""
-    result = subprocess.run(
-        ["kubectl", "--context", context, "-n", "istio-system", "get", "configmap", "istio-ca-root-cert", "-o", "jsonpath={.data.root-cert\\.pem}"],
-        capture_output=True,
-        text=True,
-    )
-    return fingerprints(result.stdout) if result.returncode == 0 else None
+    return published(context)["istio-system"]
 
 
 def publish(args):
@@ -203,10 +199,8 @@ def publish(args):
     primary = by_name[args.publish]
     secret = istiod.kubectl_json(primary.context, "-n", "istio-system", "get", "secret", "cacerts")
     want = fingerprints(base64.b64decode(secret["data"]["root-cert.pem"]).decode())
-    held = istiod.kubectl(
-        primary.context, "-n", "istio-system", "get", "secrets", "-l", "istio/multiCluster=true", "-o", "jsonpath={.items[*].metadata.name}"
-    ).split()
-    watched = [by_name.get(name.removeprefix("istio-remote-secret-")) for name in held]
+    held = istiod.kubectl_json(primary.context, "-n", "istio-system", "get", "secrets", "-l", "istio/multiCluster=true")["items"]
+    watched = [by_name.get(s["metadata"]["name"].removeprefix("istio-remote-secret-")) for s in held]
     targets = [primary] + [c for c in watched if c is not None and c.role == "remote"]
     seen = {c.name: root_in_istio_system(c.context) for c in targets}
     if all(v == want for v in seen.values()):
