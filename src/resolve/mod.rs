@@ -11,7 +11,7 @@ pub mod doctor;
 mod networking;
 mod platform;
 pub mod procedure;
-mod samples;
+pub(crate) mod samples;
 pub mod services;
 pub mod traffic;
 pub mod upgrade;

@@ -39,6 +39,10 @@ pub struct Samples {
     pub bookinfo: Vec<Workload>,
     /// What verify.sh expects from this cluster's sleep client: the helloworld versions of
     /// its first tier in the traffic model. `None` without a client or a reachable endpoint.
+    /// Not in the cluster's template value: its lists are as long as the mesh and shared by
+    /// many clients, so `render` renders them once for all of those and verify.sh takes the
+    /// text (issue 28).
+    #[serde(skip)]
     pub verify: Option<Expect>,
     /// The bookinfo Gateway and VirtualService, where productpage runs behind an ingress
     /// gateway: Istio's `bookinfo-gateway.yaml`, which the seeds apply.
@@ -94,6 +98,13 @@ impl RemoteWaits {
     /// None to wait for.
     pub fn is_empty(&self) -> bool {
         self.iter().next().is_none()
+    }
+
+    /// The shared list, the client's own cluster included, and the index of that cluster
+    /// (the caller leaves it out): lets `render` render the parts of the list every client
+    /// shares once.
+    pub fn shared(&self) -> (&Arc<[(usize, RemoteWait)]>, Option<usize>) {
+        (&self.all, self.except)
     }
 }
 
