@@ -338,7 +338,11 @@ impl<'m> VerifyParts<'m> {
                     .filter(|(i, _)| Some(*i) != except)
                     .map(|(_, wait)| wait.context.as_str())
                     .collect();
-                Value::from(verify_macro(env, "waits", contexts.iter().copied().collect())?)
+                Value::from(verify_macro(
+                    env,
+                    "waits",
+                    contexts.iter().copied().collect(),
+                )?)
             } else {
                 let key = (Arc::as_ptr(all).cast::<()>() as usize, index);
                 let found = lock(&self.waits).get(&key).cloned();

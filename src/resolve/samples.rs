@@ -326,6 +326,30 @@ fn remote_waits(plan: &Plan, waits: Waits) -> Vec<(usize, RemoteWait)> {
 #[derive(Debug, Default)]
 pub struct VerifyMemo(HashMap<traffic::ViewKey, Option<Shared>>);
 
+impl VerifyMemo {
+    /// The memo filled for every sleep client of the plan: the distinct first tiers computed
+    /// on every core, each for the first client (in plan order) that sees it, as
+    /// [`verify_helloworld`] would compute it (issue 28: 100 tiers of 1,000 endpoints at 1,000
+    /// clusters).
+    pub fn for_plan(plan: &Plan, defs: &[ServiceDef]) -> VerifyMemo {
+        let Some(def) = defs.iter().find(|d| d.name == HELLOWORLD) else {
+            return VerifyMemo::default();
+        };
+        let mut keys: Vec<(traffic::ViewKey, usize)> = Vec::new();
+        let mut seen = HashSet::new();
+        for (client, c) in plan.clusters.iter().enumerate() {
+            let key = traffic::view_key(plan, def, client);
+            if c.samples.sleep && seen.insert(key.clone()) {
+                keys.push((key, client));
+            }
+        }
+        let tiers = crate::parallel::map_on_all_cores(&keys, |(_, client)| {
+            helloworld_tier(plan, *client, def)
+        });
+        VerifyMemo(keys.into_iter().map(|(key, _)| key).zip(tiers).collect())
+    }
+}
+
 /// An [`Expect`] for every client with one [`traffic::ViewKey`], waits in every cluster included.
 #[derive(Debug, Clone)]
 struct Shared {
