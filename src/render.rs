@@ -274,7 +274,7 @@ fn render_cluster_with<'m>(
     verify: &VerifyParts<'m>,
     cluster: &'m Cluster,
 ) -> Result<Output, RenderError> {
-    let ctx = cluster_context(env, mesh, verify, cluster)?;
+    let ctx = cluster_context(env, mesh, verify, cluster, &cluster.files)?;
     let mut output = Output::new();
     for file in &cluster.files {
         let text = render_one(env, &format!("cluster/{file}"), ctx.clone())?;
@@ -285,14 +285,19 @@ fn render_cluster_with<'m>(
 
 /// What every template of a cluster's directory is given: the mesh, the cluster, and for
 /// `scripts/verify.sh` the parts of it made from the client's long shared lists
-/// ([`VerifyParts`]).
+/// ([`VerifyParts`]), when `files` (those to render) include it.
 fn cluster_context<'m>(
     env: &Environment,
     mesh: &Value,
     verify: &VerifyParts<'m>,
     cluster: &'m Cluster,
+    files: &[impl AsRef<str>],
 ) -> Result<Value, RenderError> {
-    let expect = cluster.samples.as_ref().and_then(|s| s.verify.as_ref());
+    let expect = cluster
+        .samples
+        .as_ref()
+        .and_then(|s| s.verify.as_ref())
+        .filter(|_| files.iter().any(|f| f.as_ref() == "scripts/verify.sh"));
     let verify = match expect {
         Some(expect) => verify.value(env, expect)?,
         None => Value::from(()),
@@ -525,11 +530,14 @@ pub fn cluster_stream(
 ) -> Result<Option<String>, RenderError> {
     let env = environment()?;
     let mesh_value = Value::from(minijinja::value::Serde(mesh));
-    let ctx = cluster_context(&env, &mesh_value, &VerifyParts::default(), cluster)?;
-    let texts = selection
+    let files: Vec<&str> = selection
         .files(cluster)
         .into_iter()
         .filter(|file| cluster.files.iter().any(|f| f == file))
+        .collect();
+    let ctx = cluster_context(&env, &mesh_value, &VerifyParts::default(), cluster, &files)?;
+    let texts = files
+        .into_iter()
         .map(|file| render_one(&env, &format!("cluster/{file}"), ctx.clone()))
         .collect::<Result<Vec<String>, RenderError>>()?;
     Ok((!texts.is_empty()).then(|| texts.join("---\n")))
