@@ -70,13 +70,16 @@ pub struct Expect {
     pub waits: RemoteWaits,
 }
 
+/// `(cluster index, what to wait for there)`, in plan order, shared by the clients of a view.
+pub type WaitList = Arc<[(usize, RemoteWait)]>;
+
 /// The clusters whose Deployments a verify script waits for: a list shared by every client
 /// with the same first tier, less the client's own cluster (its script waits for all of its
 /// own). Serialized as the list of the others.
 #[derive(Debug, Clone)]
 pub struct RemoteWaits {
     /// `(cluster index, what to wait for there)`, in plan order.
-    all: Arc<[(usize, RemoteWait)]>,
+    all: WaitList,
     /// The client's own cluster, left out.
     except: Option<usize>,
 }
@@ -103,7 +106,7 @@ impl RemoteWaits {
     /// The shared list, the client's own cluster included, and the index of that cluster
     /// (the caller leaves it out): lets `render` render the parts of the list every client
     /// shares once.
-    pub fn shared(&self) -> (&Arc<[(usize, RemoteWait)]>, Option<usize>) {
+    pub fn shared(&self) -> (&WaitList, Option<usize>) {
         (&self.all, self.except)
     }
 }
