@@ -33,6 +33,14 @@ time_ms() {
   median_ms "$work/h.json"
 }
 
+# The CPU milliseconds (user + system, hyperfine's means) of the last `time_ms` run: issue 28
+# compares `render` with `kubectl kustomize` on CPU, which a shared machine disturbs less.
+cpu_ms() {
+  python3 -c 'import json, sys
+r = json.load(open(sys.argv[1]))["results"][0]
+print(round((r["user"] + r["system"]) * 1000))' "$work/h.json"
+}
+
 # A first build, RUNS times, each into a new directory: removing the last tree before the next
 # build would time the filesystem's handling of 10,000 just-deleted inodes (docs/performance.md).
 first_build_ms() {
@@ -54,8 +62,8 @@ peak_mb() {
   echo $(( $(tail -n 1 "$work/time") / 1024 ))
 }
 
-echo "| plan | lines | check ms | build ms | cp -r ms | rebuild ms | render ms | kustomize ms | peak MB |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| plan | lines | check ms | build ms | cp -r ms | rebuild ms | render ms | render cpu ms | kustomize ms | kustomize cpu ms | peak MB |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 for shape in "10 500 2" "100 5000 10" "1000 50000 100"; do
   read -r clusters nodes networks <<<"$shape"
   plan="$work/plan-$clusters.toml"
@@ -66,9 +74,12 @@ for shape in "10 500 2" "100 5000 10" "1000 50000 100"; do
   copy="$(first_copy_ms "$out-1")"
   rebuild="$(time_ms "$meshplan build -q $plan -o $out-1")"
   render="$(time_ms "$meshplan render -q $plan --cluster c7")"
+  render_cpu="$(cpu_ms)"
   kustomize="n/a"
+  kustomize_cpu="n/a"
   if command -v kubectl >/dev/null 2>&1; then
     kustomize="$(time_ms "kubectl kustomize $out-1/c7")"
+    kustomize_cpu="$(cpu_ms)"
   fi
   peak=0
   for command in "check -q $plan" "build -q $plan -o $work/peak-$clusters" "render -q $plan --cluster c7"; do
@@ -76,7 +87,7 @@ for shape in "10 500 2" "100 5000 10" "1000 50000 100"; do
     mb="$(peak_mb "$meshplan" $command)"
     peak=$(( mb > peak ? mb : peak ))
   done
-  echo "| $clusters clusters, $nodes nodes, $networks networks | $(wc -l <"$plan") | $check | $build | $copy | $rebuild | $render | $kustomize | $peak |"
+  echo "| $clusters clusters, $nodes nodes, $networks networks | $(wc -l <"$plan") | $check | $build | $copy | $rebuild | $render | $render_cpu | $kustomize | $kustomize_cpu | $peak |"
 done
 
 # `explain --without` on the largest plan with ten services per cluster (docs/performance.md).

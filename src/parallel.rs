@@ -4,7 +4,10 @@
 /// `f` of every item, in the items' order, the items shared out in one chunk per core. The
 /// calling thread takes the first chunk itself: one thread fewer, and (with glibc's allocator,
 /// one arena per thread) less memory held apart per thread (issue 28).
-pub fn map_on_all_cores<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+pub fn map_on_all_cores<'a, T: Sync, R: Send>(
+    items: &'a [T],
+    f: impl Fn(&'a T) -> R + Sync,
+) -> Vec<R> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let chunk = items.len().div_ceil(threads).max(1);
     let f = &f;

@@ -4,11 +4,13 @@
 //! cluster's directory), embedded in the binary by [`TEMPLATES`]. Templates loop and format; the
 //! decisions were made in `resolve`. No filesystem here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value, context};
 
 use crate::explain::Explanation;
+use crate::resolve::samples::Expect;
 use crate::resolve::{Cluster, Mesh};
 
 /// Every template, by name (its path under `templates/` without `.j2`).
@@ -40,6 +42,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/verify-trust.sh.j2"),
     ),
     ("doctor.sh", include_str!("../templates/doctor.sh.j2")),
+    (
+        "fragments/verify.sh",
+        include_str!("../templates/fragments/verify.sh.j2"),
+    ),
     ("upgrade.sh", include_str!("../templates/upgrade.sh.j2")),
     ("upgrade.md", include_str!("../templates/upgrade.md.j2")),
     ("trust.sh", include_str!("../templates/trust.sh.j2")),
@@ -254,24 +260,176 @@ fn render_clusters(
     mesh: &Value,
     clusters: &[Cluster],
 ) -> Vec<Result<Output, RenderError>> {
-    crate::parallel::map_on_all_cores(clusters, |cluster| render_cluster_with(env, mesh, cluster))
+    let verify = VerifyParts::default();
+    crate::parallel::map_on_all_cores(clusters, |cluster| {
+        render_cluster_with(env, mesh, &verify, cluster)
+    })
 }
 
 /// The mesh is converted to a template value once and shared: converting it per file made
 /// rendering quadratic in the number of clusters.
-fn render_cluster_with(
+fn render_cluster_with<'m>(
     env: &Environment,
     mesh: &Value,
-    cluster: &Cluster,
+    verify: &VerifyParts<'m>,
+    cluster: &'m Cluster,
 ) -> Result<Output, RenderError> {
-    let cluster_value = Value::from(minijinja::value::Serde(cluster));
+    let ctx = cluster_context(env, mesh, verify, cluster, &cluster.files)?;
     let mut output = Output::new();
     for file in &cluster.files {
-        let ctx = context! { mesh => mesh.clone(), cluster => cluster_value.clone() };
-        let text = render_one(env, &format!("cluster/{file}"), ctx)?;
+        let text = render_one(env, &format!("cluster/{file}"), ctx.clone())?;
         output.insert(format!("{}/{file}", cluster.name), text);
     }
     Ok(output)
+}
+
+/// What every template of a cluster's directory is given: the mesh, the cluster, and for
+/// `scripts/verify.sh` the parts of it made from the client's long shared lists
+/// ([`VerifyParts`]), when `files` (those to render) include it.
+fn cluster_context<'m>(
+    env: &Environment,
+    mesh: &Value,
+    verify: &VerifyParts<'m>,
+    cluster: &'m Cluster,
+    files: &[impl AsRef<str>],
+) -> Result<Value, RenderError> {
+    let expect = cluster
+        .samples
+        .as_ref()
+        .and_then(|s| s.verify.as_ref())
+        .filter(|_| files.iter().any(|f| f.as_ref() == "scripts/verify.sh"));
+    let verify = match expect {
+        Some(expect) => verify.value(env, expect)?,
+        None => Value::from(()),
+    };
+    Ok(context! {
+        mesh => mesh.clone(),
+        cluster => Value::from(minijinja::value::Serde(cluster)),
+        verify => verify,
+    })
+}
+
+/// How many of the contexts a verify script waits in are rendered together and shared.
+const WAIT_PART: usize = 32;
+
+/// The parts of `scripts/verify.sh` that are long lists many clients share (issue 28: with
+/// helloworld in 1,000 clusters every client expects the same 1,000 versions and waits in 999
+/// other contexts), each rendered once by the macros of `fragments/verify.sh` for all the
+/// clients that share it, and handed to verify.sh as text: converting those lists to template
+/// values and looping over them for every client was most of a large build's time. The text is
+/// what verify.sh's own loops wrote, byte for byte (the snapshots and the determinism tests).
+///
+/// The waits leave out the client's own cluster, so they are cut into parts of [`WAIT_PART`]
+/// contexts: the parts without the client's cluster are shared, the one with it is rendered
+/// for that client alone.
+#[derive(Default)]
+struct VerifyParts<'m> {
+    /// By the versions: `[versions, cases, expects]`, the macros of the same names.
+    versions: Mutex<HashMap<&'m [String], [Value; 3]>>,
+    /// The same, by the address of a shared list: hashing 1,000 versions for each of 1,000
+    /// clients cost more than the lookup saves.
+    by_address: Mutex<HashMap<(usize, usize), [Value; 3]>>,
+    /// A part of a shared wait list, by the list's address and the part's index.
+    waits: Mutex<HashMap<(usize, usize), Value>>,
+}
+
+impl<'m> VerifyParts<'m> {
+    /// verify.sh's `verify`: its texts, the number of contexts it waits in and the first.
+    fn value(&self, env: &Environment, expect: &'m Expect) -> Result<Value, RenderError> {
+        let [versions, cases, expects] = self.versions_of(env, &expect.versions)?;
+        let (all, except) = expect.waits.shared();
+        let mut waits = Vec::with_capacity(all.len().div_ceil(WAIT_PART));
+        for (index, part) in all.chunks(WAIT_PART).enumerate() {
+            let text = if part.iter().any(|(i, _)| Some(*i) == except) {
+                let contexts: Vec<&str> = part
+                    .iter()
+                    .filter(|(i, _)| Some(*i) != except)
+                    .map(|(_, wait)| wait.context.as_str())
+                    .collect();
+                Value::from(verify_macro(
+                    env,
+                    "waits",
+                    contexts.iter().copied().collect(),
+                )?)
+            } else {
+                let key = (Arc::as_ptr(all).cast::<()>() as usize, index);
+                let found = lock(&self.waits).get(&key).cloned();
+                match found {
+                    Some(text) => text,
+                    None => {
+                        let contexts: Vec<&str> =
+                            part.iter().map(|(_, wait)| wait.context.as_str()).collect();
+                        let text = Value::from(verify_macro(
+                            env,
+                            "waits",
+                            contexts.iter().copied().collect(),
+                        )?);
+                        lock(&self.waits).insert(key, text.clone());
+                        text
+                    }
+                }
+            };
+            waits.push(text);
+        }
+        let first_wait = expect.waits.iter().next().map(|w| w.context.as_str());
+        Ok(context! {
+            versions => versions,
+            cases => cases,
+            expects => expects,
+            waits => waits,
+            wait_count => expect.waits.len(),
+            first_wait => first_wait,
+        })
+    }
+
+    fn versions_of(
+        &self,
+        env: &Environment,
+        versions: &'m [String],
+    ) -> Result<[Value; 3], RenderError> {
+        let address = (versions.as_ptr() as usize, versions.len());
+        if let Some(found) = lock(&self.by_address).get(&address) {
+            return Ok(found.clone());
+        }
+        let found = lock(&self.versions).get(versions).cloned();
+        if let Some(found) = found {
+            lock(&self.by_address).insert(address, found.clone());
+            return Ok(found);
+        }
+        let list: Value = versions.iter().map(String::as_str).collect();
+        let texts = [
+            Value::from(verify_macro(env, "versions", list.clone())?),
+            Value::from(verify_macro(env, "cases", list.clone())?),
+            Value::from(verify_macro(env, "expects", list)?),
+        ];
+        lock(&self.versions).insert(versions, texts.clone());
+        lock(&self.by_address).insert(address, texts.clone());
+        Ok(texts)
+    }
+}
+
+/// A mutex's data, even when a thread panicked holding it (the data is a cache of texts, each
+/// inserted whole).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// One macro of `fragments/verify.sh` called with one list: its text, exactly.
+fn verify_macro(env: &Environment, name: &str, list: Value) -> Result<String, RenderError> {
+    let error = |err: minijinja::Error| RenderError {
+        file: "scripts/verify.sh".to_owned(),
+        message: format!("{err:#}"),
+    };
+    let mut captured = env
+        .get_template("fragments/verify.sh")
+        .map_err(error)?
+        .render_captured(())
+        .map_err(error)?;
+    captured
+        .with_state_mut(|state| state.call_macro(name, &[list]))
+        .map_err(error)
 }
 
 /// The upgrade's tree: `upgrade.sh`, `README.md`, and under `old/` and `new/` the files of the
@@ -382,15 +540,15 @@ pub fn cluster_stream(
 ) -> Result<Option<String>, RenderError> {
     let env = environment()?;
     let mesh_value = Value::from(minijinja::value::Serde(mesh));
-    let cluster_value = Value::from(minijinja::value::Serde(cluster));
-    let texts = selection
+    let files: Vec<&str> = selection
         .files(cluster)
         .into_iter()
         .filter(|file| cluster.files.iter().any(|f| f == file))
-        .map(|file| {
-            let ctx = context! { mesh => mesh_value.clone(), cluster => cluster_value.clone() };
-            render_one(&env, &format!("cluster/{file}"), ctx)
-        })
+        .collect();
+    let ctx = cluster_context(&env, &mesh_value, &VerifyParts::default(), cluster, &files)?;
+    let texts = files
+        .into_iter()
+        .map(|file| render_one(&env, &format!("cluster/{file}"), ctx.clone()))
         .collect::<Result<Vec<String>, RenderError>>()?;
     Ok((!texts.is_empty()).then(|| texts.join("---\n")))
 }

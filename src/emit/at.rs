@@ -145,17 +145,16 @@ impl<'a> Walker<'a> {
         for (i, part) in parts.iter().enumerate().skip(shared) {
             let parent = self.open.last().map_or(self.base, |(_, fd)| fd.as_fd());
             let here = || parts[..=i].iter().collect::<PathBuf>();
+            // With `create`, made first: the directories a build stages are nearly all new.
+            if create {
+                match rustix::fs::mkdirat(parent, *part, Mode::from_raw_mode(0o755)) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(errno) => return Err(Stop::Io(here(), errno.into())),
+                }
+            }
             let fd = match rustix::fs::openat(parent, *part, DIR_FLAGS, Mode::empty()) {
                 Ok(fd) => fd,
-                Err(Errno::NOENT) if create => {
-                    match rustix::fs::mkdirat(parent, *part, Mode::from_raw_mode(0o755)) {
-                        Ok(()) | Err(Errno::EXIST) => {}
-                        Err(errno) => return Err(Stop::Io(here(), errno.into())),
-                    }
-                    rustix::fs::openat(parent, *part, DIR_FLAGS, Mode::empty())
-                        .map_err(|errno| blocked(parent, part, here(), errno))?
-                }
-                Err(Errno::NOENT) => return Err(Stop::Missing(i)),
+                Err(Errno::NOENT) if !create => return Err(Stop::Missing(i)),
                 Err(errno) => return Err(blocked(parent, part, here(), errno)),
             };
             self.open.push((part.to_os_string(), fd));
@@ -292,6 +291,24 @@ pub fn rename(
     to_name: &OsStr,
 ) -> io::Result<()> {
     Ok(rustix::fs::renameat(from, from_name, to, to_name)?)
+}
+
+/// Moves the directory `name` in `from` to `name` in `to`, where nothing may stand (the
+/// rename fails rather than replace an empty directory made there meanwhile, as `mkdir`
+/// would); `false` when the filesystem cannot rename without replacing, and nothing moved.
+#[cfg(target_os = "linux")]
+pub fn move_new_dir(from: BorrowedFd, name: &OsStr, to: BorrowedFd) -> io::Result<bool> {
+    match rustix::fs::renameat_with(from, name, to, name, rustix::fs::RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(true),
+        Err(Errno::INVAL | Errno::NOSYS) => Ok(false),
+        Err(errno) => Err(errno.into()),
+    }
+}
+
+/// Elsewhere the directories are made and the files moved one by one.
+#[cfg(not(target_os = "linux"))]
+pub fn move_new_dir(_from: BorrowedFd, _name: &OsStr, _to: BorrowedFd) -> io::Result<bool> {
+    Ok(false)
 }
 
 /// Removes the entry `name` (a file or a link, never what a link points to).

@@ -379,6 +379,29 @@ struct Plan<'a> {
     removes: Vec<(String, u64)>,
 }
 
+impl Plan<'_> {
+    /// The directories the build makes whose parent exists: each is staged whole in the work
+    /// directory and moved into DIR by one rename, its files and directories with it (a first
+    /// build of 1,000 clusters: 1,000 renames instead of 10,000 and 3,700 `mkdir`s, issue 28).
+    fn trees(&self) -> BTreeSet<&str> {
+        let made: BTreeSet<&str> = self.made_dirs.iter().map(String::as_str).collect();
+        made.iter()
+            .copied()
+            .filter(|dir| {
+                dir.rsplit_once('/')
+                    .is_none_or(|(parent, _)| !made.contains(parent))
+            })
+            .collect()
+    }
+}
+
+/// The tree of [`Plan::trees`] that holds `path`, if any.
+fn tree_of<'t>(trees: &BTreeSet<&'t str>, path: &str) -> Option<&'t str> {
+    path.match_indices('/')
+        .map(|(end, _)| &path[..end])
+        .find_map(|dir| trees.get(dir).copied())
+}
+
 impl<'a> Plan<'a> {
     fn of(
         root: &Root,
@@ -390,10 +413,25 @@ impl<'a> Plan<'a> {
         let mut writes = Vec::new();
         let mut foreign = Vec::new();
         let mut walker = Walker::new(root.fd());
+        // The last directory found missing, with its depth: the paths below it (the next ones,
+        // in sorted order) are missing too, without a failed `openat` each.
+        let mut absent: Option<(String, usize)> = None;
         for (path, text) in all {
-            let replaces = match probe(root, &mut walker, path, Some(text.as_bytes()))? {
+            let below_absent = absent.as_ref().filter(|(dir, _)| {
+                path.strip_prefix(dir.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+            });
+            let found = match below_absent {
+                Some((_, depth)) => Probe::Absent(*depth),
+                None => probe(root, &mut walker, path, Some(text.as_bytes()))?,
+            };
+            let replaces = match found {
                 Probe::Absent(depth) => {
-                    missing.extend(dirs_below(path, depth));
+                    let dirs = dirs_below(path, depth);
+                    if let Some(first) = dirs.first() {
+                        absent = Some((first.clone(), depth));
+                    }
+                    missing.extend(dirs);
                     None
                 }
                 Probe::File { .. } if path != MANIFEST && !owned.contains(path) => {
@@ -532,14 +570,11 @@ fn apply(
     let mut dir = Walker::new(root.fd());
     let mut new = Walker::new(work.fd());
     let mut old = Walker::new(work.fd());
-    for made in &plan.made_dirs {
-        let parts = at::plain_parts(Path::new(made)).unwrap_or_default();
-        let (parent, name) = dir
-            .parent(&parts, false)
-            .map_err(|stop| at::stop_error(root, stop, made))?;
-        rustix::fs::mkdirat(parent, name, rustix::fs::Mode::from_raw_mode(0o755))
-            .map_err(|errno| io_error(&root.show(made))(errno.into()))?;
-    }
+    let trees = plan.trees();
+    // Trees moved whole, and those made a directory and a file at a time instead (where the
+    // filesystem cannot rename without replacing).
+    let mut moved = BTreeSet::new();
+    let mut made = BTreeSet::new();
     // The manifest goes last, so that even a reader during the build sees the old one until
     // every file it does not list is in place.
     let order = plan
@@ -549,6 +584,39 @@ fn apply(
         .chain(plan.writes.iter().filter(|w| w.path == MANIFEST));
     for change in order {
         let path = change.path.as_str();
+        if let Some(tree) = tree_of(&trees, path) {
+            if moved.contains(tree) {
+                continue;
+            }
+            if !made.contains(tree) {
+                before_move(tree).map_err(io_error(&root.show(tree)))?;
+                let parts = at::plain_parts(Path::new(tree)).unwrap_or_default();
+                let (to, name) = dir
+                    .parent(&parts, false)
+                    .map_err(|stop| at::stop_error(root, stop, tree))?;
+                let (from, _) = new
+                    .parent(&in_work(work::NEW, &parts), false)
+                    .map_err(|stop| at::stop_error(root, stop, tree))?;
+                if at::move_new_dir(from, name, to).map_err(io_error(&root.show(tree)))? {
+                    moved.insert(tree);
+                    continue;
+                }
+                let below = format!("{tree}/");
+                for made_dir in plan
+                    .made_dirs
+                    .iter()
+                    .filter(|d| *d == tree || d.starts_with(&below))
+                {
+                    let parts = at::plain_parts(Path::new(made_dir)).unwrap_or_default();
+                    let (parent, name) = dir
+                        .parent(&parts, false)
+                        .map_err(|stop| at::stop_error(root, stop, made_dir))?;
+                    rustix::fs::mkdirat(parent, name, rustix::fs::Mode::from_raw_mode(0o755))
+                        .map_err(|errno| io_error(&root.show(made_dir))(errno.into()))?;
+                }
+                made.insert(tree);
+            }
+        }
         before_move(path).map_err(io_error(&root.show(path)))?;
         let parts = at::plain_parts(Path::new(path)).unwrap_or_default();
         let (to, name) = dir

@@ -217,9 +217,9 @@ pub struct ClusterFacts<'a> {
     /// Its install phases.
     pub phases: Vec<&'static str>,
     /// The helloworld versions `scripts/verify.sh` expects, when it writes that script.
-    pub verify: Option<Vec<String>>,
+    pub verify: Option<std::sync::Arc<[String]>>,
     /// The reviews versions `scripts/verify-bookinfo.sh` expects, when it writes that script.
-    pub verify_bookinfo: Option<Vec<String>>,
+    pub verify_bookinfo: Option<std::sync::Arc<[String]>>,
     /// Whether it writes `scripts/routes.sh`.
     pub routes: bool,
     /// Whether it writes `platform/gke-firewall.sh`.

@@ -39,6 +39,10 @@ pub struct Samples {
     pub bookinfo: Vec<Workload>,
     /// What verify.sh expects from this cluster's sleep client: the helloworld versions of
     /// its first tier in the traffic model. `None` without a client or a reachable endpoint.
+    /// Not in the cluster's template value: its lists are as long as the mesh and shared by
+    /// many clients, so `render` renders them once for all of those and verify.sh takes the
+    /// text (issue 28).
+    #[serde(skip)]
     pub verify: Option<Expect>,
     /// The bookinfo Gateway and VirtualService, where productpage runs behind an ingress
     /// gateway: Istio's `bookinfo-gateway.yaml`, which the seeds apply.
@@ -66,13 +70,16 @@ pub struct Expect {
     pub waits: RemoteWaits,
 }
 
+/// `(cluster index, what to wait for there)`, in plan order, shared by the clients of a view.
+pub type WaitList = Arc<[(usize, RemoteWait)]>;
+
 /// The clusters whose Deployments a verify script waits for: a list shared by every client
 /// with the same first tier, less the client's own cluster (its script waits for all of its
 /// own). Serialized as the list of the others.
 #[derive(Debug, Clone)]
 pub struct RemoteWaits {
     /// `(cluster index, what to wait for there)`, in plan order.
-    all: Arc<[(usize, RemoteWait)]>,
+    all: WaitList,
     /// The client's own cluster, left out.
     except: Option<usize>,
 }
@@ -94,6 +101,13 @@ impl RemoteWaits {
     /// None to wait for.
     pub fn is_empty(&self) -> bool {
         self.iter().next().is_none()
+    }
+
+    /// The shared list, the client's own cluster included, and the index of that cluster
+    /// (the caller leaves it out): lets `render` render the parts of the list every client
+    /// shares once.
+    pub fn shared(&self) -> (&WaitList, Option<usize>) {
+        (&self.all, self.except)
     }
 }
 
@@ -314,6 +328,30 @@ fn remote_waits(plan: &Plan, waits: Waits) -> Vec<(usize, RemoteWait)> {
 /// network, without locality failover). Lives for one `resolve`.
 #[derive(Debug, Default)]
 pub struct VerifyMemo(HashMap<traffic::ViewKey, Option<Shared>>);
+
+impl VerifyMemo {
+    /// The memo filled for every sleep client of the plan: the distinct first tiers computed
+    /// on every core, each for the first client (in plan order) that sees it, as
+    /// [`verify_helloworld`] would compute it (issue 28: 100 tiers of 1,000 endpoints at 1,000
+    /// clusters).
+    pub fn for_plan(plan: &Plan, defs: &[ServiceDef]) -> VerifyMemo {
+        let Some(def) = defs.iter().find(|d| d.name == HELLOWORLD) else {
+            return VerifyMemo::default();
+        };
+        let mut keys: Vec<(traffic::ViewKey, usize)> = Vec::new();
+        let mut seen = HashSet::new();
+        for (client, c) in plan.clusters.iter().enumerate() {
+            let key = traffic::view_key(plan, def, client);
+            if c.samples.sleep && seen.insert(key.clone()) {
+                keys.push((key, client));
+            }
+        }
+        let tiers = crate::parallel::map_on_all_cores(&keys, |(_, client)| {
+            helloworld_tier(plan, *client, def)
+        });
+        VerifyMemo(keys.into_iter().map(|(key, _)| key).zip(tiers).collect())
+    }
+}
 
 /// An [`Expect`] for every client with one [`traffic::ViewKey`], waits in every cluster included.
 #[derive(Debug, Clone)]
