@@ -469,6 +469,15 @@ fn text(value: &Option<toml::Spanned<String>>) -> Option<String> {
 }
 
 impl Plan {
+    /// Each cluster's index in `clusters`, by name.
+    pub fn cluster_indexes(&self) -> std::collections::HashMap<&str, usize> {
+        self.clusters
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.as_str(), i))
+            .collect()
+    }
+
     /// Builds the model from a plan that passed validation; `None` if a value it needs did not
     /// parse (validation reports that as an error first, so this does not happen in practice).
     pub fn from_facts(facts: &Facts) -> Option<Plan> {

@@ -469,6 +469,15 @@ fn mutations() -> Vec<(&'static str, Mutation)> {
     ]
 }
 
+/// The EndpointSlices kubectl lists in bookinfo-split's books-back.
+fn books_back_slices(live: &mut [Answer]) -> &mut String {
+    let a = live
+        .iter_mut()
+        .find(|a| a.context == "books-back" && a.object == "endpointslices")
+        .unwrap();
+    &mut a.value
+}
+
 /// Mutations of objects only some plans have: (plan, code, change).
 fn plan_mutations() -> Vec<(&'static str, &'static str, Mutation)> {
     vec![
@@ -490,11 +499,7 @@ fn plan_mutations() -> Vec<(&'static str, &'static str, Mutation)> {
             "meshplan::live::placement",
             |live| {
                 // productpage, planned in books-front only, ready in books-back too.
-                let a = live
-                    .iter_mut()
-                    .find(|a| a.context == "books-back" && a.object == "endpointslices")
-                    .unwrap();
-                a.value.push_str("bookinfo-demo/productpage true,false,\\n");
+                books_back_slices(live).push_str("bookinfo-demo/productpage true,false,\\n");
             },
         ),
         (
@@ -502,11 +507,8 @@ fn plan_mutations() -> Vec<(&'static str, &'static str, Mutation)> {
             "meshplan::live::placement",
             |live| {
                 // details in books-back, planned there, with no endpoint ready.
-                let a = live
-                    .iter_mut()
-                    .find(|a| a.context == "books-back" && a.object == "endpointslices")
-                    .unwrap();
-                a.value = a.value.replace("/details true,", "/details false,");
+                let slices = books_back_slices(live);
+                *slices = slices.replace("/details true,", "/details false,");
             },
         ),
         (

@@ -5,8 +5,6 @@
 //! difference is reported with a code of the `live` family ([`CODES`], documented in
 //! docs/diagnostics.md like the plan's codes).
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 
 use super::Cluster;
@@ -237,12 +235,7 @@ pub fn doctor(plan: &Plan, mesh: &super::Mesh, clusters: &[Cluster]) -> Doctor {
 /// (`traffic::sample_definitions`).
 fn placed_services(plan: &Plan, clusters: usize) -> (Vec<String>, Vec<Vec<String>>) {
     let samples = super::traffic::sample_definitions(plan);
-    let index: HashMap<&str, usize> = plan
-        .clusters
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.name.as_str(), i))
-        .collect();
+    let index = plan.cluster_indexes();
     let mut services = Vec::with_capacity(plan.services.len());
     let mut here: Vec<Vec<String>> = vec![Vec::new(); clusters];
     for s in &plan.services {

@@ -286,12 +286,7 @@ pub fn sample_definitions(plan: &Plan) -> Vec<ServiceDef> {
 /// service among them runs where the samples run and in its `clusters`), then the sample services no `[[service]]`
 /// names.
 pub fn definitions(plan: &Plan) -> Vec<ServiceDef> {
-    let index: HashMap<&str, usize> = plan
-        .clusters
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.name.as_str(), i))
-        .collect();
+    let index = plan.cluster_indexes();
     let samples = sample_definitions(plan);
     let mut defs: Vec<ServiceDef> = plan
         .services
