@@ -571,10 +571,8 @@ fn apply(
     let mut new = Walker::new(work.fd());
     let mut old = Walker::new(work.fd());
     let trees = plan.trees();
-    // Trees moved whole, and those made a directory and a file at a time instead (where the
-    // filesystem cannot rename without replacing).
-    let mut moved = BTreeSet::new();
-    let mut made = BTreeSet::new();
+    // How each new tree got there, once its first file comes up.
+    let mut placed: BTreeMap<&str, Placed> = BTreeMap::new();
     // The manifest goes last, so that even a reader during the build sees the old one until
     // every file it does not list is in place.
     let order = plan
@@ -585,36 +583,16 @@ fn apply(
     for change in order {
         let path = change.path.as_str();
         if let Some(tree) = tree_of(&trees, path) {
-            if moved.contains(tree) {
+            let how = match placed.get(tree) {
+                Some(how) => *how,
+                None => {
+                    let how = place_tree(root, plan, tree, &mut dir, &mut new, before_move)?;
+                    placed.insert(tree, how);
+                    how
+                }
+            };
+            if how == Placed::Moved {
                 continue;
-            }
-            if !made.contains(tree) {
-                before_move(tree).map_err(io_error(&root.show(tree)))?;
-                let parts = at::plain_parts(Path::new(tree)).unwrap_or_default();
-                let (to, name) = dir
-                    .parent(&parts, false)
-                    .map_err(|stop| at::stop_error(root, stop, tree))?;
-                let (from, _) = new
-                    .parent(&in_work(work::NEW, &parts), false)
-                    .map_err(|stop| at::stop_error(root, stop, tree))?;
-                if at::move_new_dir(from, name, to).map_err(io_error(&root.show(tree)))? {
-                    moved.insert(tree);
-                    continue;
-                }
-                let below = format!("{tree}/");
-                for made_dir in plan
-                    .made_dirs
-                    .iter()
-                    .filter(|d| *d == tree || d.starts_with(&below))
-                {
-                    let parts = at::plain_parts(Path::new(made_dir)).unwrap_or_default();
-                    let (parent, name) = dir
-                        .parent(&parts, false)
-                        .map_err(|stop| at::stop_error(root, stop, made_dir))?;
-                    rustix::fs::mkdirat(parent, name, rustix::fs::Mode::from_raw_mode(0o755))
-                        .map_err(|errno| io_error(&root.show(made_dir))(errno.into()))?;
-                }
-                made.insert(tree);
             }
         }
         before_move(path).map_err(io_error(&root.show(path)))?;
@@ -645,6 +623,52 @@ fn apply(
         at::rename(from, name, aside, name).map_err(io_error(&root.show(path)))?;
     }
     Ok(())
+}
+
+/// How a directory DIR lacked got there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placed {
+    /// Moved in whole from the work directory, by one rename.
+    Moved,
+    /// Made a directory at a time, where the filesystem cannot rename without replacing; its
+    /// files are then moved in one by one.
+    Made,
+}
+
+/// Puts `tree`, a directory DIR lacks, in place (see [`Placed`]).
+fn place_tree(
+    root: &Root,
+    plan: &Plan,
+    tree: &str,
+    dir: &mut Walker,
+    new: &mut Walker,
+    before_move: &mut dyn FnMut(&str) -> io::Result<()>,
+) -> Result<Placed, EmitError> {
+    before_move(tree).map_err(io_error(&root.show(tree)))?;
+    let parts = at::plain_parts(Path::new(tree)).unwrap_or_default();
+    let (to, name) = dir
+        .parent(&parts, false)
+        .map_err(|stop| at::stop_error(root, stop, tree))?;
+    let (from, _) = new
+        .parent(&in_work(work::NEW, &parts), false)
+        .map_err(|stop| at::stop_error(root, stop, tree))?;
+    if at::move_new_dir(from, name, to).map_err(io_error(&root.show(tree)))? {
+        return Ok(Placed::Moved);
+    }
+    let below = format!("{tree}/");
+    for made_dir in plan
+        .made_dirs
+        .iter()
+        .filter(|d| *d == tree || d.starts_with(&below))
+    {
+        let parts = at::plain_parts(Path::new(made_dir)).unwrap_or_default();
+        let (parent, name) = dir
+            .parent(&parts, false)
+            .map_err(|stop| at::stop_error(root, stop, made_dir))?;
+        rustix::fs::mkdirat(parent, name, rustix::fs::Mode::from_raw_mode(0o755))
+            .map_err(|errno| io_error(&root.show(made_dir))(errno.into()))?;
+    }
+    Ok(Placed::Made)
 }
 
 /// Directories left empty by removing stale files go too (a removed cluster's folder).
