@@ -295,13 +295,13 @@ type Waits = BTreeMap<usize, Vec<String>>;
 
 /// Adds `deployment` in cluster `i` to `waits`, unless `i` is the client's own cluster (its
 /// verify script waits for all of its own).
-fn add_wait(client: usize, i: usize, deployment: String, waits: &mut Waits) {
+fn add_wait(client: usize, i: usize, deployment: &str, waits: &mut Waits) {
     if i == client {
         return;
     }
     let deployments = waits.entry(i).or_default();
-    if !deployments.contains(&deployment) {
-        deployments.push(deployment);
+    if !deployments.iter().any(|d| d == deployment) {
+        deployments.push(deployment.to_owned());
     }
 }
 
@@ -387,15 +387,18 @@ fn verify_helloworld(
 fn helloworld_tier(plan: &Plan, client: usize, def: &ServiceDef) -> Option<Shared> {
     let view = traffic::view(plan, def, client);
     let mut versions = Vec::new();
-    let mut seen = HashSet::new();
+    // Each version's Deployment name, made once: a 1,000-cluster tier names the same few
+    // versions a thousand times (issue 28).
+    let mut deployments: HashMap<&str, String> = HashMap::new();
     let mut waits = Waits::new();
     for e in view.first_tier() {
         let i = e.index;
         for v in &e.versions {
-            if seen.insert(v.as_str()) {
+            let deployment = deployments.entry(v.as_str()).or_insert_with(|| {
                 versions.push(v.clone());
-            }
-            add_wait(usize::MAX, i, helloworld_deployment(v), &mut waits);
+                helloworld_deployment(v)
+            });
+            add_wait(usize::MAX, i, deployment, &mut waits);
         }
     }
     if versions.is_empty() {
@@ -405,7 +408,7 @@ fn helloworld_tier(plan: &Plan, client: usize, def: &ServiceDef) -> Option<Share
         .endpoints
         .iter()
         .flat_map(|(_, vs)| vs.iter())
-        .filter(|v| !seen.contains(v.as_str()))
+        .filter(|v| !deployments.contains_key(v.as_str()))
         .cloned()
         .collect();
     Some(Shared {
@@ -445,18 +448,18 @@ fn verify_bookinfo<'a>(
                 }
                 if v != "v1" {
                     for rating in stars.iter().flat_map(|view| view.first_tier()) {
-                        add_wait(client, rating.index, "ratings-v1".to_owned(), &mut waits);
+                        add_wait(client, rating.index, "ratings-v1", &mut waits);
                     }
                 }
                 if !versions.contains(v) {
                     versions.push(v.clone());
                 }
-                add_wait(client, r, format!("reviews-{v}"), &mut waits);
+                add_wait(client, r, &format!("reviews-{v}"), &mut waits);
                 shown = true;
             }
         }
         if shown {
-            add_wait(client, p, "productpage-v1".to_owned(), &mut waits);
+            add_wait(client, p, "productpage-v1", &mut waits);
         }
     }
     if versions.is_empty() {

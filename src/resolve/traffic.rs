@@ -25,6 +25,7 @@
 //! samples' namespace, whose `clusters` are endpoints too.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -103,8 +104,9 @@ pub struct Endpoint {
     /// Version labels there (samples only).
     pub versions: Vec<String>,
     /// The east-west gateway addresses (`address:port`) a client on another network goes
-    /// through; empty on the client's own network.
-    pub via: Vec<String>,
+    /// through; empty on the client's own network. Shared by every endpoint of one network
+    /// (a 1,000-cluster view would otherwise copy them a thousand times, issue 28).
+    pub via: Arc<[String]>,
 }
 
 /// A cluster's endpoints a client cannot reach.
@@ -353,7 +355,7 @@ pub fn routing(plan: &Plan, def: &ServiceDef) -> &'static str {
 
 /// The east-west gateways (`address:port`) of every network, in plan order: one pass over the
 /// clusters.
-fn gateways_by_network(plan: &Plan) -> HashMap<&str, Vec<String>> {
+fn gateways_by_network(plan: &Plan) -> HashMap<&str, Arc<[String]>> {
     let ambient = plan.mesh.dataplane == Dataplane::Ambient;
     let mut out: HashMap<&str, Vec<String>> = HashMap::new();
     for c in &plan.clusters {
@@ -379,7 +381,7 @@ fn gateways_by_network(plan: &Plan) -> HashMap<&str, Vec<String>> {
             .or_default()
             .push(format!("{address}:{port}"));
     }
-    out
+    out.into_iter().map(|(n, g)| (n, g.into())).collect()
 }
 
 /// Istio's priority of an endpoint in `to` for a client in `from`, before renumbering, with why.
@@ -475,7 +477,8 @@ pub fn view_from(plan: &Plan, def: &ServiceDef, client: &Client, lost: &[usize])
     let ambient = plan.mesh.dataplane == Dataplane::Ambient;
     let mut tiers: Vec<(u8, String, Vec<Endpoint>)> = Vec::new();
     let mut unreachable = Vec::new();
-    let mut gateways: Option<HashMap<&str, Vec<String>>> = None;
+    let mut gateways: Option<HashMap<&str, Arc<[String]>>> = None;
+    let direct: Arc<[String]> = Arc::new([]);
     for (i, versions) in &def.endpoints {
         if lost.contains(i) {
             continue;
@@ -493,13 +496,13 @@ pub fn view_from(plan: &Plan, def: &ServiceDef, client: &Client, lost: &[usize])
             continue;
         }
         let via = if there.network == client.network {
-            Vec::new()
+            Arc::clone(&direct)
         } else {
             let gateways = gateways
                 .get_or_insert_with(|| gateways_by_network(plan))
                 .get(there.network.as_str())
                 .cloned()
-                .unwrap_or_default();
+                .unwrap_or_else(|| Arc::clone(&direct));
             if gateways.is_empty() {
                 unreachable.push(Unreachable {
                     cluster: there.name.clone(),
