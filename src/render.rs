@@ -218,6 +218,30 @@ pub fn render_tree(mesh: &Mesh, readme: String) -> Result<Output, RenderError> {
     };
     output.insert("README.md".to_owned(), readme);
     let mesh_value = Value::from(minijinja::value::Serde(mesh));
+    // The mesh's own files (install.sh alone is 7.6 MB at 1,000 clusters) render on a thread
+    // of their own beside the clusters', instead of before them on one core (issue 28).
+    let (mesh_files, bundles) = std::thread::scope(|scope| {
+        let mesh_files = scope.spawn(|| render_mesh_files(&env, mesh, &mesh_value, &trust));
+        let bundles = render_clusters(&env, &mesh_value, &mesh.clusters);
+        let mesh_files = mesh_files
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (mesh_files, bundles)
+    });
+    output.extend(mesh_files?);
+    for bundle in bundles {
+        output.extend(bundle?);
+    }
+    Ok(output)
+}
+
+/// The files at the top of the tree, beside the clusters' directories (the README aside).
+fn render_mesh_files(
+    env: &Environment,
+    mesh: &Mesh,
+    mesh_value: &Value,
+    trust: &Value,
+) -> Result<Output, RenderError> {
     let procedure = Value::from(minijinja::value::Serde(&mesh.procedure));
     let artifacts = Value::from(minijinja::value::Serde(&mesh.artifacts));
     let mut mesh_files = vec![
@@ -234,6 +258,7 @@ pub fn render_tree(mesh: &Mesh, readme: String) -> Result<Output, RenderError> {
     if mesh.trust.is_some() {
         mesh_files.push("trust.sh".to_owned());
     }
+    let mut output = Output::new();
     for file in mesh_files {
         let ctx = context! {
             mesh => mesh_value.clone(),
@@ -243,11 +268,8 @@ pub fn render_tree(mesh: &Mesh, readme: String) -> Result<Output, RenderError> {
             doctor => Value::from(minijinja::value::Serde(&mesh.doctor)),
             trust => trust.clone(),
         };
-        let text = render_one(&env, &file, ctx)?;
+        let text = render_one(env, &file, ctx)?;
         output.insert(file, text);
-    }
-    for bundle in render_clusters(&env, &mesh_value, &mesh.clusters) {
-        output.extend(bundle?);
     }
     Ok(output)
 }
