@@ -1,0 +1,683 @@
+//! The plan's TOML read by a parser of our own, for the TOML plans are written in (issue 28).
+//!
+//! The `toml` crate lexes the whole document into a token list, builds a tree of `BTreeMap`s
+//! with a `Cow` per key, and deserializes that tree; at 1,000 clusters that is twice the CPU of
+//! `kubectl kustomize` on one cluster's directory. This module reads the text once, byte by
+//! byte, into one arena of nodes that borrow their strings from the text (a string is copied
+//! only when it has an escape), and deserializes `raw::Plan` straight from the arena, every
+//! span the one the `toml` crate gives: a `[table]`'s or `[[table]]`'s is its header's, an
+//! implicit table's its key's, a value's the value as written (quotes and brackets included).
+//!
+//! It is only a fast path, and a strict one: it reads bare and quoted single keys, `[a.b]` and
+//! `[[a.b]]` headers, basic strings (with the escapes `\b \t \n \f \r \" \\ \uXXXX
+//! \UXXXXXXXX`), literal strings, decimal integers, booleans, arrays and one-line inline tables,
+//! comments and CRLF line ends. Anything else (dotted keys in a key/value line, multi-line
+//! strings, floats, dates, other integer forms, a table named twice or extended where TOML's
+//! rules are subtle, a key given twice, any syntax error) and anything `raw::Plan` does not
+//! deserialize from, and it gives `None`: the caller then parses with the `toml` crate, which
+//! gives the same plan or the error with its span, code and help. `tests/parse_fast.rs`
+//! compares both parses, spans included.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, IntoDeserializer as _, value::BorrowedStrDeserializer};
+
+use crate::raw;
+
+/// A table with more keys than this is left to the `toml` crate (keys are looked up one by one;
+/// a plan's tables have a few dozen at most).
+const MAX_KEYS: usize = 256;
+
+/// The plan, when this parser reads the text and `raw::Plan` deserializes from it.
+pub fn parse(text: &str) -> Option<raw::Plan> {
+    let doc = Doc::parse(text)?;
+    serde::Deserialize::deserialize(De {
+        doc: &doc,
+        id: ROOT,
+    })
+    .ok()
+}
+
+/// The root table's index in the arena.
+const ROOT: u32 = 0;
+
+/// A value and its span (`start..end` in bytes of the text).
+struct Node<'a> {
+    start: u32,
+    end: u32,
+    value: Value<'a>,
+}
+
+enum Value<'a> {
+    Str(Cow<'a, str>),
+    Int(i64),
+    Bool(bool),
+    Array {
+        items: Vec<u32>,
+        /// Made by `[[...]]` headers (only those may be extended by another).
+        of_tables: bool,
+    },
+    Table {
+        entries: Vec<(&'a str, u32)>,
+        kind: TableKind,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TableKind {
+    /// The root, or a table of its own header (`[a]`, or an entry of `[[a]]`).
+    Header,
+    /// Made on the way to a header's table (`a` of `[a.b]`).
+    Implicit,
+    /// `{ ... }`: closed.
+    Inline,
+}
+
+/// The arena, and the reader that fills it.
+struct Doc<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+    nodes: Vec<Node<'a>>,
+}
+
+/// Whether a byte may follow a scalar written without quotes (`1`, `true`).
+fn ends_bare_value(byte: Option<&u8>) -> bool {
+    matches!(
+        byte,
+        None | Some(b' ' | b'\t' | b'\r' | b'\n' | b',' | b']' | b'}' | b'#')
+    )
+}
+
+fn is_bare_key_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-'
+}
+
+/// A control character TOML does not allow in strings and comments (tab is allowed).
+fn is_control(byte: u8) -> bool {
+    (byte < 0x20 && byte != b'\t') || byte == 0x7f
+}
+
+impl<'a> Doc<'a> {
+    fn parse(text: &'a str) -> Option<Self> {
+        u32::try_from(text.len()).ok()?;
+        let mut doc = Doc {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+            // About one value per 16 bytes of a plan.
+            nodes: Vec::with_capacity(text.len() / 16 + 1),
+        };
+        doc.push(0, 0, Value::table(TableKind::Header));
+        let mut current = ROOT;
+        loop {
+            doc.skip_ws();
+            match doc.peek() {
+                None => break,
+                Some(b'#' | b'\r' | b'\n') => {}
+                Some(b'[') => current = doc.header()?,
+                Some(_) => {
+                    let (key, value) = doc.keyval()?;
+                    doc.insert(current, key, value)?;
+                }
+            }
+            doc.skip_ws();
+            if doc.peek() == Some(b'#') {
+                doc.comment()?;
+            }
+            if !doc.newline() && doc.peek().is_some() {
+                return None;
+            }
+        }
+        Some(doc)
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn push(&mut self, start: usize, end: usize, value: Value<'a>) -> u32 {
+        // Positions fit: the text's length was checked against u32.
+        let id = self.nodes.len() as u32;
+        self.nodes.push(Node {
+            start: start as u32,
+            end: end as u32,
+            value,
+        });
+        id
+    }
+
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t')) {
+            self.pos += 1;
+        }
+    }
+
+    /// A line end (`\n` or `\r\n`), consumed; false (nothing consumed) for anything else.
+    fn newline(&mut self) -> bool {
+        match self.peek() {
+            Some(b'\n') => {
+                self.pos += 1;
+                true
+            }
+            Some(b'\r') if self.bytes.get(self.pos + 1) == Some(&b'\n') => {
+                self.pos += 2;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// `# ...` up to the line end (not consumed).
+    fn comment(&mut self) -> Option<()> {
+        self.pos += 1;
+        while let Some(byte) = self.peek() {
+            if byte == b'\n' || (byte == b'\r' && self.bytes.get(self.pos + 1) == Some(&b'\n')) {
+                break;
+            }
+            if is_control(byte) {
+                return None;
+            }
+            self.pos += 1;
+        }
+        Some(())
+    }
+
+    /// Whitespace, comments and line ends between the values of an array.
+    fn skip_ws_comments_newlines(&mut self) -> Option<()> {
+        loop {
+            self.skip_ws();
+            if self.peek() == Some(b'#') {
+                self.comment()?;
+            } else if !self.newline() {
+                return Some(());
+            }
+        }
+    }
+
+    /// One key: bare, or quoted without escapes. A dotted key is left to the caller.
+    fn key(&mut self) -> Option<(&'a str, usize)> {
+        let start = self.pos;
+        match self.peek()? {
+            b'"' | b'\'' => {
+                let quote = self.bytes[start];
+                self.pos += 1;
+                loop {
+                    let byte = self.peek()?;
+                    if byte == quote {
+                        break;
+                    }
+                    if byte == b'\\' || is_control(byte) {
+                        return None;
+                    }
+                    self.pos += 1;
+                }
+                self.pos += 1;
+                Some((self.text.get(start + 1..self.pos - 1)?, start))
+            }
+            byte if is_bare_key_byte(byte) => {
+                while self.peek().is_some_and(is_bare_key_byte) {
+                    self.pos += 1;
+                }
+                Some((self.text.get(start..self.pos)?, start))
+            }
+            _ => None,
+        }
+    }
+
+    /// `key = value`, with no dot in the key.
+    fn keyval(&mut self) -> Option<(&'a str, u32)> {
+        let (key, _) = self.key()?;
+        self.skip_ws();
+        if self.peek()? != b'=' {
+            return None;
+        }
+        self.pos += 1;
+        self.skip_ws();
+        let value = self.value()?;
+        Some((key, value))
+    }
+
+    fn insert(&mut self, table: u32, key: &'a str, value: u32) -> Option<()> {
+        let Value::Table { entries, .. } = &mut self.nodes[table as usize].value else {
+            return None;
+        };
+        if entries.len() >= MAX_KEYS || entries.iter().any(|(k, _)| *k == key) {
+            return None;
+        }
+        entries.push((key, value));
+        Some(())
+    }
+
+    fn lookup(&self, table: u32, key: &str) -> Option<u32> {
+        match &self.nodes[table as usize].value {
+            Value::Table { entries, .. } => entries.iter().find(|(k, _)| *k == key).map(|e| e.1),
+            _ => None,
+        }
+    }
+
+    /// `[a.b]` or `[[a.b]]`: the table the lines below it fill.
+    fn header(&mut self) -> Option<u32> {
+        let start = self.pos;
+        let array = self.bytes.get(start + 1) == Some(&b'[');
+        self.pos += if array { 2 } else { 1 };
+        let mut keys: Vec<(&'a str, usize)> = Vec::with_capacity(4);
+        loop {
+            self.skip_ws();
+            let (key, at) = self.key()?;
+            keys.push((key, at));
+            self.skip_ws();
+            match self.peek()? {
+                b'.' => self.pos += 1,
+                b']' => break,
+                _ => return None,
+            }
+        }
+        self.pos += 1;
+        if array {
+            if self.peek()? != b']' {
+                return None;
+            }
+            self.pos += 1;
+        }
+        let end = self.pos;
+        let (last, parents) = keys.split_last()?;
+        let mut table = ROOT;
+        for &(key, at) in parents {
+            table = match self.lookup(table, key) {
+                None => {
+                    // An implicit table's span is its key's, quotes included.
+                    let key_end = at
+                        + key.len()
+                        + if self.bytes[at] == b'"' || self.bytes[at] == b'\'' {
+                            2
+                        } else {
+                            0
+                        };
+                    let id = self.push(at, key_end, Value::table(TableKind::Implicit));
+                    self.insert(table, key, id)?;
+                    id
+                }
+                Some(id) => match &self.nodes[id as usize].value {
+                    Value::Table {
+                        kind: TableKind::Header | TableKind::Implicit,
+                        ..
+                    } => id,
+                    Value::Array {
+                        items,
+                        of_tables: true,
+                    } => *items.last()?,
+                    _ => return None,
+                },
+            };
+        }
+        let (key, _) = *last;
+        let new = self.push(start, end, Value::table(TableKind::Header));
+        match (array, self.lookup(table, key)) {
+            (false, None) => self.insert(table, key, new)?,
+            (true, None) => {
+                let list = self.push(
+                    start,
+                    end,
+                    Value::Array {
+                        items: vec![new],
+                        of_tables: true,
+                    },
+                );
+                self.insert(table, key, list)?;
+            }
+            (true, Some(list)) => match &mut self.nodes[list as usize].value {
+                Value::Array {
+                    items,
+                    of_tables: true,
+                } => items.push(new),
+                _ => return None,
+            },
+            // Defining a table met before (even an implicit one, which TOML allows) is left to
+            // the `toml` crate.
+            (false, Some(_)) => return None,
+        }
+        Some(new)
+    }
+
+    fn value(&mut self) -> Option<u32> {
+        let start = self.pos;
+        let rest = self.bytes.get(start..)?;
+        match *rest.first()? {
+            b'"' if !rest.starts_with(b"\"\"\"") => self.basic_string(),
+            b'\'' if !rest.starts_with(b"'''") => {
+                self.pos += 1;
+                loop {
+                    let byte = self.peek()?;
+                    if byte == b'\'' {
+                        break;
+                    }
+                    if is_control(byte) {
+                        return None;
+                    }
+                    self.pos += 1;
+                }
+                self.pos += 1;
+                let text = self.text.get(start + 1..self.pos - 1)?;
+                Some(self.push(start, self.pos, Value::Str(Cow::Borrowed(text))))
+            }
+            b'[' => self.array(),
+            b'{' => self.inline_table(),
+            b't' | b'f' => {
+                let (word, value) = if rest.starts_with(b"true") {
+                    ("true", true)
+                } else if rest.starts_with(b"false") {
+                    ("false", false)
+                } else {
+                    return None;
+                };
+                self.pos += word.len();
+                ends_bare_value(self.bytes.get(self.pos))
+                    .then(|| self.push(start, self.pos, Value::Bool(value)))
+            }
+            b'-' | b'0'..=b'9' => {
+                if rest[0] == b'-' {
+                    self.pos += 1;
+                }
+                let digits = self.pos;
+                while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+                    self.pos += 1;
+                }
+                let count = self.pos - digits;
+                // No leading zeros, no `_`, `.`, exponent, date or other base.
+                if count == 0
+                    || (count > 1 && self.bytes[digits] == b'0')
+                    || !ends_bare_value(self.bytes.get(self.pos))
+                {
+                    return None;
+                }
+                let number: i64 = self.text.get(start..self.pos)?.parse().ok()?;
+                Some(self.push(start, self.pos, Value::Int(number)))
+            }
+            _ => None,
+        }
+    }
+
+    /// `"..."`: borrowed from the text unless it has an escape.
+    fn basic_string(&mut self) -> Option<u32> {
+        let start = self.pos;
+        self.pos += 1;
+        let mut owned: Option<String> = None;
+        let mut run = self.pos;
+        loop {
+            let byte = self.peek()?;
+            match byte {
+                b'"' => break,
+                b'\\' => {
+                    let out = owned.get_or_insert_with(String::new);
+                    out.push_str(self.text.get(run..self.pos)?);
+                    let escaped = *self.bytes.get(self.pos + 1)?;
+                    self.pos += 2;
+                    let ch = match escaped {
+                        b'b' => '\u{8}',
+                        b't' => '\t',
+                        b'n' => '\n',
+                        b'f' => '\u{c}',
+                        b'r' => '\r',
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'u' | b'U' => {
+                            let len = if escaped == b'u' { 4 } else { 8 };
+                            let hex = self.text.get(self.pos..self.pos + len)?;
+                            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                                return None;
+                            }
+                            self.pos += len;
+                            char::from_u32(u32::from_str_radix(hex, 16).ok()?)?
+                        }
+                        // `\e`, `\xHH` (TOML 1.1) and anything else: the `toml` crate decides.
+                        _ => return None,
+                    };
+                    out.push(ch);
+                    run = self.pos;
+                }
+                _ if is_control(byte) => return None,
+                _ => self.pos += 1,
+            }
+        }
+        let tail = self.text.get(run..self.pos)?;
+        self.pos += 1;
+        let value = match owned {
+            Some(mut out) => {
+                out.push_str(tail);
+                Cow::Owned(out)
+            }
+            None => Cow::Borrowed(tail),
+        };
+        Some(self.push(start, self.pos, Value::Str(value)))
+    }
+
+    fn array(&mut self) -> Option<u32> {
+        let start = self.pos;
+        self.pos += 1;
+        let mut items = Vec::new();
+        loop {
+            self.skip_ws_comments_newlines()?;
+            if self.peek()? == b']' {
+                break;
+            }
+            items.push(self.value()?);
+            self.skip_ws_comments_newlines()?;
+            match self.peek()? {
+                b',' => self.pos += 1,
+                b']' => break,
+                _ => return None,
+            }
+        }
+        self.pos += 1;
+        Some(self.push(
+            start,
+            self.pos,
+            Value::Array {
+                items,
+                of_tables: false,
+            },
+        ))
+    }
+
+    /// `{ a = 1, b = 2 }` on one line, without a trailing comma.
+    fn inline_table(&mut self) -> Option<u32> {
+        let start = self.pos;
+        self.pos += 1;
+        let table = self.push(start, start, Value::table(TableKind::Inline));
+        self.skip_ws();
+        if self.peek()? != b'}' {
+            loop {
+                self.skip_ws();
+                let (key, value) = self.keyval()?;
+                self.insert(table, key, value)?;
+                self.skip_ws();
+                match self.peek()? {
+                    b',' => self.pos += 1,
+                    b'}' => break,
+                    _ => return None,
+                }
+            }
+        }
+        self.pos += 1;
+        self.nodes[table as usize].end = self.pos as u32;
+        Some(table)
+    }
+}
+
+impl Value<'_> {
+    fn table(kind: TableKind) -> Self {
+        Value::Table {
+            entries: Vec::new(),
+            kind,
+        }
+    }
+}
+
+/// Why the arena did not deserialize; never shown (the `toml` crate's parse then reports).
+#[derive(Debug)]
+struct Declined;
+
+impl fmt::Display for Declined {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("declined")
+    }
+}
+
+impl std::error::Error for Declined {}
+
+impl de::Error for Declined {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        Declined
+    }
+}
+
+/// One node of the arena as a serde `Deserializer`, the way the `toml` crate's
+/// `ValueDeserializer` reads its value (strings as enum variants, `Some` for a present key,
+/// `Spanned` by `serde_spanned`'s protocol).
+#[derive(Clone, Copy)]
+struct De<'p, 'a> {
+    doc: &'p Doc<'a>,
+    id: u32,
+}
+
+impl<'p, 'a> De<'p, 'a> {
+    fn node(&self) -> &'p Node<'a> {
+        &self.doc.nodes[self.id as usize]
+    }
+}
+
+impl<'de> de::IntoDeserializer<'de, Declined> for De<'_, 'de> {
+    type Deserializer = Self;
+
+    fn into_deserializer(self) -> Self {
+        self
+    }
+}
+
+impl<'de> de::Deserializer<'de> for De<'_, 'de> {
+    type Error = Declined;
+
+    fn deserialize_any<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
+        match &self.node().value {
+            Value::Str(Cow::Borrowed(text)) => visitor.visit_borrowed_str(text),
+            Value::Str(Cow::Owned(text)) => visitor.visit_str(text),
+            Value::Int(number) => visitor.visit_i64(*number),
+            Value::Bool(value) => visitor.visit_bool(*value),
+            Value::Array { items, .. } => visitor.visit_seq(Seq {
+                doc: self.doc,
+                items: items.iter(),
+            }),
+            Value::Table { entries, .. } => visitor.visit_map(Map {
+                doc: self.doc,
+                entries: entries.iter(),
+                value: None,
+            }),
+        }
+    }
+
+    fn deserialize_option<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_newtype_struct<V: de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Declined> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_struct<V: de::Visitor<'de>>(
+        self,
+        name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Declined> {
+        if serde_spanned::de::is_spanned(name) {
+            let node = self.node();
+            let span = node.start as usize..node.end as usize;
+            return visitor.visit_map(serde_spanned::de::SpannedDeserializer::new(self, span));
+        }
+        self.deserialize_any(visitor)
+    }
+
+    fn deserialize_enum<V: de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Declined> {
+        match &self.node().value {
+            Value::Str(Cow::Borrowed(text)) => visitor.visit_enum(text.into_deserializer()),
+            Value::Str(Cow::Owned(text)) => visitor.visit_enum(text.as_str().into_deserializer()),
+            // A variant written as a table is left to the `toml` crate.
+            _ => Err(Declined),
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool u8 u16 u32 u64 i8 i16 i32 i64 i128 u128 f32 f64 char str string seq
+        bytes byte_buf map unit ignored_any unit_struct tuple_struct tuple identifier
+    }
+}
+
+struct Seq<'p, 'a> {
+    doc: &'p Doc<'a>,
+    items: std::slice::Iter<'p, u32>,
+}
+
+impl<'de> de::SeqAccess<'de> for Seq<'_, 'de> {
+    type Error = Declined;
+
+    fn next_element_seed<T: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Declined> {
+        match self.items.next() {
+            Some(&id) => seed.deserialize(De { doc: self.doc, id }).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.items.len())
+    }
+}
+
+struct Map<'p, 'a> {
+    doc: &'p Doc<'a>,
+    entries: std::slice::Iter<'p, (&'a str, u32)>,
+    value: Option<u32>,
+}
+
+impl<'de> de::MapAccess<'de> for Map<'_, 'de> {
+    type Error = Declined;
+
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Declined> {
+        match self.entries.next() {
+            Some(&(key, id)) => {
+                self.value = Some(id);
+                seed.deserialize(BorrowedStrDeserializer::new(key))
+                    .map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, Declined> {
+        let id = self.value.take().ok_or(Declined)?;
+        seed.deserialize(De { doc: self.doc, id })
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.entries.len())
+    }
+}
