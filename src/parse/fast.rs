@@ -18,7 +18,6 @@
 //! gives the same plan or the error with its span, code and help. `tests/parse_fast.rs`
 //! compares both parses, spans included.
 
-use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, IntoDeserializer as _, value::BorrowedStrDeserializer};
@@ -42,26 +41,39 @@ pub fn parse(text: &str) -> Option<raw::Plan> {
 /// The root table's index in the arena.
 const ROOT: u32 = 0;
 
-/// A value and its span (`start..end` in bytes of the text).
-struct Node<'a> {
+/// No node: the end of a list.
+const NONE: u32 = u32::MAX;
+
+/// A value, its span (`start..end` in bytes of the text), and its place in its table or array:
+/// 32 bytes, with no allocation of its own (a table's entries and an array's items are a list
+/// through `next`).
+struct Node {
     start: u32,
     end: u32,
-    value: Value<'a>,
+    /// The next entry of the same table, or item of the same array.
+    next: u32,
+    /// An entry's key: `key_start..key_end` in the text (keys with escapes are declined).
+    key_start: u32,
+    key_end: u32,
+    /// `Str`: the content's `start..end` in the text; `Owned`: its index in `Doc::owned`;
+    /// `Int`: the low and high halves; `Bool`: 0 or 1; arrays and tables: the first and last
+    /// entry or item (`NONE` when empty).
+    a: u32,
+    b: u32,
+    tag: Tag,
 }
 
-enum Value<'a> {
-    Str(Cow<'a, str>),
-    Int(i64),
-    Bool(bool),
-    Array {
-        items: Vec<u32>,
-        /// Made by `[[...]]` headers (only those may be extended by another).
-        of_tables: bool,
-    },
-    Table {
-        entries: Vec<(&'a str, u32)>,
-        kind: TableKind,
-    },
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tag {
+    Str,
+    /// A string with an escape, decoded.
+    Owned,
+    Int,
+    Bool,
+    Array,
+    /// Made by `[[...]]` headers (only those may be extended by another).
+    ArrayOfTables,
+    Table(TableKind),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -74,12 +86,21 @@ enum TableKind {
     Inline,
 }
 
+/// A key as written: its text, where its content is and where it is with its quotes.
+#[derive(Clone, Copy)]
+struct Key<'a> {
+    text: &'a str,
+    content: (usize, usize),
+    span: (usize, usize),
+}
+
 /// The arena, and the reader that fills it.
 struct Doc<'a> {
     text: &'a str,
     bytes: &'a [u8],
     pos: usize,
-    nodes: Vec<Node<'a>>,
+    nodes: Vec<Node>,
+    owned: Vec<String>,
 }
 
 /// Whether a byte may follow a scalar written without quotes (`1`, `true`).
@@ -101,15 +122,19 @@ fn is_control(byte: u8) -> bool {
 
 impl<'a> Doc<'a> {
     fn parse(text: &'a str) -> Option<Self> {
-        u32::try_from(text.len()).ok()?;
+        // Every position fits a u32, and NONE is no node's index.
+        if u32::try_from(text.len()).ok()? >= NONE {
+            return None;
+        }
         let mut doc = Doc {
             text,
             bytes: text.as_bytes(),
             pos: 0,
             // About one value per 16 bytes of a plan.
             nodes: Vec::with_capacity(text.len() / 16 + 1),
+            owned: Vec::new(),
         };
-        doc.push(0, 0, Value::table(TableKind::Header));
+        doc.push(0, 0, Tag::Table(TableKind::Header), NONE, NONE);
         let mut current = ROOT;
         loop {
             doc.skip_ws();
@@ -137,15 +162,27 @@ impl<'a> Doc<'a> {
         self.bytes.get(self.pos).copied()
     }
 
-    fn push(&mut self, start: usize, end: usize, value: Value<'a>) -> u32 {
-        // Positions fit: the text's length was checked against u32.
+    fn push(&mut self, start: usize, end: usize, tag: Tag, a: u32, b: u32) -> u32 {
+        // Positions fit: the text's length was checked against u32, and there are fewer nodes
+        // than bytes.
         let id = self.nodes.len() as u32;
         self.nodes.push(Node {
             start: start as u32,
             end: end as u32,
-            value,
+            next: NONE,
+            key_start: 0,
+            key_end: 0,
+            a,
+            b,
+            tag,
         });
         id
+    }
+
+    fn key_of(&self, node: &Node) -> &'a str {
+        self.text
+            .get(node.key_start as usize..node.key_end as usize)
+            .unwrap_or_default()
     }
 
     fn skip_ws(&mut self) {
@@ -197,11 +234,10 @@ impl<'a> Doc<'a> {
     }
 
     /// One key: bare, or quoted without escapes. A dotted key is left to the caller.
-    fn key(&mut self) -> Option<(&'a str, usize)> {
+    fn key(&mut self) -> Option<Key<'a>> {
         let start = self.pos;
-        match self.peek()? {
-            b'"' | b'\'' => {
-                let quote = self.bytes[start];
+        let content = match self.peek()? {
+            quote @ (b'"' | b'\'') => {
                 self.pos += 1;
                 loop {
                     let byte = self.peek()?;
@@ -214,21 +250,26 @@ impl<'a> Doc<'a> {
                     self.pos += 1;
                 }
                 self.pos += 1;
-                Some((self.text.get(start + 1..self.pos - 1)?, start))
+                (start + 1, self.pos - 1)
             }
             byte if is_bare_key_byte(byte) => {
                 while self.peek().is_some_and(is_bare_key_byte) {
                     self.pos += 1;
                 }
-                Some((self.text.get(start..self.pos)?, start))
+                (start, self.pos)
             }
-            _ => None,
-        }
+            _ => return None,
+        };
+        Some(Key {
+            text: self.text.get(content.0..content.1)?,
+            content,
+            span: (start, self.pos),
+        })
     }
 
     /// `key = value`, with no dot in the key.
-    fn keyval(&mut self) -> Option<(&'a str, u32)> {
-        let (key, _) = self.key()?;
+    fn keyval(&mut self) -> Option<(Key<'a>, u32)> {
+        let key = self.key()?;
         self.skip_ws();
         if self.peek()? != b'=' {
             return None;
@@ -239,22 +280,50 @@ impl<'a> Doc<'a> {
         Some((key, value))
     }
 
-    fn insert(&mut self, table: u32, key: &'a str, value: u32) -> Option<()> {
-        let Value::Table { entries, .. } = &mut self.nodes[table as usize].value else {
-            return None;
-        };
-        if entries.len() >= MAX_KEYS || entries.iter().any(|(k, _)| *k == key) {
-            return None;
+    /// Adds `child` to `table` under `key`: `None` if the key is there already (or the table
+    /// has too many keys to look them up one by one).
+    fn insert(&mut self, table: u32, key: Key<'a>, child: u32) -> Option<()> {
+        let mut count = 0;
+        let mut at = self.nodes[table as usize].a;
+        while at != NONE {
+            let node = &self.nodes[at as usize];
+            if self.key_of(node) == key.text {
+                return None;
+            }
+            count += 1;
+            if count >= MAX_KEYS {
+                return None;
+            }
+            at = node.next;
         }
-        entries.push((key, value));
+        let node = &mut self.nodes[child as usize];
+        node.key_start = key.content.0 as u32;
+        node.key_end = key.content.1 as u32;
+        self.append(table, child);
         Some(())
     }
 
-    fn lookup(&self, table: u32, key: &str) -> Option<u32> {
-        match &self.nodes[table as usize].value {
-            Value::Table { entries, .. } => entries.iter().find(|(k, _)| *k == key).map(|e| e.1),
-            _ => None,
+    /// Adds `child` at the end of the table's or array's list.
+    fn append(&mut self, list: u32, child: u32) {
+        let last = self.nodes[list as usize].b;
+        if last == NONE {
+            self.nodes[list as usize].a = child;
+        } else {
+            self.nodes[last as usize].next = child;
         }
+        self.nodes[list as usize].b = child;
+    }
+
+    fn lookup(&self, table: u32, key: &str) -> Option<u32> {
+        let mut at = self.nodes[table as usize].a;
+        while at != NONE {
+            let node = &self.nodes[at as usize];
+            if self.key_of(node) == key {
+                return Some(at);
+            }
+            at = node.next;
+        }
+        None
     }
 
     /// `[a.b]` or `[[a.b]]`: the table the lines below it fill.
@@ -262,11 +331,10 @@ impl<'a> Doc<'a> {
         let start = self.pos;
         let array = self.bytes.get(start + 1) == Some(&b'[');
         self.pos += if array { 2 } else { 1 };
-        let mut keys: Vec<(&'a str, usize)> = Vec::with_capacity(4);
+        let mut keys: Vec<Key<'a>> = Vec::with_capacity(4);
         loop {
             self.skip_ws();
-            let (key, at) = self.key()?;
-            keys.push((key, at));
+            keys.push(self.key()?);
             self.skip_ws();
             match self.peek()? {
                 b'.' => self.pos += 1,
@@ -284,59 +352,40 @@ impl<'a> Doc<'a> {
         let end = self.pos;
         let (last, parents) = keys.split_last()?;
         let mut table = ROOT;
-        for &(key, at) in parents {
-            table = match self.lookup(table, key) {
+        for key in parents {
+            table = match self.lookup(table, key.text) {
                 None => {
                     // An implicit table's span is its key's, quotes included.
-                    let key_end = at
-                        + key.len()
-                        + if self.bytes[at] == b'"' || self.bytes[at] == b'\'' {
-                            2
-                        } else {
-                            0
-                        };
-                    let id = self.push(at, key_end, Value::table(TableKind::Implicit));
-                    self.insert(table, key, id)?;
+                    let id = self.push(
+                        key.span.0,
+                        key.span.1,
+                        Tag::Table(TableKind::Implicit),
+                        NONE,
+                        NONE,
+                    );
+                    self.insert(table, *key, id)?;
                     id
                 }
-                Some(id) => match &self.nodes[id as usize].value {
-                    Value::Table {
-                        kind: TableKind::Header | TableKind::Implicit,
-                        ..
-                    } => id,
-                    Value::Array {
-                        items,
-                        of_tables: true,
-                    } => *items.last()?,
+                Some(id) => match self.nodes[id as usize].tag {
+                    Tag::Table(TableKind::Header | TableKind::Implicit) => id,
+                    Tag::ArrayOfTables => self.nodes[id as usize].b,
                     _ => return None,
                 },
             };
         }
-        let (key, _) = *last;
-        let new = self.push(start, end, Value::table(TableKind::Header));
-        match (array, self.lookup(table, key)) {
-            (false, None) => self.insert(table, key, new)?,
+        let new = self.push(start, end, Tag::Table(TableKind::Header), NONE, NONE);
+        match (array, self.lookup(table, last.text)) {
+            (false, None) => self.insert(table, *last, new)?,
             (true, None) => {
-                let list = self.push(
-                    start,
-                    end,
-                    Value::Array {
-                        items: vec![new],
-                        of_tables: true,
-                    },
-                );
-                self.insert(table, key, list)?;
+                let list = self.push(start, end, Tag::ArrayOfTables, new, new);
+                self.insert(table, *last, list)?;
             }
-            (true, Some(list)) => match &mut self.nodes[list as usize].value {
-                Value::Array {
-                    items,
-                    of_tables: true,
-                } => items.push(new),
-                _ => return None,
-            },
+            (true, Some(list)) if self.nodes[list as usize].tag == Tag::ArrayOfTables => {
+                self.append(list, new);
+            }
             // Defining a table met before (even an implicit one, which TOML allows) is left to
-            // the `toml` crate.
-            (false, Some(_)) => return None,
+            // the `toml` crate, and so is `[[a]]` after `a = [...]`.
+            _ => return None,
         }
         Some(new)
     }
@@ -359,22 +408,27 @@ impl<'a> Doc<'a> {
                     self.pos += 1;
                 }
                 self.pos += 1;
-                let text = self.text.get(start + 1..self.pos - 1)?;
-                Some(self.push(start, self.pos, Value::Str(Cow::Borrowed(text))))
+                Some(self.push(
+                    start,
+                    self.pos,
+                    Tag::Str,
+                    start as u32 + 1,
+                    self.pos as u32 - 1,
+                ))
             }
             b'[' => self.array(),
             b'{' => self.inline_table(),
             b't' | b'f' => {
                 let (word, value) = if rest.starts_with(b"true") {
-                    ("true", true)
+                    ("true", 1)
                 } else if rest.starts_with(b"false") {
-                    ("false", false)
+                    ("false", 0)
                 } else {
                     return None;
                 };
                 self.pos += word.len();
                 ends_bare_value(self.bytes.get(self.pos))
-                    .then(|| self.push(start, self.pos, Value::Bool(value)))
+                    .then(|| self.push(start, self.pos, Tag::Bool, value, 0))
             }
             b'-' | b'0'..=b'9' => {
                 if rest[0] == b'-' {
@@ -393,7 +447,8 @@ impl<'a> Doc<'a> {
                     return None;
                 }
                 let number: i64 = self.text.get(start..self.pos)?.parse().ok()?;
-                Some(self.push(start, self.pos, Value::Int(number)))
+                let bits = number as u64;
+                Some(self.push(start, self.pos, Tag::Int, bits as u32, (bits >> 32) as u32))
             }
             _ => None,
         }
@@ -441,28 +496,30 @@ impl<'a> Doc<'a> {
                 _ => self.pos += 1,
             }
         }
-        let tail = self.text.get(run..self.pos)?;
+        let end = self.pos;
         self.pos += 1;
-        let value = match owned {
+        Some(match owned {
             Some(mut out) => {
-                out.push_str(tail);
-                Cow::Owned(out)
+                out.push_str(self.text.get(run..end)?);
+                let index = u32::try_from(self.owned.len()).ok()?;
+                self.owned.push(out);
+                self.push(start, self.pos, Tag::Owned, index, 0)
             }
-            None => Cow::Borrowed(tail),
-        };
-        Some(self.push(start, self.pos, Value::Str(value)))
+            None => self.push(start, self.pos, Tag::Str, run as u32, end as u32),
+        })
     }
 
     fn array(&mut self) -> Option<u32> {
         let start = self.pos;
         self.pos += 1;
-        let mut items = Vec::new();
+        let array = self.push(start, start, Tag::Array, NONE, NONE);
         loop {
             self.skip_ws_comments_newlines()?;
             if self.peek()? == b']' {
                 break;
             }
-            items.push(self.value()?);
+            let item = self.value()?;
+            self.append(array, item);
             self.skip_ws_comments_newlines()?;
             match self.peek()? {
                 b',' => self.pos += 1,
@@ -471,21 +528,15 @@ impl<'a> Doc<'a> {
             }
         }
         self.pos += 1;
-        Some(self.push(
-            start,
-            self.pos,
-            Value::Array {
-                items,
-                of_tables: false,
-            },
-        ))
+        self.nodes[array as usize].end = self.pos as u32;
+        Some(array)
     }
 
     /// `{ a = 1, b = 2 }` on one line, without a trailing comma.
     fn inline_table(&mut self) -> Option<u32> {
         let start = self.pos;
         self.pos += 1;
-        let table = self.push(start, start, Value::table(TableKind::Inline));
+        let table = self.push(start, start, Tag::Table(TableKind::Inline), NONE, NONE);
         self.skip_ws();
         if self.peek()? != b'}' {
             loop {
@@ -503,15 +554,6 @@ impl<'a> Doc<'a> {
         self.pos += 1;
         self.nodes[table as usize].end = self.pos as u32;
         Some(table)
-    }
-}
-
-impl Value<'_> {
-    fn table(kind: TableKind) -> Self {
-        Value::Table {
-            entries: Vec::new(),
-            kind,
-        }
     }
 }
 
@@ -542,9 +584,25 @@ struct De<'p, 'a> {
     id: u32,
 }
 
-impl<'p, 'a> De<'p, 'a> {
-    fn node(&self) -> &'p Node<'a> {
+impl<'a> De<'_, 'a> {
+    fn node(&self) -> &Node {
         &self.doc.nodes[self.id as usize]
+    }
+
+    /// A `Str` node's text.
+    fn text(&self, node: &Node) -> Result<&'a str, Declined> {
+        self.doc
+            .text
+            .get(node.a as usize..node.b as usize)
+            .ok_or(Declined)
+    }
+
+    fn owned(&self, node: &Node) -> Result<&str, Declined> {
+        self.doc
+            .owned
+            .get(node.a as usize)
+            .map(String::as_str)
+            .ok_or(Declined)
     }
 }
 
@@ -560,19 +618,20 @@ impl<'de> de::Deserializer<'de> for De<'_, 'de> {
     type Error = Declined;
 
     fn deserialize_any<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
-        match &self.node().value {
-            Value::Str(Cow::Borrowed(text)) => visitor.visit_borrowed_str(text),
-            Value::Str(Cow::Owned(text)) => visitor.visit_str(text),
-            Value::Int(number) => visitor.visit_i64(*number),
-            Value::Bool(value) => visitor.visit_bool(*value),
-            Value::Array { items, .. } => visitor.visit_seq(Seq {
+        let node = self.node();
+        match node.tag {
+            Tag::Str => visitor.visit_borrowed_str(self.text(node)?),
+            Tag::Owned => visitor.visit_str(self.owned(node)?),
+            Tag::Int => visitor.visit_i64((u64::from(node.b) << 32 | u64::from(node.a)) as i64),
+            Tag::Bool => visitor.visit_bool(node.a != 0),
+            Tag::Array | Tag::ArrayOfTables => visitor.visit_seq(Seq {
                 doc: self.doc,
-                items: items.iter(),
+                next: node.a,
             }),
-            Value::Table { entries, .. } => visitor.visit_map(Map {
+            Tag::Table(_) => visitor.visit_map(Map {
                 doc: self.doc,
-                entries: entries.iter(),
-                value: None,
+                next: node.a,
+                value: NONE,
             }),
         }
     }
@@ -609,9 +668,10 @@ impl<'de> de::Deserializer<'de> for De<'_, 'de> {
         _variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Declined> {
-        match &self.node().value {
-            Value::Str(Cow::Borrowed(text)) => visitor.visit_enum(text.into_deserializer()),
-            Value::Str(Cow::Owned(text)) => visitor.visit_enum(text.as_str().into_deserializer()),
+        let node = self.node();
+        match node.tag {
+            Tag::Str => visitor.visit_enum(self.text(node)?.into_deserializer()),
+            Tag::Owned => visitor.visit_enum(self.owned(node)?.into_deserializer()),
             // A variant written as a table is left to the `toml` crate.
             _ => Err(Declined),
         }
@@ -623,9 +683,10 @@ impl<'de> de::Deserializer<'de> for De<'_, 'de> {
     }
 }
 
+/// An array's items, in order.
 struct Seq<'p, 'a> {
     doc: &'p Doc<'a>,
-    items: std::slice::Iter<'p, u32>,
+    next: u32,
 }
 
 impl<'de> de::SeqAccess<'de> for Seq<'_, 'de> {
@@ -635,21 +696,30 @@ impl<'de> de::SeqAccess<'de> for Seq<'_, 'de> {
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>, Declined> {
-        match self.items.next() {
-            Some(&id) => seed.deserialize(De { doc: self.doc, id }).map(Some),
-            None => Ok(None),
+        if self.next == NONE {
+            return Ok(None);
         }
+        let id = self.next;
+        self.next = self.doc.nodes[id as usize].next;
+        seed.deserialize(De { doc: self.doc, id }).map(Some)
     }
 
     fn size_hint(&self) -> Option<usize> {
-        Some(self.items.len())
+        let mut count = 0;
+        let mut at = self.next;
+        while at != NONE {
+            count += 1;
+            at = self.doc.nodes[at as usize].next;
+        }
+        Some(count)
     }
 }
 
+/// A table's entries, in the order written.
 struct Map<'p, 'a> {
     doc: &'p Doc<'a>,
-    entries: std::slice::Iter<'p, (&'a str, u32)>,
-    value: Option<u32>,
+    next: u32,
+    value: u32,
 }
 
 impl<'de> de::MapAccess<'de> for Map<'_, 'de> {
@@ -659,25 +729,24 @@ impl<'de> de::MapAccess<'de> for Map<'_, 'de> {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, Declined> {
-        match self.entries.next() {
-            Some(&(key, id)) => {
-                self.value = Some(id);
-                seed.deserialize(BorrowedStrDeserializer::new(key))
-                    .map(Some)
-            }
-            None => Ok(None),
+        if self.next == NONE {
+            return Ok(None);
         }
+        let node = &self.doc.nodes[self.next as usize];
+        self.value = self.next;
+        self.next = node.next;
+        seed.deserialize(BorrowedStrDeserializer::new(self.doc.key_of(node)))
+            .map(Some)
     }
 
     fn next_value_seed<V: de::DeserializeSeed<'de>>(
         &mut self,
         seed: V,
     ) -> Result<V::Value, Declined> {
-        let id = self.value.take().ok_or(Declined)?;
+        if self.value == NONE {
+            return Err(Declined);
+        }
+        let id = std::mem::replace(&mut self.value, NONE);
         seed.deserialize(De { doc: self.doc, id })
-    }
-
-    fn size_hint(&self) -> Option<usize> {
-        Some(self.entries.len())
     }
 }
