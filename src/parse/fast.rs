@@ -123,7 +123,7 @@ fn is_control(byte: u8) -> bool {
 impl<'a> Doc<'a> {
     fn parse(text: &'a str) -> Option<Self> {
         // Every position fits a u32, and NONE is no node's index.
-        if u32::try_from(text.len()).ok()? >= NONE {
+        if u32::try_from(text.len()).ok()? == NONE {
             return None;
         }
         let mut doc = Doc {
