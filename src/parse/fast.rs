@@ -101,7 +101,19 @@ struct Doc<'a> {
     pos: usize,
     nodes: Vec<Node>,
     owned: Vec<String>,
+    /// The previous header's parent keys and the table they name.
+    last_parents: Option<(Vec<&'a str>, u32)>,
 }
+
+/// Headers with more keys than this (`[a.b.c.d.e.f.g.h.i]`) are left to the `toml` crate.
+const MAX_DEPTH: usize = 8;
+
+/// A placeholder in a header's list of keys.
+const NO_KEY: Key<'static> = Key {
+    text: "",
+    content: (0, 0),
+    span: (0, 0),
+};
 
 /// Whether a byte may follow a scalar written without quotes (`1`, `true`).
 fn ends_bare_value(byte: Option<&u8>) -> bool {
@@ -133,6 +145,7 @@ impl<'a> Doc<'a> {
             // About one value per 16 bytes of a plan.
             nodes: Vec::with_capacity(text.len() / 16 + 1),
             owned: Vec::new(),
+            last_parents: None,
         };
         doc.push(0, 0, Tag::Table(TableKind::Header), NONE, NONE);
         let mut current = ROOT;
@@ -287,7 +300,7 @@ impl<'a> Doc<'a> {
         let mut at = self.nodes[table as usize].a;
         while at != NONE {
             let node = &self.nodes[at as usize];
-            if self.key_of(node) == key.text {
+            if self.key_is(node, key.text) {
                 return None;
             }
             count += 1;
@@ -314,11 +327,16 @@ impl<'a> Doc<'a> {
         self.nodes[list as usize].b = child;
     }
 
+    /// Whether an entry's key is `key` (lengths first: most keys of a table differ in length).
+    fn key_is(&self, node: &Node, key: &str) -> bool {
+        (node.key_end - node.key_start) as usize == key.len() && self.key_of(node) == key
+    }
+
     fn lookup(&self, table: u32, key: &str) -> Option<u32> {
         let mut at = self.nodes[table as usize].a;
         while at != NONE {
             let node = &self.nodes[at as usize];
-            if self.key_of(node) == key {
+            if self.key_is(node, key) {
                 return Some(at);
             }
             at = node.next;
@@ -331,10 +349,13 @@ impl<'a> Doc<'a> {
         let start = self.pos;
         let array = self.bytes.get(start + 1) == Some(&b'[');
         self.pos += if array { 2 } else { 1 };
-        let mut keys: Vec<Key<'a>> = Vec::with_capacity(4);
+        let mut keys = [NO_KEY; MAX_DEPTH];
+        let mut depth = 0;
         loop {
             self.skip_ws();
-            keys.push(self.key()?);
+            // Deeper headers are left to the `toml` crate.
+            *keys.get_mut(depth)? = self.key()?;
+            depth += 1;
             self.skip_ws();
             match self.peek()? {
                 b'.' => self.pos += 1,
@@ -350,7 +371,25 @@ impl<'a> Doc<'a> {
             self.pos += 1;
         }
         let end = self.pos;
-        let (last, parents) = keys.split_last()?;
+        let (last, parents) = keys.get(..depth)?.split_last()?;
+        // The table the header is in: the previous header's, when it had the same parents (a
+        // run of `[[cluster.node]]`), since only that header's own table was written since.
+        let same_parents = self.last_parents.as_ref().is_some_and(|(path, _)| {
+            path.len() == parents.len() && path.iter().zip(parents).all(|(a, b)| *a == b.text)
+        });
+        let table = match &self.last_parents {
+            Some((_, table)) if same_parents => *table,
+            _ => {
+                let table = self.resolve(parents)?;
+                self.last_parents = Some((parents.iter().map(|k| k.text).collect(), table));
+                table
+            }
+        };
+        self.header_table(array, start, end, table, last)
+    }
+
+    /// The table a header's parent keys name, made implicitly where missing.
+    fn resolve(&mut self, parents: &[Key<'a>]) -> Option<u32> {
         let mut table = ROOT;
         for key in parents {
             table = match self.lookup(table, key.text) {
@@ -373,6 +412,19 @@ impl<'a> Doc<'a> {
                 },
             };
         }
+        Some(table)
+    }
+
+    /// The header's own table, `last` in `table`: a new table, or a new entry of an array of
+    /// tables.
+    fn header_table(
+        &mut self,
+        array: bool,
+        start: usize,
+        end: usize,
+        table: u32,
+        last: &Key<'a>,
+    ) -> Option<u32> {
         let new = self.push(start, end, Tag::Table(TableKind::Header), NONE, NONE);
         match (array, self.lookup(table, last.text)) {
             (false, None) => self.insert(table, *last, new)?,
