@@ -204,6 +204,25 @@ fn toml_edge_cases_read_the_same_or_are_declined() {
 }
 
 #[test]
+fn deep_nesting_is_left_to_the_toml_crate_without_overflowing_the_stack() {
+    for (open, close) in [("[", "]"), ("{ a = ", " }")] {
+        // Deeper than the reader goes, far deeper than the stack allows it to recurse.
+        for depth in [40, 200_000] {
+            let text = format!(
+                "{MESH}{CLUSTER}[cluster.lb]\nannotations = {}{}\n",
+                open.repeat(depth),
+                close.repeat(depth)
+            );
+            assert!(parse::fast(&source(&text)).is_none(), "{open} x {depth}");
+        }
+    }
+    // Shallow nesting is read, then declined by `raw::Plan` (a list of lists is no plan's):
+    // the toml crate reports it.
+    let text = format!("{MESH}{CLUSTER}{SERVICE}port = 80\nclusters = [[[\"a\"]]]\n");
+    assert!(!agrees(&text));
+}
+
+#[test]
 fn a_plan_with_an_error_is_reported_as_the_toml_crate_reports_it() {
     let mut shape = synthetic::Shape::large(80, 160, 4);
     shape.services = 0;

@@ -103,7 +103,14 @@ struct Doc<'a> {
     owned: Vec<String>,
     /// The previous header's parent keys and the table they name.
     last_parents: Option<(Vec<&'a str>, u32)>,
+    /// How many arrays and inline tables the reader is inside.
+    nesting: u32,
 }
+
+/// Arrays and inline tables nested deeper than this are left to the `toml` crate (it has a
+/// limit of its own): the reader and the deserializer recurse once per level, and a plan of
+/// 64 MiB of `[` must not overflow the stack.
+const MAX_NESTING: u32 = 32;
 
 /// Headers with more keys than this (`[a.b.c.d.e.f.g.h.i]`) are left to the `toml` crate.
 const MAX_DEPTH: usize = 8;
@@ -146,6 +153,7 @@ impl<'a> Doc<'a> {
             nodes: Vec::with_capacity(text.len() / 16 + 1),
             owned: Vec::new(),
             last_parents: None,
+            nesting: 0,
         };
         doc.push(0, 0, Tag::Table(TableKind::Header), NONE, NONE);
         let mut current = ROOT;
@@ -444,6 +452,9 @@ impl<'a> Doc<'a> {
 
     fn value(&mut self) -> Option<u32> {
         let start = self.pos;
+        if self.nesting > MAX_NESTING {
+            return None;
+        }
         let rest = self.bytes.get(start..)?;
         match *rest.first()? {
             b'"' if !rest.starts_with(b"\"\"\"") => self.basic_string(),
@@ -468,8 +479,16 @@ impl<'a> Doc<'a> {
                     self.pos as u32 - 1,
                 ))
             }
-            b'[' => self.array(),
-            b'{' => self.inline_table(),
+            b'[' | b'{' => {
+                self.nesting += 1;
+                let value = if rest[0] == b'[' {
+                    self.array()
+                } else {
+                    self.inline_table()
+                };
+                self.nesting -= 1;
+                value
+            }
             b't' | b'f' => {
                 let (word, value) = if rest.starts_with(b"true") {
                     ("true", 1)
