@@ -561,14 +561,19 @@ fn run_render(cli: &Cli, path: &Path, name: &str, only: Only) -> ExitCode {
     let Some(cluster) = cluster else {
         return unknown_cluster(cli, &plan, name);
     };
-    match rendered(
+    let code = match rendered(
         cli,
         meshplan::render::cluster_stream(&mesh, &cluster, selection),
     ) {
         Ok(Some(stream)) => print_stream(&stream),
         Ok(None) => nothing_to_render(cli, name, only),
         Err(code) => code,
-    }
+    };
+    // The process ends here: the plan, its model and its text are only memory, which the
+    // kernel takes back at once; freeing their allocations one by one is ~5% of a render of
+    // 1,000 clusters (issue 28).
+    std::mem::forget((plan, mesh, cluster, source, bytes, checked.findings));
+    code
 }
 
 fn print_stream(stream: &str) -> ExitCode {

@@ -8,7 +8,15 @@ use thiserror::Error;
 
 use crate::{raw, source::Source, suggest};
 
+mod fast;
 mod pieces;
+
+/// The plan as [`fast`]'s reader gives it, `None` where [`parse`] goes on to the `toml` crate:
+/// for tests that prove both give the same plan.
+#[doc(hidden)]
+pub fn fast(source: &Source) -> Option<raw::Plan> {
+    fast::parse(&source.text)
+}
 
 /// The plan parsed in pieces whenever it has `min_clusters` clusters or more, `None` where
 /// [`parse`] would parse the whole text: for tests that prove both give the same plan.
@@ -103,6 +111,10 @@ pub enum PlanError {
 
 /// Parses the plan text into its raw mirror.
 pub fn parse(source: &Source) -> Result<raw::Plan, PlanError> {
+    // The TOML plans are written in, by our own reader; anything else, the `toml` crate's.
+    if let Some(plan) = fast::parse(&source.text) {
+        return Ok(plan);
+    }
     // A large plan in pieces on every core; any problem, and a small plan, the whole text.
     if let Some(plan) = pieces::parse(&source.text) {
         return Ok(plan);

@@ -2,6 +2,8 @@
 //! disjoint (pods route to each other directly there), and node IPs, MetalLB pools and planned
 //! LoadBalancer addresses lie outside all of them. Across networks overlap is allowed.
 
+use std::net::IpAddr;
+
 use ipnet::IpNet;
 use miette::{Diagnostic, SourceSpan};
 use thiserror::Error;
@@ -115,15 +117,57 @@ enum RangeKind {
 }
 
 /// A described, located interval.
-struct Item {
-    what: String,
+struct Item<'a> {
+    what: What<'a>,
     span: SourceSpan,
     interval: Interval,
 }
 
-fn item(cluster: &str, key: &str, value: &Spanned<IpNet>) -> Item {
+/// What an interval is, in a finding's words: written only for the intervals a finding names
+/// (a plan of 50,000 nodes has as many, and findings are few).
+enum What<'a> {
+    /// "`c1`'s pod_cidr 10.1.0.0/16".
+    Range {
+        cluster: &'a str,
+        key: &'static str,
+        net: IpNet,
+    },
+    /// "node `n1`'s ip 10.1.0.5".
+    Node { name: &'a str, ip: IpAddr },
+    /// "`c1`'s MetalLB pool entry 10.0.0.1-10.0.0.9".
+    Pool { cluster: &'a str, entry: &'a str },
+    /// "`c1`'s api_server 10.0.0.1".
+    ApiServer { cluster: &'a str, ip: IpAddr },
+    /// "`c1`'s BGP peer 10.0.0.1".
+    Peer { cluster: &'a str, ip: IpAddr },
+    /// "`c1`'s lb.istiod 10.0.0.1".
+    Lb {
+        cluster: &'a str,
+        key: &'static str,
+        ip: IpAddr,
+    },
+}
+
+impl std::fmt::Display for What<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            What::Range { cluster, key, net } => write!(f, "`{cluster}`'s {key} {net}"),
+            What::Node { name, ip } => write!(f, "node `{name}`'s ip {ip}"),
+            What::Pool { cluster, entry } => write!(f, "`{cluster}`'s MetalLB pool entry {entry}"),
+            What::ApiServer { cluster, ip } => write!(f, "`{cluster}`'s api_server {ip}"),
+            What::Peer { cluster, ip } => write!(f, "`{cluster}`'s BGP peer {ip}"),
+            What::Lb { cluster, key, ip } => write!(f, "`{cluster}`'s lb.{key} {ip}"),
+        }
+    }
+}
+
+fn item<'a>(cluster: &'a str, key: &'static str, value: &Spanned<IpNet>) -> Item<'a> {
     Item {
-        what: format!("`{cluster}`'s {key} {}", value.get_ref()),
+        what: What::Range {
+            cluster,
+            key,
+            net: *value.get_ref(),
+        },
         span: at(value),
         interval: Interval::of_net(value.get_ref()),
     }
@@ -131,7 +175,7 @@ fn item(cluster: &str, key: &str, value: &Spanned<IpNet>) -> Item {
 
 fn network_ranges<'a>(
     clusters: impl Iterator<Item = &'a ClusterFacts<'a>>,
-) -> Vec<(RangeKind, Item)> {
+) -> Vec<(RangeKind, Item<'a>)> {
     let mut ranges = Vec::new();
     for cluster in clusters {
         if let Some(pods) = &cluster.pod_cidr {
@@ -147,17 +191,16 @@ fn network_ranges<'a>(
     ranges
 }
 
-fn network_addresses<'a>(clusters: impl Iterator<Item = &'a ClusterFacts<'a>>) -> Vec<Item> {
+fn network_addresses<'a>(clusters: impl Iterator<Item = &'a ClusterFacts<'a>>) -> Vec<Item<'a>> {
     let mut items = Vec::new();
     for cluster in clusters {
         for node in &cluster.nodes {
             if let Some(ip) = &node.ip {
                 items.push(Item {
-                    what: format!(
-                        "node `{}`'s ip {}",
-                        node.raw.get_ref().name.get_ref(),
-                        ip.get_ref()
-                    ),
+                    what: What::Node {
+                        name: node.raw.get_ref().name.get_ref(),
+                        ip: *ip.get_ref(),
+                    },
                     span: at(ip),
                     interval: Interval::of_addr(*ip.get_ref()),
                 });
@@ -165,37 +208,41 @@ fn network_addresses<'a>(clusters: impl Iterator<Item = &'a ClusterFacts<'a>>) -
         }
         for entry in &cluster.pool {
             items.push(Item {
-                what: format!(
-                    "`{}`'s MetalLB pool entry {}",
-                    cluster.name(),
-                    entry.raw.get_ref()
-                ),
+                what: What::Pool {
+                    cluster: cluster.name(),
+                    entry: entry.raw.get_ref(),
+                },
                 span: at(entry.raw),
                 interval: entry.interval,
             });
         }
         if let Some(ip) = cluster.api_server_ip() {
             items.push(Item {
-                what: format!("`{}`'s api_server {}", cluster.name(), ip.get_ref()),
+                what: What::ApiServer {
+                    cluster: cluster.name(),
+                    ip: *ip.get_ref(),
+                },
                 span: at(&ip),
                 interval: Interval::of_addr(*ip.get_ref()),
             });
         }
         for peer in &cluster.peers {
             items.push(Item {
-                what: format!("`{}`'s BGP peer {}", cluster.name(), peer.get_ref()),
+                what: What::Peer {
+                    cluster: cluster.name(),
+                    ip: *peer.get_ref(),
+                },
                 span: at(peer),
                 interval: Interval::of_addr(*peer.get_ref()),
             });
         }
         for lb in &cluster.lb {
             items.push(Item {
-                what: format!(
-                    "`{}`'s lb.{} {}",
-                    cluster.name(),
-                    lb.kind.key(),
-                    lb.addr.get_ref()
-                ),
+                what: What::Lb {
+                    cluster: cluster.name(),
+                    key: lb.kind.key(),
+                    ip: *lb.addr.get_ref(),
+                },
                 span: at(&lb.addr),
                 interval: Interval::of_addr(*lb.addr.get_ref()),
             });
@@ -212,8 +259,8 @@ fn ranges_are_disjoint(network: &str, ranges: &[(RangeKind, Item)], out: &mut Fi
             std::mem::swap(&mut a, &mut b);
         }
         let network = network.to_owned();
-        let (first, first_at) = (a.1.what.clone(), a.1.span);
-        let (second, second_at) = (b.1.what.clone(), b.1.span);
+        let (first, first_at) = (a.1.what.to_string(), a.1.span);
+        let (second, second_at) = (b.1.what.to_string(), b.1.span);
         out.push(match (a.0, b.0) {
             (RangeKind::Pod, RangeKind::Pod) => OverlapError::PodCidr {
                 network,
@@ -245,9 +292,9 @@ fn addresses_avoid_ranges(ranges: &[(RangeKind, Item)], addresses: &[Item], out:
     let address_intervals: Vec<Interval> = addresses.iter().map(|a| a.interval).collect();
     for (r, a) in sweep::crossing_pairs(&range_intervals, &address_intervals) {
         out.push(OverlapError::Address {
-            address: addresses[a].what.clone(),
+            address: addresses[a].what.to_string(),
             address_at: addresses[a].span,
-            range: ranges[r].1.what.clone(),
+            range: ranges[r].1.what.to_string(),
             range_at: ranges[r].1.span,
         });
     }
