@@ -131,6 +131,7 @@ setup_tools() {
   helm_version="$(helm version --template '{{.Version}}')"
   kube_version="$(kube-apiserver --version | sed 's/^Kubernetes //')"
   python3 -c 'import tomllib' 2>/dev/null || fatal "check 5 (istiod.py) needs python3 3.11 or newer (tomllib)"
+  use_python_interpreter
   local tool
   for tool in istioctl pilot-discovery xds-probe helm kube-apiserver kube-controller-manager kubectl etcd; do
     [ -x "$dir/bin/$tool" ] || fatal "$tool is missing from $dir/bin"
@@ -139,6 +140,20 @@ setup_tools() {
     [ -x "$metallb_dir/bin/metallb-controller-${pair#*=}" ] || fatal "metallb-controller-${pair#*=} is missing from $metallb_dir/bin"
   done
   [ -z "${MESHPLAN_REAL_TOOLS_PROFILE:-}" ] || profile_tools "$dir/bin"
+}
+
+# The python3 on PATH, called as its interpreter: where python3 is a version manager's shim
+# (pyenv's is a bash script that runs several more processes to pick the version: 0.08 s of CPU
+# a call against 0.03 s for the interpreter alone, and a plan calls python3 about 33 times), the
+# interpreter it picks is linked as $work/python-bin/python3, which goes on PATH after the stubs.
+# The same interpreter runs every script, from run.sh, the stubs and live-doctor.sh alike.
+use_python_interpreter() {
+  local interpreter
+  interpreter="$(python3 -c 'import sys; print(sys.executable)')" || interpreter=""
+  [ -x "$interpreter" ] || fatal "python3 does not name its interpreter (sys.executable)"
+  mkdir -p "$work/python-bin"
+  ln -s "$interpreter" "$work/python-bin/python3"
+  export PATH="$here/stubs:$work/python-bin:${PATH#"$here/stubs:"}"
 }
 
 # MESHPLAN_REAL_TOOLS_PROFILE=1: where the time goes (docs/performance.md). Every kubectl, istioctl
@@ -558,23 +573,65 @@ seed_crds() {
   python3 "$here/etcd-copy.py" "$etcd_url" "/crd-templates/$metallb_version/apiextensions.k8s.io/" "$1/apiextensions.k8s.io/"
 }
 
+# mesh_key N: the path of the run's Nth RSA 2048 key for make_mesh_certs, made on first use.
+# Generating an RSA key is nearly all of what a plan's CA cost (0.15-0.25 s of CPU each, 0.8 s
+# for a three-cluster plan); the keys are the same in every plan, each plan's certificates its
+# own (and its clusters' API servers its own, so no two plans' CAs ever meet).
+mesh_key() {
+  local key="$work/mesh-keys/$1.pem"
+  if [ ! -f "$key" ]; then
+    mkdir -p "$work/mesh-keys"
+    # A name of this job's own: another job may be making the same key.
+    openssl genrsa -out "$key.$BASHPID" 2048 2>/dev/null && mv "$key.$BASHPID" "$key"
+  fi
+  echo "$key"
+}
+
 # Test CAs for cacerts.sh: one root, an intermediate per cluster, laid out as Istio's tools/certs.
+# RSA 2048 keys, the plan's root the run's key 0 and its Nth cluster's intermediate key N.
 make_mesh_certs() {
-  local certs="$1" c
+  local certs="$1" c n=0 key
   shift
   mkdir -p "$certs"
   (
     cd "$certs"
-    openssl req -x509 -newkey rsa:2048 -nodes -keyout root-key.pem -out root-cert.pem -days 2 -subj /O=Istio/CN=Root\ CA
+    key="$(mesh_key 0)"
+    cp "$key" root-key.pem
+    openssl req -x509 -key root-key.pem -out root-cert.pem -days 2 -subj /O=Istio/CN=Root\ CA
     for c in "$@"; do
       mkdir -p "$c"
-      openssl req -newkey rsa:2048 -nodes -keyout "$c/ca-key.pem" -out "$c/ca.csr" -subj "/O=Istio/CN=Intermediate CA $c"
+      n=$((n + 1))
+      key="$(mesh_key "$n")"
+      cp "$key" "$c/ca-key.pem"
+      openssl req -new -key "$c/ca-key.pem" -out "$c/ca.csr" -subj "/O=Istio/CN=Intermediate CA $c"
       printf 'basicConstraints=critical,CA:true,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\n' >"$c/ext"
       openssl x509 -req -in "$c/ca.csr" -CA root-cert.pem -CAkey root-key.pem -CAcreateserial -days 2 -out "$c/ca-cert.pem" -extfile "$c/ext"
       cp root-cert.pem "$c/root-cert.pem"
       cat "$c/ca-cert.pem" root-cert.pem >"$c/cert-chain.pem"
     done
   ) >"$job/certs.log" 2>&1
+}
+
+# Check 6's other root (live-doctor.sh's root_mismatch mutation: a primary's cacerts replaced by
+# an intermediate of another root), made once a run: the mutation needs only a root that is not
+# the install's, so one root and one intermediate, ECDSA P-256 (key generation in milliseconds,
+# where make_mesh_certs's RSA 2048 keys took a plan tenths of a second each), serve every plan.
+# check_doctor lays it out per cluster as a CA directory is (CLUSTER/ca-cert.pem ...).
+make_other_ca() {
+  local ca="$work/other-ca"
+  mkdir -p "$ca/intermediate"
+  (
+    cd "$ca"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout root-key.pem \
+      -out root-cert.pem -days 2 -subj "/O=Istio/CN=Other Root CA"
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout intermediate/ca-key.pem \
+      -out intermediate/ca.csr -subj "/O=Istio/CN=Other Intermediate CA"
+    printf 'basicConstraints=critical,CA:true,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\n' >intermediate/ext
+    openssl x509 -req -in intermediate/ca.csr -CA root-cert.pem -CAkey root-key.pem -CAcreateserial -days 2 \
+      -out intermediate/ca-cert.pem -extfile intermediate/ext
+    cp root-cert.pem intermediate/root-cert.pem
+    cat intermediate/ca-cert.pem root-cert.pem >intermediate/cert-chain.pem
+  ) >"$work/other-ca.log" 2>&1 || fatal "openssl could not make check 6's other root: $(tail -n 3 "$work/other-ca.log")"
 }
 
 # The generated install procedure, run as a user would (bash install.sh at the top of the tree,
@@ -642,9 +699,13 @@ check_istiod() {
 # Check 6: the tree's doctor.sh passes on the clusters as installed, and each live mutation makes
 # it report exactly its code (live-doctor.sh says which), with the real kubectl, not the stubs.
 check_doctor() {
-  local other="$job/other-certs"
+  local other="$job/other-certs" c
   rm -rf "$other"
-  make_mesh_certs "$other" "${names[@]}" || fail "openssl could not make another root's certs" "$job/certs.log"
+  mkdir -p "$other"
+  # The run's other root (make_other_ca), under each cluster's name.
+  for c in "${names[@]}"; do
+    ln -s "$work/other-ca/intermediate" "$other/$c"
+  done
   if check "doctor.sh matches the installed clusters and names each live mutation by its code" \
     env PATH="$MESHPLAN_REAL_TOOLS_BIN:$PATH" bash "$here/live-doctor.sh" "$1" "$other"; then
     cat "$job/check.log"
@@ -1107,6 +1168,7 @@ main() {
   build_meshplan
   mkdir -p "$work/rendered" "$work/validated"
   make_pki
+  make_other_ca
   start_etcd
   etcd_pid="${pids[-1]}"
   make_crd_templates
