@@ -1,5 +1,5 @@
-//! One way to spread work over the machine's cores, for the two jobs that need it: rendering a
-//! large mesh's bundles and generating RSA keys.
+//! One way to spread work over the machine's cores, for the jobs that need it: rendering a
+//! large mesh's bundles, writing its files and generating RSA keys.
 
 /// `f` of every item, in the items' order, the items shared out in one chunk per core. The
 /// calling thread takes the first chunk itself: one thread fewer, and (with glibc's allocator,
@@ -7,6 +7,19 @@
 pub fn map_on_all_cores<'a, T: Sync, R: Send>(
     items: &'a [T],
     f: impl Fn(&'a T) -> R + Sync,
+) -> Vec<R> {
+    let f = &f;
+    chunks_on_all_cores(items, |chunk| chunk.iter().map(f).collect::<Vec<_>>())
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// `f` of each chunk of the items, one chunk per core, the results in the chunks' order: for
+/// work that keeps state along its chunk (an open directory, a buffer).
+pub fn chunks_on_all_cores<'a, T: Sync, R: Send>(
+    items: &'a [T],
+    f: impl Fn(&'a [T]) -> R + Sync,
 ) -> Vec<R> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let chunk = items.len().div_ceil(threads).max(1);
@@ -16,12 +29,10 @@ pub fn map_on_all_cores<'a, T: Sync, R: Send>(
         return Vec::new();
     };
     std::thread::scope(|scope| {
-        let workers: Vec<_> = parts
-            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<_>>()))
-            .collect();
-        let mut out: Vec<R> = first.iter().map(f).collect();
+        let workers: Vec<_> = parts.map(|part| scope.spawn(move || f(part))).collect();
+        let mut out = vec![f(first)];
         for worker in workers {
-            out.extend(
+            out.push(
                 worker
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),

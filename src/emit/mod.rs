@@ -508,8 +508,23 @@ fn in_work<'a>(folder: &'a str, parts: &[&'a OsStr]) -> Vec<&'a OsStr> {
         .collect()
 }
 
-/// Writes the new files into the work directory; their inodes, in order.
+/// Writes the new files into the work directory; their inodes, in order. The files are shared
+/// out over the cores, in runs of neighbouring paths (so each thread makes its own
+/// directories, mostly): creating 10,000 files is the kernel's work, and it scales with the
+/// cores on ext4 (issue 28: 350 ms on one core, 200-240 ms on two, at 1,000 clusters).
 fn stage(root: &Root, work: &Work, writes: &[Change]) -> Result<Vec<u64>, EmitError> {
+    let parts =
+        meshplan::parallel::chunks_on_all_cores(writes, |part| stage_part(root, work, part));
+    let mut inodes = Vec::with_capacity(writes.len());
+    for part in parts {
+        inodes.extend(part?);
+    }
+    Ok(inodes)
+}
+
+/// [`stage`] of one run of files, with a directory walker of its own (two threads making the
+/// same directory is fine: `Walker::dir` takes `EEXIST` as made).
+fn stage_part(root: &Root, work: &Work, writes: &[Change]) -> Result<Vec<u64>, EmitError> {
     let mut walker = Walker::new(work.fd());
     let mut inodes = Vec::with_capacity(writes.len());
     for change in writes {
