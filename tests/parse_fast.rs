@@ -4,12 +4,11 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap in a test is a test failure with its location
 
-use std::fs;
-use std::path::{Path, PathBuf};
-
 use meshplan::{Source, parse};
 use proptest::prelude::*;
 
+#[path = "support/files.rs"]
+mod files;
 #[path = "support/synthetic.rs"]
 #[allow(dead_code)]
 mod synthetic;
@@ -35,33 +34,9 @@ fn agrees(text: &str) -> bool {
     }
 }
 
-fn toml_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            toml_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "toml") {
-            out.push(path);
-        }
-    }
-}
-
-fn plans_and_fixtures() -> Vec<(PathBuf, String)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files = Vec::new();
-    toml_files(&root.join("plans"), &mut files);
-    toml_files(&root.join("tests/fixtures"), &mut files);
-    files.sort();
-    files
-        .into_iter()
-        // A fixture that is not UTF-8 never reaches the parser.
-        .filter_map(|file| Some((file.clone(), fs::read_to_string(file).ok()?)))
-        .collect()
-}
-
 #[test]
 fn every_shipped_plan_and_fixture_reads_the_same() {
-    let files = plans_and_fixtures();
+    let files = files::plans_and_fixtures();
     let mut read = 0;
     for (file, text) in &files {
         let ok = agrees(text);
@@ -303,7 +278,7 @@ proptest! {
         file in any::<prop::sample::Index>(),
         edits in prop::collection::vec((any::<usize>(), any::<usize>(), any::<bool>()), 1..4),
     ) {
-        let files = plans_and_fixtures();
+        let files = files::plans_and_fixtures();
         let (_, text) = &files[file.index(files.len())];
         agrees(&mutate(text, &edits));
     }

@@ -4,11 +4,10 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap in a test is a test failure with its location
 
-use std::fs;
-use std::path::{Path, PathBuf};
-
 use meshplan::{Source, parse};
 
+#[path = "support/files.rs"]
+mod files;
 #[path = "support/synthetic.rs"]
 #[allow(dead_code)]
 mod synthetic;
@@ -39,39 +38,22 @@ fn agrees(text: &str) -> bool {
     }
 }
 
-fn toml_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            toml_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "toml") {
-            out.push(path);
-        }
-    }
-}
-
 #[test]
 fn every_shipped_plan_and_fixture_parses_the_same_in_pieces() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files = Vec::new();
-    toml_files(&root.join("plans"), &mut files);
-    toml_files(&root.join("tests/fixtures"), &mut files);
-    files.sort();
+    let files = files::plans_and_fixtures();
     let mut cut = 0;
-    for file in &files {
-        // A fixture that is not UTF-8 never reaches the parser.
-        let Ok(text) = fs::read_to_string(file) else {
-            continue;
-        };
-        if agrees(&text) {
+    for (_, text) in &files {
+        if agrees(text) {
             cut += 1;
         }
     }
     // The shipped plans are cut (not all left to the fallback).
-    for file in files.iter().filter(|f| f.starts_with(root.join("plans"))) {
-        let text = fs::read_to_string(file).unwrap();
+    let plans = files
+        .iter()
+        .filter(|(file, _)| file.parent().is_some_and(|d| d.ends_with("plans")));
+    for (file, text) in plans {
         assert!(
-            parse::in_pieces(&source(&text), 1).is_some(),
+            parse::in_pieces(&source(text), 1).is_some(),
             "{} was not parsed in pieces",
             file.display()
         );

@@ -54,3 +54,29 @@ pub fn tree_no_follow(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     }
     files
 }
+
+/// Every shipped plan and TOML fixture that is UTF-8 (a fixture that is not never reaches the
+/// parser), sorted by path, with its text: what the parser tests read.
+#[allow(dead_code)] // only the parser tests read them all
+pub fn plans_and_fixtures() -> Vec<(std::path::PathBuf, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    toml_files(&root.join("plans"), &mut files);
+    toml_files(&root.join("tests/fixtures"), &mut files);
+    files.sort();
+    files
+        .into_iter()
+        .filter_map(|file| Some((file.clone(), fs::read_to_string(file).ok()?)))
+        .collect()
+}
+
+fn toml_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            toml_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "toml") {
+            out.push(path);
+        }
+    }
+}
