@@ -15,6 +15,13 @@ use cli::{Cli, Color, Command, DiagnosticsFormat, Format, Only};
 use meshplan::render::{Output, Selection, printable_word};
 use meshplan::{Checked, Source, report, terminal};
 
+/// A compile is hundreds of thousands of small allocations (the plan's strings and nodes, the
+/// model, every rendered value); mimalloc serves them with a third less CPU than glibc's
+/// malloc (`render --cluster` of a 1,000-cluster plan: 109 -> 75 ms, issue 28), for a peak
+/// 14 MB higher (docs/performance.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // When a shell asks for completions (COMPLETE=SHELL), answer and exit; otherwise a no-op.
     clap_complete::CompleteEnv::with_factory(<cli::Parsed as clap::CommandFactory>::command)
