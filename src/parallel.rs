@@ -31,13 +31,14 @@ pub fn chunks_on_all_cores<'a, T: Sync, R: Send>(
     std::thread::scope(|scope| {
         let workers: Vec<_> = parts.map(|part| scope.spawn(move || f(part))).collect();
         let mut out = vec![f(first)];
-        for worker in workers {
-            out.push(
-                worker
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            );
-        }
+        out.extend(workers.into_iter().map(joined));
         out
     })
+}
+
+/// What a scoped thread returned; its panic, carried on in the caller.
+pub fn joined<T>(thread: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    thread
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }

@@ -223,10 +223,7 @@ pub fn render_tree(mesh: &Mesh, readme: String) -> Result<Output, RenderError> {
     let (mesh_files, bundles) = std::thread::scope(|scope| {
         let mesh_files = scope.spawn(|| render_mesh_files(&env, mesh, &mesh_value, &trust));
         let bundles = render_clusters(&env, &mesh_value, &mesh.clusters);
-        let mesh_files = mesh_files
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (mesh_files, bundles)
+        (crate::parallel::joined(mesh_files), bundles)
     });
     output.extend(mesh_files?);
     for bundle in bundles {

@@ -146,6 +146,7 @@ fn line_starts(bytes: &[u8], starts: &mut Vec<usize>) {
     }
 }
 
+/// Characters that start in a run of UTF-8 bytes: every byte but continuation bytes.
 fn char_starts(bytes: &[u8]) -> usize {
     bytes.iter().filter(|&&b| (b as i8) >= -0x40).count()
 }

@@ -304,18 +304,10 @@ impl<'a> Doc<'a> {
     /// Adds `child` to `table` under `key`: `None` if the key is there already (or the table
     /// has too many keys to look them up one by one).
     fn insert(&mut self, table: u32, key: Key<'a>, child: u32) -> Option<()> {
-        let mut count = 0;
-        let mut at = self.nodes[table as usize].a;
-        while at != NONE {
-            let node = &self.nodes[at as usize];
-            if self.key_is(node, key.text) {
+        for (count, at) in self.entries(table).enumerate() {
+            if count + 1 >= MAX_KEYS || self.key_is(&self.nodes[at as usize], key.text) {
                 return None;
             }
-            count += 1;
-            if count >= MAX_KEYS {
-                return None;
-            }
-            at = node.next;
         }
         let node = &mut self.nodes[child as usize];
         node.key_start = key.content.0 as u32;
@@ -341,15 +333,21 @@ impl<'a> Doc<'a> {
     }
 
     fn lookup(&self, table: u32, key: &str) -> Option<u32> {
-        let mut at = self.nodes[table as usize].a;
-        while at != NONE {
-            let node = &self.nodes[at as usize];
-            if self.key_is(node, key) {
-                return Some(at);
-            }
-            at = node.next;
-        }
-        None
+        self.entries(table)
+            .find(|&at| self.key_is(&self.nodes[at as usize], key))
+    }
+
+    /// A table's entries or an array's items, in order.
+    fn entries(&self, list: u32) -> impl Iterator<Item = u32> + '_ {
+        self.from(self.nodes[list as usize].a)
+    }
+
+    /// `first` and the entries after it in its list.
+    fn from(&self, first: u32) -> impl Iterator<Item = u32> + '_ {
+        std::iter::successors((first != NONE).then_some(first), |&at| {
+            let next = self.nodes[at as usize].next;
+            (next != NONE).then_some(next)
+        })
     }
 
     /// `[a.b]` or `[[a.b]]`: the table the lines below it fill.
@@ -776,13 +774,7 @@ impl<'de> de::SeqAccess<'de> for Seq<'_, 'de> {
     }
 
     fn size_hint(&self) -> Option<usize> {
-        let mut count = 0;
-        let mut at = self.next;
-        while at != NONE {
-            count += 1;
-            at = self.doc.nodes[at as usize].next;
-        }
-        Some(count)
+        Some(self.doc.from(self.next).count())
     }
 }
 
