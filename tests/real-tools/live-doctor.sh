@@ -3,10 +3,13 @@
 # on. Usage: live-doctor.sh TREE [OTHER_CA] (kubectl on PATH must be the real one, not the
 # stubs; OTHER_CA: a CA directory of another root, laid out as CERTS_DIR, for the roots' mutation).
 #
-# doctor.sh must pass on the clusters as installed. Then, one at a time, each mutation below is
-# made on a live object, doctor.sh must report exactly its code and nothing else (human text and
-# --json, exit 1; the code may be reported for several objects), and the object is restored;
-# doctor.sh must pass again at the end:
+# doctor.sh must pass on the clusters as installed. Then every mutation below is made on its live
+# object, all of them before doctor.sh runs again, and doctor.sh must report each of them and
+# nothing else (exit 1): the text run exactly their codes, the --json run exactly their findings,
+# each mutation's code for the cluster and object it mutated (the roots' code for any cluster and
+# object: istiod rewrites every ConfigMap it publishes). Then every object is restored, and
+# doctor.sh must pass again. (Until issue 28 each mutation had a doctor.sh run of its own, each
+# reading every cluster: eight runs where three now prove each code and its object.)
 #   - a primary's cacerts replaced with another root, which meshplan::live::root_mismatch
 #     its real istiod then publishes (trust.py --publish)
 #   - istio-system relabelled with another network          meshplan::live::network_label
@@ -26,7 +29,7 @@
 # install used (CERTS_DIR), with every primary's istio-ca-root-cert published by its own real
 # istiod first (check 5 ran the first primary's; trust.py --publish runs the others'). Plans with
 # [mesh.trust] phases are left to check 9 (their CA directory has one root per phase) and run
-# with MESHPLAN_SKIP_VERIFY=1, as the other mutations do. MESHPLAN_SKIP_REMOTE_CLUSTERS=1
+# every doctor.sh with MESHPLAN_SKIP_VERIFY=1. MESHPLAN_SKIP_REMOTE_CLUSTERS=1
 # throughout: `istioctl remote-clusters` port-forwards to an istiod pod, which needs a kubelet;
 # tests/doctor.rs proves that half, and check 5 that istiod's debug/clusterz syncs every cluster.
 #
@@ -55,15 +58,6 @@ call_of() {
   line="$(grep -m1 -E "^(  |if )$1 " "$tree/doctor.sh")" || return 0
   line="${line#if }" line="${line#  }"
   xargs -n1 printf '%s\n' <<<"${line%; then}"
-}
-
-# The codes a run of doctor.sh reported, each once, sorted.
-codes() {
-  if [ "$1" = --json ]; then
-    sed -n 's/^{"code":"\([^"]*\)".*/\1/p' "$out" | sort -u
-  else
-    sed -n 's/^error\[\([^]]*\)\].*/\1/p' "$out" | sort -u
-  fi
 }
 
 # save CONTEXT NAMESPACE OBJECT: the object as JSON in $kept, without what the server sets, to
@@ -105,23 +99,60 @@ EOF
   done
 done < <(grep '^  endpoints ' "$tree/doctor.sh" || true)
 
-# expect WHAT EXIT [CODE]: doctor.sh, in both formats, exits EXIT reporting exactly CODE (or
-# nothing).
+# The codes a text run of doctor.sh reported, each once, sorted.
+codes() {
+  sed -n 's/^error\[\([^]]*\)\].*/\1/p' "$out" | sort -u
+}
+
+# The findings of a --json run, each once, sorted: "CODE CLUSTER OBJECT" a line; a code given as
+# "CODE * *" in ANY (a code that may be reported for several clusters and objects) as that.
+findings_of() {
+  python3 -c 'import json, sys
+anywhere = set(sys.argv[1].split())
+for line in sys.stdin:
+    if line.startswith("{\"code\":"):
+        f = json.loads(line)
+        print(f["code"], "* *" if f["code"] in anywhere else f["cluster"] + " " + f["object"])' "$1" <"$out" |
+    sort -u
+}
+
+# expect WHAT EXIT [FINDING...]: doctor.sh, in both formats, exits EXIT reporting exactly the
+# FINDINGs ("CODE CLUSTER OBJECT", or "CODE * *" for any cluster and object), or nothing: the
+# text run exactly their codes, the --json run exactly them.
 expect() {
-  local what="$1" exit="$2" code="${3:-}" format status mode
+  local what="$1" exit="$2" format status mode all wanted_codes anywhere want got
+  shift 2
+  all="$(printf '%s\n' "$@" | sed '/^$/d' | sort -u)"
+  wanted_codes="$(cut -d' ' -f1 <<<"$all" | sort -u)"
+  anywhere="$(sed -n 's/^\([^ ]*\) \* \*$/\1/p' <<<"$all" | tr '\n' ' ')"
   for format in "" --json; do
     status=0 mode=replay
     [ -n "$format" ] || { mode=record && rm -f "$replay/answers/"*; }
     (cd "$tree" && PATH="$replay/bin:$PATH" MESHPLAN_REAL_TOOLS_REPLAY="$replay/answers" \
       MESHPLAN_REAL_TOOLS_REPLAY_MODE="$mode" bash doctor.sh ${format:+"$format"}) >"$out" 2>&1 || status=$?
-    if [ "$status" != "$exit" ] || [ "$(codes "$format")" != "$code" ]; then
-      echo "FAIL $what: doctor.sh${format:+ $format} exited $status, reported [$(codes "$format" | tr '\n' ' ')], want $exit [$code]"
+    if [ -n "$format" ]; then
+      got="$(findings_of "$anywhere")" want="$all"
+    else
+      got="$(codes)" want="$wanted_codes"
+    fi
+    if [ "$status" != "$exit" ] || [ "$got" != "$want" ]; then
+      echo "FAIL $what: doctor.sh${format:+ $format} exited $status, reported [$(paste -sd, <<<"$got")], want $exit [$(paste -sd, <<<"$want")]"
       sed 's/^/    /' "$out"
       failed=1
       return 0
     fi
   done
-  echo "ok   $what: ${code:-no finding} (text and --json)"
+  echo "ok   $what: ${wanted_codes:-no finding} (text and --json)" | paste -sd' '
+}
+
+# Every mutation is made before doctor.sh runs again, each on its own object, and each must be
+# reported with its code for its cluster and object (mutate WHAT CODE CLUSTER OBJECT records it);
+# they are undone together, in reverse order, by undo_all.
+mutations=() expected=()
+mutate() {
+  mutations+=("$1")
+  expected+=("$2 $3 $4")
+  echo "   mutated: $1 ($2)"
 }
 
 # The roots, against the install's CA directory: every primary's istiod publishes its cacerts
@@ -141,27 +172,9 @@ if [ -n "$other_ca" ] && ! grep -q '^\[mesh\.trust\]' "$MESHPLAN_REAL_TOOLS_PLAN
 fi
 
 if [ -n "$roots" ]; then
-  MESHPLAN_SKIP_VERIFY=0 expect "doctor.sh on the clusters as installed, roots included" 0
-  # istiod CLUSTER CONTEXT ...: the first primary's cacerts from another root, published.
-  mapfile -t w < <(call_of istiod)
-  configmaps=()
-  while IFS= read -r context; do
-    if kubectl --context "$context" -n istio-system get configmap istio-ca-root-cert >/dev/null 2>&1; then
-      save "$context" istio-system configmap/istio-ca-root-cert
-      configmaps+=("$context")
-    fi
-  done < <(grep -oE "^if network_label '[^']*' '[^']*'" "$tree/doctor.sh" | cut -d"'" -f4)
-  save "${w[2]}" istio-system secret/cacerts
-  kubectl --context "${w[2]}" -n istio-system delete secret cacerts >/dev/null
-  kubectl --context "${w[2]}" -n istio-system create secret generic cacerts \
-    --from-file="$other_ca/${w[1]}/ca-cert.pem" --from-file="$other_ca/${w[1]}/ca-key.pem" \
-    --from-file="$other_ca/${w[1]}/root-cert.pem" --from-file="$other_ca/${w[1]}/cert-chain.pem" >/dev/null
-  publish "${w[1]}"
-  MESHPLAN_SKIP_VERIFY=0 expect "${w[1]}: cacerts from another root, published by its istiod" 1 meshplan::live::root_mismatch
-  restore "${w[2]}" istio-system secret/cacerts
-  for context in "${configmaps[@]}"; do
-    restore "$context" istio-system configmap/istio-ca-root-cert
-  done
+  # Every run below compares the roots too: the mutations leave them alone but the first.
+  export MESHPLAN_SKIP_VERIFY=0
+  expect "doctor.sh on the clusters as installed, roots included" 0
 else
   if [ -n "$other_ca" ]; then
     echo "skip root_mismatch: the plan has [mesh.trust] phases (check 9 runs them)"
@@ -171,84 +184,103 @@ else
   expect "doctor.sh on the clusters as installed" 0
 fi
 
+# istiod CLUSTER CONTEXT ...: the first primary's cacerts from another root, published by its
+# istiod into its cluster and its remotes (the code is reported for each ConfigMap it rewrote).
+# First, while every remote secret is still there for istiod to follow.
+root_context="" configmaps=()
+if [ -n "$roots" ]; then
+  mapfile -t w < <(call_of istiod)
+  root_context="${w[2]}"
+  while IFS= read -r context; do
+    if save "$context" istio-system configmap/istio-ca-root-cert 2>/dev/null; then
+      configmaps+=("$context")
+    fi
+  done < <(grep -oE "^if network_label '[^']*' '[^']*'" "$tree/doctor.sh" | cut -d"'" -f4)
+  save "$root_context" istio-system secret/cacerts
+  kubectl --context "$root_context" -n istio-system delete secret cacerts >/dev/null
+  kubectl --context "$root_context" -n istio-system create secret generic cacerts \
+    --from-file="$other_ca/${w[1]}/ca-cert.pem" --from-file="$other_ca/${w[1]}/ca-key.pem" \
+    --from-file="$other_ca/${w[1]}/root-cert.pem" --from-file="$other_ca/${w[1]}/cert-chain.pem" >/dev/null
+  publish "${w[1]}"
+  mutate "${w[1]}: cacerts from another root, published by its istiod" meshplan::live::root_mismatch '*' '*'
+fi
+
 # network_label CLUSTER CONTEXT NETWORK
 mapfile -t w < <(call_of network_label)
-if [ "${#w[@]}" -eq 4 ]; then
-  kubectl --context "${w[2]}" label namespace istio-system topology.istio.io/network=mutated-network --overwrite >/dev/null
-  expect "${w[1]}: istio-system relabelled" 1 meshplan::live::network_label
-  kubectl --context "${w[2]}" label namespace istio-system "topology.istio.io/network=${w[3]}" --overwrite >/dev/null
+label=("${w[@]}")
+if [ "${#label[@]}" -eq 4 ]; then
+  kubectl --context "${label[2]}" label namespace istio-system topology.istio.io/network=mutated-network --overwrite >/dev/null
+  mutate "${label[1]}: istio-system relabelled" meshplan::live::network_label "${label[1]}" namespace/istio-system
 fi
 
 # remote_secrets CLUSTER CONTEXT SECRET...
 mapfile -t w < <(call_of remote_secrets)
-if [ "${#w[@]}" -ge 4 ]; then
-  save "${w[2]}" istio-system "secret/${w[3]}"
-  kubectl --context "${w[2]}" -n istio-system delete secret "${w[3]}" >/dev/null
-  expect "${w[1]}: remote secret ${w[3]} deleted" 1 meshplan::live::remote_secret_missing
-  restore "${w[2]}" istio-system "secret/${w[3]}"
+secrets=("${w[@]}")
+if [ "${#secrets[@]}" -ge 4 ]; then
+  save "${secrets[2]}" istio-system "secret/${secrets[3]}"
+  kubectl --context "${secrets[2]}" -n istio-system delete secret "${secrets[3]}" >/dev/null
+  mutate "${secrets[1]}: remote secret ${secrets[3]} deleted" meshplan::live::remote_secret_missing "${secrets[1]}" "secret/${secrets[3]}"
 else
   echo "skip remote_secret_missing: no primary watches another cluster"
 fi
-if [ "${#w[@]}" -ge 3 ]; then
-  kubectl --context "${w[2]}" -n istio-system create secret generic istio-remote-secret-retired \
+if [ "${#secrets[@]}" -ge 3 ]; then
+  kubectl --context "${secrets[2]}" -n istio-system create secret generic istio-remote-secret-retired \
     --from-literal=retired=unused >/dev/null
-  kubectl --context "${w[2]}" -n istio-system label secret istio-remote-secret-retired istio/multiCluster=true >/dev/null
-  expect "${w[1]}: a remote secret for a cluster not in the plan" 1 meshplan::live::remote_secret_stale
-  kubectl --context "${w[2]}" -n istio-system delete secret istio-remote-secret-retired >/dev/null
+  kubectl --context "${secrets[2]}" -n istio-system label secret istio-remote-secret-retired istio/multiCluster=true >/dev/null
+  mutate "${secrets[1]}: a remote secret for a cluster not in the plan" meshplan::live::remote_secret_stale "${secrets[1]}" secret/istio-remote-secret-retired
 fi
 
 # address CLUSTER CONTEXT OBJECT JSONPATH PLANNED, on a cluster without MetalLB's controller.
-done_address=""
+address=()
+patch_address() {
+  kubectl --context "${address[2]}" -n istio-system patch "${address[3]}" --subresource=status --type=merge \
+    -p "{\"status\":{\"loadBalancer\":{\"ingress\":[{\"ip\":\"$1\"}]}}}" >/dev/null
+}
 while IFS= read -r line; do
   mapfile -t w < <(xargs -n1 printf '%s\n' <<<"${line#  }")
   case "${w[3]}" in service/*) ;; *) continue ;; esac
   grep -qxF -- "${w[2]}" <<<"${MESHPLAN_REAL_TOOLS_METALLB_CONTEXTS:-}" && continue
-  patch() {
-    kubectl --context "${w[2]}" -n istio-system patch "${w[3]}" --subresource=status --type=merge \
-      -p "{\"status\":{\"loadBalancer\":{\"ingress\":[{\"ip\":\"$1\"}]}}}" >/dev/null
-  }
-  patch 192.0.2.99
-  expect "${w[1]}: ${w[3]}'s status patched to 192.0.2.99" 1 meshplan::live::eastwest_address
-  patch "${w[5]}"
-  done_address=1
+  address=("${w[@]}")
+  patch_address 192.0.2.99
+  mutate "${w[1]}: ${w[3]}'s status patched to 192.0.2.99" meshplan::live::eastwest_address "${w[1]}" "${w[3]}"
   break
 done < <(grep '^  address ' "$tree/doctor.sh" || true)
-[ -n "$done_address" ] || echo "skip eastwest_address: no east-west Service whose address a cloud assigns (MetalLB's controller would rewrite it)"
+[ "${#address[@]}" -gt 0 ] || echo "skip eastwest_address: no east-west Service whose address a cloud assigns (MetalLB's controller would rewrite it)"
 
 # metallb_pool CLUSTER CONTEXT NAMESPACE POOL ADDRESSES
 mapfile -t w < <(call_of metallb_pool)
-if [ "${#w[@]}" -eq 6 ]; then
-  read -ra entries <<<"${w[5]}"
-  pool() {
-    local json="" e
-    for e in "$@"; do json+="${json:+,}\"$e\""; done
-    kubectl --context "${w[2]}" -n "${w[3]}" patch "ipaddresspools.metallb.io/${w[4]}" --type=merge \
-      -p "{\"spec\":{\"addresses\":[$json]}}" >/dev/null
-  }
+pool=("${w[@]}")
+set_pool() {
+  local json="" e
+  for e in "$@"; do json+="${json:+,}\"$e\""; done
+  kubectl --context "${pool[2]}" -n "${pool[3]}" patch "ipaddresspools.metallb.io/${pool[4]}" --type=merge \
+    -p "{\"spec\":{\"addresses\":[$json]}}" >/dev/null
+}
+if [ "${#pool[@]}" -eq 6 ]; then
+  read -ra entries <<<"${pool[5]}"
   # A range added, none taken away: every assigned address stays in the pool.
-  pool "${entries[@]}" 192.0.2.0/30
-  expect "${w[1]}: pool ${w[4]} given 192.0.2.0/30 more" 1 meshplan::live::metallb_pool
-  pool "${entries[@]}"
+  set_pool "${entries[@]}" 192.0.2.0/30
+  mutate "${pool[1]}: pool ${pool[4]} given 192.0.2.0/30 more" meshplan::live::metallb_pool "${pool[1]}" "ipaddresspools.metallb.io/${pool[4]}"
 else
   echo "skip metallb_pool: no MetalLB pool"
 fi
 
 # gateway_api CLUSTER CONTEXT MINIMUM
 mapfile -t w < <(call_of gateway_api)
-if [ "${#w[@]}" -eq 4 ]; then
-  crd=crd/gateways.gateway.networking.k8s.io key=gateway.networking.k8s.io/bundle-version
-  was="$(kubectl --context "${w[2]}" get "$crd" -o "jsonpath={.metadata.annotations.gateway\.networking\.k8s\.io/bundle-version}")"
+gateway=("${w[@]}")
+crd=crd/gateways.gateway.networking.k8s.io key=gateway.networking.k8s.io/bundle-version
+if [ "${#gateway[@]}" -eq 4 ]; then
+  was="$(kubectl --context "${gateway[2]}" get "$crd" -o "jsonpath={.metadata.annotations.gateway\.networking\.k8s\.io/bundle-version}")"
   # Just below the minimum: Gateway API v1.5's own ValidatingAdmissionPolicy
   # (safe-upgrades.gateway.networking.k8s.io) refuses a bundle-version before v1.5.0.
-  IFS=. read -r major minor patch <<<"${w[3]#v}"
+  IFS=. read -r major minor patch <<<"${gateway[3]#v}"
   if [ "${patch%%-*}" -gt 0 ]; then
     lower="v$major.$minor.$((${patch%%-*} - 1))"
   else
     lower="v$major.$((minor - 1)).0"
   fi
-  kubectl --context "${w[2]}" annotate "$crd" "$key=$lower" --overwrite >/dev/null
-  expect "${w[1]}: Gateway API bundle-version lowered to $lower" 1 meshplan::live::gateway_api_version
-  kubectl --context "${w[2]}" annotate "$crd" "$key=$was" --overwrite >/dev/null
+  kubectl --context "${gateway[2]}" annotate "$crd" "$key=$lower" --overwrite >/dev/null
+  mutate "${gateway[1]}: Gateway API bundle-version lowered to $lower" meshplan::live::gateway_api_version "${gateway[1]}" "$crd"
 else
   echo "skip gateway_api_version: the plan needs no Gateway API CRDs"
 fi
@@ -256,18 +288,37 @@ fi
 # sample_deployments CLUSTER CONTEXT NAMESPACE PLANNED
 mapfile -t w < <(grep -m1 -E "^  sample_deployments '[^']*' '[^']*' '[^']*' '[^']+" "$tree/doctor.sh" |
   sed 's/^  //' | xargs -n1 printf '%s\n')
-if [ "${#w[@]}" -eq 5 ]; then
-  deployment="deployment/${w[4]%% *}"
-  save "${w[2]}" "${w[3]}" "$deployment"
-  kubectl --context "${w[2]}" -n "${w[3]}" delete "$deployment" >/dev/null
-  expect "${w[1]}: $deployment deleted" 1 meshplan::live::placement
-  restore "${w[2]}" "${w[3]}" "$deployment"
+placement=("${w[@]}")
+if [ "${#placement[@]}" -eq 5 ]; then
+  deployment="deployment/${placement[4]%% *}"
+  save "${placement[2]}" "${placement[3]}" "$deployment"
+  kubectl --context "${placement[2]}" -n "${placement[3]}" delete "$deployment" >/dev/null
+  mutate "${placement[1]}: $deployment deleted" meshplan::live::placement "${placement[1]}" "$deployment"
 else
   echo "skip placement: no sample Deployment"
 fi
 
+if [ "${#mutations[@]}" -gt 0 ]; then
+  expect "doctor.sh with all ${#mutations[@]} mutations at once, each for its cluster and object" 1 "${expected[@]}"
+fi
+
+# Every mutation undone, in reverse order.
+[ "${#placement[@]}" -ne 5 ] || restore "${placement[2]}" "${placement[3]}" "$deployment"
+[ "${#gateway[@]}" -ne 4 ] || kubectl --context "${gateway[2]}" annotate "$crd" "$key=$was" --overwrite >/dev/null
+[ "${#pool[@]}" -ne 6 ] || set_pool "${entries[@]}"
+[ "${#address[@]}" -eq 0 ] || patch_address "${address[5]}"
+[ "${#secrets[@]}" -lt 3 ] || kubectl --context "${secrets[2]}" -n istio-system delete secret istio-remote-secret-retired >/dev/null
+[ "${#secrets[@]}" -lt 4 ] || restore "${secrets[2]}" istio-system "secret/${secrets[3]}"
+[ "${#label[@]}" -ne 4 ] || kubectl --context "${label[2]}" label namespace istio-system "topology.istio.io/network=${label[3]}" --overwrite >/dev/null
+if [ -n "$root_context" ]; then
+  restore "$root_context" istio-system secret/cacerts
+  for context in "${configmaps[@]}"; do
+    restore "$context" istio-system configmap/istio-ca-root-cert
+  done
+fi
+
 if [ -n "$roots" ]; then
-  MESHPLAN_SKIP_VERIFY=0 expect "doctor.sh after every mutation was undone, roots included" 0
+  expect "doctor.sh after every mutation was undone, roots included" 0
 else
   expect "doctor.sh after every mutation was undone" 0
 fi
