@@ -8,8 +8,9 @@
 # nothing else (exit 1): the text run exactly their codes, the --json run exactly their findings,
 # each mutation's code for the cluster and object it mutated (the roots' code for any cluster and
 # object: istiod rewrites every ConfigMap it publishes). Then every object is restored, and
-# doctor.sh must pass again. (Until issue 28 each mutation had a doctor.sh run of its own, each
-# reading every cluster: eight runs where three now prove each code and its object.)
+# doctor.sh must pass again. (Until issue 28 each mutation had a pair of doctor.sh runs of its
+# own, each reading every cluster: up to ten pairs a plan, seven or eight on most, where three
+# now prove each code and its object.)
 #   - a primary's cacerts replaced with another root, which meshplan::live::root_mismatch
 #     its real istiod then publishes (trust.py --publish)
 #   - istio-system relabelled with another network          meshplan::live::network_label
@@ -147,7 +148,7 @@ expect() {
 
 # Every mutation is made before doctor.sh runs again, each on its own object, and each must be
 # reported with its code for its cluster and object (mutate WHAT CODE CLUSTER OBJECT records it);
-# they are undone together, in reverse order, by undo_all.
+# they are undone together after that run, in reverse order.
 mutations=() expected=()
 mutate() {
   mutations+=("$1")

