@@ -149,9 +149,8 @@ expect() {
 # Every mutation is made before doctor.sh runs again, each on its own object, and each must be
 # reported with its code for its cluster and object (mutate WHAT CODE CLUSTER OBJECT records it);
 # they are undone together after that run, in reverse order.
-mutations=() expected=()
+expected=()
 mutate() {
-  mutations+=("$1")
   expected+=("$2 $3 $4")
   echo "   mutated: $1 ($2)"
 }
@@ -299,8 +298,8 @@ else
   echo "skip placement: no sample Deployment"
 fi
 
-if [ "${#mutations[@]}" -gt 0 ]; then
-  expect "doctor.sh with all ${#mutations[@]} mutations at once, each for its cluster and object" 1 "${expected[@]}"
+if [ "${#expected[@]}" -gt 0 ]; then
+  expect "doctor.sh with all ${#expected[@]} mutations at once, each for its cluster and object" 1 "${expected[@]}"
 fi
 
 # Every mutation undone, in reverse order.
