@@ -885,6 +885,35 @@ fn verify_trust_names_the_cluster_whose_root_differs() {
     assert!(!stderr.contains("mdemo-cluster2"), "{stderr}");
 }
 
+/// A root bundle saved on Windows (CRLF) or pasted indented is the same root: verify-trust.sh
+/// drops spaces and carriage returns from each line before it reads the certificate.
+#[test]
+fn verify_trust_reads_a_root_with_crlf_endings_and_indented_lines_as_the_same_root() {
+    let base = scratch("verify-trust-crlf");
+    let (mesh_root, _) = other_root();
+    let mangled: String = mesh_root
+        .lines()
+        .map(|line| format!("  {line} \r\n"))
+        .collect();
+    let m = Some(mesh_root.as_str());
+    let run = run_verify_trust(
+        &base,
+        &[
+            ("mdemo-cluster1", m, Some(mangled.as_str())),
+            ("mdemo-cluster2", m, m),
+            ("mdemo-cluster3", m, m),
+        ],
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let print = meshplan::certs::fingerprint(&der(&mesh_root));
+    assert!(
+        String::from_utf8_lossy(&run.stdout)
+            .contains(&format!("all 3 clusters trust root {print}")),
+        "{}",
+        text(&run)
+    );
+}
+
 fn cacerts(base: &Path, certs_dir: Option<&Path>) -> Output {
     let out = base.join("out");
     if !out.exists() {
