@@ -25,6 +25,9 @@
 #      istiod started with each phase's cacerts publishes exactly that phase's roots (trust.py).
 #  10. every shipped plan bumped one minor: `meshplan upgrade` and its upgrade.sh, phase by
 #      phase, on the servers the plan was installed on (revision.py between the phases).
+# A plan that is the same as another of the run apart from [mesh.gitops], with the same tree apart
+# from gitops/, is built and then proven by that twin's checks 1-10 (twins.py: no check reads
+# either, and a shipped plan always runs its own).
 # Exit 1 on any failure, including a tool that cannot be built. Usage: run.sh [PLAN.toml...]
 set -euo pipefail
 
@@ -37,7 +40,9 @@ if [ -n "${MESHPLAN_REAL_TOOLS_TRACE:-}" ]; then
 fi
 repo="$(cd "$here/../.." && pwd)"
 
-files_checked=0 objects_applied=0 failures=0 istiod_plans=0
+files_checked=0 objects_applied=0 failures=0 istiod_plans=0 twin_plans=0
+# Plans whose checks a twin of theirs runs (twins.py): the plan's index -> the twin's index.
+declare -A twin_of=()
 # MetalLB controller version -> how many plans it ran for.
 declare -A metallb_plans=()
 pids=()
@@ -1037,6 +1042,12 @@ check_plan() {
   tree="$job/out"
   echo "== $name"
   check "meshplan build $plan" "$meshplan" build "$plan" -o "$tree" || return 0
+  if [ -n "$twin" ]; then
+    # twins.py: no check reads [mesh.gitops] or gitops/, so $twin's checks prove this bundle.
+    echo "ok   $name: the same plan as $twin apart from [mesh.gitops], and the same tree apart from gitops/ (twins.py): checks 1-10 ran on $twin"
+    twin_plans=1
+    return 0
+  fi
   if [ -n "${MESHPLAN_REAL_TOOLS_BREAK:-}" ]; then
     # Shows that the checks fail on a broken tree: a shell command run in the tree, e.g. a sed.
     (cd "$tree" && bash -c "$MESHPLAN_REAL_TOOLS_BREAK") || fatal "MESHPLAN_REAL_TOOLS_BREAK failed"
@@ -1077,12 +1088,13 @@ seconds() {
 # plan_job INDEX PLAN SLOT: one plan's checks, in a background subshell with its own directory,
 # ports, kubectl cache and stub log. Its counters go to $work/result-INDEX for main to add up.
 plan_job() {
-  local index="$1" plan i ports=()
+  local index="$1" plan i ports=() twin=""
   plan="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"
   slot="$3" job="$work/plans/$1"
-  files_checked=0 objects_applied=0 failures=0 istiod_plans=0 metallb_used=""
+  [ -z "${twin_of[$index]:-}" ] || twin="$(basename "${plans[${twin_of[$index]}]}" .toml)"
+  files_checked=0 objects_applied=0 failures=0 istiod_plans=0 twin_plans=0 metallb_used=""
   pids=()
-  trap 'stop_servers; echo "$files_checked $objects_applied $failures $istiod_plans ${metallb_used:--}" >"$work/result-$index"' EXIT
+  trap 'stop_servers; echo "$files_checked $objects_applied $failures $istiod_plans ${metallb_used:--} $twin_plans" >"$work/result-$index"' EXIT
   trap 'exit 143' TERM INT
   mkdir -p "$job"
   for i in 0 1 2 3 4; do
@@ -1096,12 +1108,16 @@ plan_job() {
   check_plan "$plan"
 }
 
-# plan_weight PLAN: how long the plan's checks take, roughly: its clusters, and more for the
-# checks only some plans have (10, the upgrade, for plans/; 8, the canary on servers of its own,
-# for a revision; 9, the trust phases). run_plans starts the heaviest first, so that the last job
-# to finish is a short one.
+# plan_weight PLAN [INDEX]: how long the plan's checks take, roughly: its clusters, and more for
+# the checks only some plans have (10, the upgrade, for plans/; 8, the canary on servers of its
+# own, for a revision; 9, the trust phases); nothing for a twin (INDEX in twin_of). run_plans
+# starts the heaviest first, so that the last job to finish is a short one.
 plan_weight() {
   local w
+  if [ -n "${2:-}" ] && [ -n "${twin_of[$2]:-}" ]; then
+    echo 0
+    return
+  fi
   w="$(grep -c '^\[\[cluster\]\]' "$1" || true)"
   case "$1" in */plans/*) w=$((w + 4)) ;; esac
   ! plan_revision "$1" >/dev/null 2>&1 || w=$((w + 4))
@@ -1120,7 +1136,7 @@ run_plans() {
   for ((i = 0; i < jobs; i++)); do
     free+=("$i")
   done
-  mapfile -t order < <(for i in "${!plans[@]}"; do echo "$(plan_weight "${plans[i]}") $i"; done | sort -k1,1nr -k2,2n -s | cut -d' ' -f2)
+  mapfile -t order < <(for i in "${!plans[@]}"; do echo "$(plan_weight "${plans[i]}" "$i") $i"; done | sort -k1,1nr -k2,2n -s | cut -d' ' -f2)
   for i in "${order[@]}"; do
     while [ "${#free[@]}" -eq 0 ]; do
       reap_job
@@ -1142,18 +1158,30 @@ reap_job() {
   free+=("${slot_of[$pid]}")
   if [ ! -f "$work/result-${index_of[$pid]}" ]; then
     echo "FAIL the job of ${plans[${index_of[$pid]}]} ended without a result" >>"$work/output-${index_of[$pid]}"
-    echo "0 0 1 0 -" >"$work/result-${index_of[$pid]}"
+    echo "0 0 1 0 - 0" >"$work/result-${index_of[$pid]}"
   fi
   unset "slot_of[$pid]" "index_of[$pid]"
-  local f o fl n m
+  local f o fl n m t
   while [ -f "$work/result-$printed" ]; do
     cat "$work/output-$printed"
-    read -r f o fl n m <"$work/result-$printed"
+    read -r f o fl n m t <"$work/result-$printed"
     files_checked=$((files_checked + f)) objects_applied=$((objects_applied + o))
-    failures=$((failures + fl)) istiod_plans=$((istiod_plans + n))
+    failures=$((failures + fl)) istiod_plans=$((istiod_plans + n)) twin_plans=$((twin_plans + t))
     [ "$m" = - ] || metallb_plans[$m]=$((${metallb_plans[$m]:-0} + 1))
     printed=$((printed + 1))
   done
+}
+
+# find_twins PLAN...: twin_of, from twins.py (each plan built once more, a few hundredths of a
+# second each).
+find_twins() {
+  local out i twin
+  out="$(python3 "$here/twins.py" "$meshplan" "$work/twins" "$@")" || fatal "twins.py could not compare the plans"
+  while read -r i twin; do
+    [ -n "$i" ] || continue
+    twin_of[$i]="$twin"
+  done <<<"$out"
+  rm -rf "$work/twins"
 }
 
 main() {
@@ -1166,6 +1194,7 @@ main() {
   fi
   setup_tools
   build_meshplan
+  find_twins "${plans[@]}"
   mkdir -p "$work/rendered" "$work/validated"
   make_pki
   make_other_ca
@@ -1174,6 +1203,7 @@ main() {
   make_crd_templates
   run_plans "${plans[@]}"
   echo "istiod: pilot-discovery ran against $istiod_plans plans"
+  [ "$twin_plans" -eq 0 ] || echo "twins: $twin_plans plans proven by a twin's checks (twins.py)"
   [ -z "${MESHPLAN_REAL_TOOLS_PROFILE:-}" ] || profile_report "$work"/plans/*/profile.log
   summary
   [ "$failures" -eq 0 ]
