@@ -1,5 +1,5 @@
-"""Which plans of a real-tools run are twins of an earlier one (issue 28: skip re-proving
-identical bundles).
+"""Which plans of a real-tools run are twins of another (issue 28: skip re-proving identical
+bundles).
 
 Two plans are twins when the checks would read the same things of both: the plan as data
 (tomllib) without `[mesh.gitops]`, and its built tree without `gitops/` and the manifest that
