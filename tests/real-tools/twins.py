@@ -33,14 +33,12 @@ def plan_key(path):
 def tree_key(tree):
     digest = hashlib.sha256()
     for root, dirs, files in os.walk(tree):
+        if root == tree:
+            dirs[:] = [d for d in dirs if d != "gitops"]
+            files = [f for f in files if f != ".meshplan-manifest"]
         dirs.sort()
-        rel_root = os.path.relpath(root, tree)
-        if rel_root == "gitops" or rel_root.startswith("gitops" + os.sep):
-            continue
         for name in sorted(files):
-            rel = os.path.normpath(os.path.join(rel_root, name))
-            if rel == ".meshplan-manifest":
-                continue
+            rel = os.path.relpath(os.path.join(root, name), tree)
             path = os.path.join(root, name)
             with open(path, "rb") as f:
                 content = f.read()
